@@ -1,0 +1,44 @@
+"""Settings from the environment (prefix ``RLMX_``) with pydantic-settings.
+
+Provider keys use their providers' usual variables (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``,
+``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``, ``OPENAI_API_VERSION``,
+``ANTHROPIC_API_KEY``) and are read by the provider clients, never passed to the REPL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_home"]
+
+
+def default_home() -> Path:
+    return Path.home() / ".local" / "share" / "rlmx"
+
+
+class Settings(BaseSettings):
+    """rlmx settings. Units: seconds, characters.
+
+    * ``RLMX_HOME`` — store folder (SQLite metadata, blobs, FTS index).
+    * ``RLMX_MODEL`` / ``RLMX_SUB_MODEL`` — root / sub-LM spec (``openai:gpt-4o-mini``...).
+    * ``RLMX_PRICES_FILE`` — TOML price table extending the built-in one.
+    * ``RLMX_STEP_TIMEOUT_S`` — wall-clock limit of one REPL step.
+    * ``RLMX_OUTPUT_MAX_CHARS`` — stdout returned to the root LM per turn (head + tail).
+    * ``RLMX_MAX_CONCURRENCY`` — concurrent sub-calls of an execution tree.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RLMX_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    model: str | None = None
+    sub_model: str | None = None
+    prices_file: Path | None = None
+    step_timeout_s: float = 120.0
+    output_max_chars: int = 20_000
+    repl_output_cap_chars: int = 2_000_000
+    max_concurrency: int = 16
+    request_timeout_s: float = 120.0
+    max_retries: int = 4

@@ -1,0 +1,153 @@
+"""Keyword search over canonical texts: SQLite FTS5 with BM25 ranking.
+
+One index file (``$RLMX_HOME/index.sqlite``) holds the chunks of every stored Document;
+it is written by ingestion and opened read-only by the REPL. Chunks are about
+``CHUNK_CHARS`` characters, cut at a newline or space; each row keeps its span
+``(doc_id, start, end)`` so hits carry spans. The FTS5 table is contentless (the text lives
+in the blob store), tokenised with ``porter unicode61``. Scores are SQLite's ``bm25()``,
+negated so that larger is better.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CHUNK_CHARS", "SearchIndex", "SearchRow", "chunk_spans", "fts_query"]
+
+CHUNK_CHARS = 1000
+
+_STOPWORDS = frozenset(
+    """a an and are as at be by do does did for from has have how i in is it its of on or
+    that the their there these this those to was were what when where which who whom whose
+    why will with you your""".split()
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL,
+                                   start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS indexed_docs (doc_id TEXT PRIMARY KEY);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    body, content='', tokenize='porter unicode61');
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRow:
+    """One BM25 hit: a chunk span of a Document, ``score`` larger = better."""
+
+    doc_id: str
+    start: int
+    end: int
+    score: float
+
+
+def chunk_spans(text: str, size: int = CHUNK_CHARS) -> Iterator[tuple[int, int]]:
+    """Yield ``(start, end)`` chunk spans covering ``text``, cut at a newline or space."""
+    n = len(text)
+    pos = 0
+    while pos < n:
+        end = min(n, pos + size)
+        if end < n:
+            cut = text.rfind("\n", pos + size // 2, end)
+            if cut < 0:
+                cut = text.rfind(" ", pos + size // 2, end)
+            if cut > pos:
+                end = cut + 1
+        yield pos, end
+        pos = end
+
+
+def fts_query(query: str) -> str:
+    """Turn free text into an FTS5 query: quoted phrases kept, other words OR-ed, stopwords
+    dropped. Returns ``""`` when nothing searchable is left."""
+    phrases = re.findall(r'"([^"]+)"', query)
+    rest = re.sub(r'"[^"]*"', " ", query)
+    terms = []
+    for p in phrases:
+        words = re.findall(r"\w+", p.lower())
+        if words:
+            terms.append('"' + " ".join(words) + '"')
+    words = [w for w in re.findall(r"\w+", rest.lower()) if w not in _STOPWORDS]
+    if not words and not terms:
+        words = re.findall(r"\w+", rest.lower())
+    seen: set[str] = set()
+    for w in words:
+        if w not in seen:
+            seen.add(w)
+            terms.append(f'"{w}"')
+    return " OR ".join(terms)
+
+
+class SearchIndex:
+    """The FTS5 chunk index. ``SearchIndex(path, readonly=False)``.
+
+    Raises ``sqlite3.Error`` on a corrupt file; a missing file in read-only mode yields an
+    index with no rows.
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False):
+        self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            if not self.path.exists():
+                self._db = sqlite3.connect(":memory:")
+                self._db.executescript(_SCHEMA)
+            else:
+                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def has(self, doc_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM indexed_docs WHERE doc_id=?", (doc_id,)).fetchone()
+        return row is not None
+
+    def add(self, doc_id: str, text: str) -> int:
+        """Index ``text`` as ``doc_id`` (no-op when already indexed). Returns chunks added."""
+        if self.has(doc_id):
+            return 0
+        n = 0
+        with self._db:
+            for start, end in chunk_spans(text):
+                cur = self._db.execute(
+                    'INSERT INTO chunks(doc_id, start, "end") VALUES (?,?,?)', (doc_id, start, end)
+                )
+                self._db.execute(
+                    "INSERT INTO chunks_fts(rowid, body) VALUES (?,?)",
+                    (cur.lastrowid, text[start:end]),
+                )
+                n += 1
+            self._db.execute("INSERT INTO indexed_docs(doc_id) VALUES (?)", (doc_id,))
+        return n
+
+    def add_many(self, docs: Iterable[tuple[str, str]]) -> int:
+        return sum(self.add(doc_id, text) for doc_id, text in docs)
+
+    def search(self, query: str, k: int = 10, doc_ids: Sequence[str] | None = None) -> list[SearchRow]:
+        """Return up to ``k`` chunks ranked by BM25, restricted to ``doc_ids`` when given."""
+        q = fts_query(query)
+        if not q or k <= 0:
+            return []
+        sql = (
+            'SELECT c.doc_id, c.start, c."end", bm25(chunks_fts) AS s FROM chunks_fts '
+            "JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ?"
+        )
+        params: list[object] = [q]
+        if doc_ids is not None:
+            sql += " AND c.doc_id IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(list(doc_ids)))
+        sql += " ORDER BY s LIMIT ?"
+        params.append(int(k))
+        rows = self._db.execute(sql, params).fetchall()
+        return [SearchRow(d, s, e, -float(score)) for d, s, e, score in rows]
