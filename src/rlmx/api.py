@@ -1,0 +1,171 @@
+"""The Python API: ``RLM(model=..., sub_model=..., budgets=...).ask(paths_or_corpus, question)``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .config import Settings
+from .corpus import context_spec, ingest
+from .engine.budget import BudgetedLM, BudgetTracker
+from .engine.orchestrator import Engine, EngineOptions, Tree
+from .engine.schema import OutputSchema
+from .errors import ConfigError
+from .lm.base import LMClient
+from .lm.pricing import PriceTable
+from .lm.registry import make_client, resolve_models
+from .lm.wrappers import CachedLM, ConcurrencyLimitedLM, RetryingLM
+from .store import Store, open_store
+from .store.base import CorpusRecord
+from .types import Answer, Budgets, Status
+
+__all__ = ["RLM"]
+
+PathsOrCorpus = str | Path | Sequence[str | Path] | CorpusRecord
+EventSink = Callable[[str, dict[str, Any]], None]
+
+
+class RLM:
+    """A Recursive Language Model runtime (Zhang, Kraska & Khattab, arXiv 2512.24601).
+
+    ``model`` / ``sub_model``: specs (``"openai:gpt-5"``, ``"azure:DEPLOYMENT"``,
+    ``"anthropic:MODEL"``, ``"scripted:FILE"``, ``"baseline"``) or :class:`LMClient`
+    instances; resolved as documented in :func:`rlmx.lm.registry.resolve_models` (with a
+    one-line notice on stderr when falling back to ``baseline``). ``budgets``: a
+    :class:`Budgets` or a dict of its fields. ``home``: the store folder (default
+    ``$RLMX_HOME`` or ``~/.local/share/rlmx``). ``cache``: use the LLM cache.
+    ``on_event(kind, data)`` receives progress events (turn_started, turn_finished,
+    subcall, execution_started, execution_finished).
+
+    Raises :class:`~rlmx.errors.ConfigError` for an unknown model spec, or a cost budget
+    with a model whose price is unknown (add it to a prices file, see ``rlmx.lm.pricing``).
+    """
+
+    def __init__(
+        self,
+        model: str | LMClient | None = None,
+        sub_model: str | LMClient | None = None,
+        budgets: Budgets | dict[str, Any] | None = None,
+        *,
+        home: str | Path | None = None,
+        cache: bool = True,
+        max_concurrency: int | None = None,
+        step_timeout_s: float | None = None,
+        output_max_chars: int | None = None,
+        settings: Settings | None = None,
+        on_event: EventSink | None = None,
+        notice: Callable[[str], None] | None = None,
+    ):
+        self.settings = settings or Settings()
+        if home is not None:
+            self.settings = self.settings.model_copy(update={"home": Path(home)})
+        self.budgets = budgets if isinstance(budgets, Budgets) else Budgets(**(budgets or {}))
+        spec_root = model if isinstance(model, str) else None
+        spec_sub = sub_model if isinstance(sub_model, str) else None
+        root_spec, sub_spec, msg = resolve_models(
+            spec_root if model is None or isinstance(model, str) else "baseline",
+            spec_sub if sub_model is None or isinstance(sub_model, str) else "baseline",
+            settings=self.settings,
+        )
+        if msg and model is None:
+            (notice or (lambda m: print(m, file=sys.stderr)))(msg)
+        self._root = model if isinstance(model, LMClient) else make_client(root_spec, settings=self.settings, role="root")
+        if isinstance(sub_model, LMClient):
+            self._sub = sub_model
+        elif sub_model is None and isinstance(model, LMClient):
+            self._sub = model
+        else:
+            self._sub = make_client(sub_spec, settings=self.settings, role="sub")
+        prices_file = self.settings.prices_file
+        if prices_file is None and (self.settings.home / "prices.toml").exists():
+            prices_file = self.settings.home / "prices.toml"
+        self.prices = PriceTable.load(prices_file)
+        if self.budgets.max_cost_usd is not None:
+            for c in (self._root, self._sub):
+                if self.prices.cost(c.spec, 0, 0) is None:
+                    raise ConfigError(
+                        f"no price is known for {c.spec}, so a cost budget cannot be enforced: add "
+                        "it to a prices file (RLMX_PRICES_FILE or $RLMX_HOME/prices.toml) or drop "
+                        "--max-cost-usd"
+                    )
+        self.cache = cache
+        self.max_concurrency = max_concurrency or self.settings.max_concurrency
+        self.options = EngineOptions(
+            budgets=self.budgets,
+            step_timeout_s=step_timeout_s or self.settings.step_timeout_s,
+            output_max_chars=output_max_chars or self.settings.output_max_chars,
+            repl_output_cap_chars=self.settings.repl_output_cap_chars,
+        )
+        self.on_event = on_event
+        self._store: Store | None = None
+
+    @property
+    def root_spec(self) -> str:
+        return self._root.spec
+
+    @property
+    def sub_spec(self) -> str:
+        return self._sub.spec
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings.home)
+        return self._store
+
+    def ingest(self, paths: str | Path | Sequence[str | Path],
+               on_progress: Callable[[str, int, int], None] | None = None) -> CorpusRecord:
+        """Ingest files, folders or globs into the store. Raises ``IngestError`` when nothing
+        could be ingested; single-file failures are in ``CorpusRecord.failures``."""
+        items = [paths] if isinstance(paths, str | Path) else list(paths)
+        return ingest(items, self.store, on_progress=on_progress)
+
+    def _wrap(self, client: LMClient, tracker: BudgetTracker, sem: asyncio.Semaphore, role: str) -> LMClient:
+        lm: LMClient = ConcurrencyLimitedLM(RetryingLM(client, max_attempts=self.settings.max_retries + 1), sem)
+        if self.cache:
+            lm = CachedLM(lm, self.store.meta)
+        return BudgetedLM(lm, tracker, role=role)
+
+    async def aask(self, paths_or_corpus: PathsOrCorpus, question: str,
+                   output_schema: dict[str, Any] | type[BaseModel] | None = None) -> Answer:
+        """Answer ``question`` over a corpus (async). See :meth:`ask`."""
+        if not question or not question.strip():
+            raise ConfigError("the question is empty: pass a question (or --question-file)")
+        schema = OutputSchema(output_schema) if output_schema is not None else None
+        corpus = paths_or_corpus if isinstance(paths_or_corpus, CorpusRecord) else self.ingest(paths_or_corpus)
+        spec = context_spec(corpus, self.store)
+        tracker = BudgetTracker(self.budgets, self.prices)
+        sem = asyncio.Semaphore(self.max_concurrency)
+        engine = Engine(self.store, self.options)
+        tree = Tree(engine, self.budgets, tracker, self._wrap(self._root, tracker, sem, "root"),
+                    self._wrap(self._sub, tracker, sem, "sub"), self.on_event)
+        try:
+            out = await engine.run_execution(tree, question=question, spec=spec, corpus_id=corpus.corpus_id,
+                                             depth=0, parent_id=None, root_id=None, schema=schema)
+        finally:
+            engine.close()
+        usage = tracker.usage()
+        return Answer(execution_id=out.execution_id, status=out.status, text=out.text, citations=out.citations,
+                      usage=usage, cost_usd=usage.cost_usd, fields=out.fields, error=out.error)
+
+    def ask(self, paths_or_corpus: PathsOrCorpus, question: str,
+            output_schema: dict[str, Any] | type[BaseModel] | None = None) -> Answer:
+        """Answer ``question`` over files, folders, globs or an ingested corpus.
+
+        Returns an :class:`Answer` (``text``, ``citations`` as SpanRefs, ``status``,
+        ``usage``, ``cost_usd`` in USD or None when unknown, ``execution_id``). Statuses
+        other than COMPLETED are returned, not raised. Raises ``ConfigError`` (bad schema,
+        empty question), ``IngestError`` (nothing ingested), ``ReplError`` (REPL could not
+        start). Use :meth:`aask` inside a running event loop.
+        """
+        return asyncio.run(self.aask(paths_or_corpus, question, output_schema))
+
+
+def status_exit_code(status: Status) -> int:
+    """CLI exit code of an execution status (documented in the README)."""
+    return {Status.COMPLETED: 0, Status.MAX_TURNS_EXCEEDED: 3, Status.BUDGET_EXCEEDED: 4}.get(status, 5)

@@ -1,0 +1,5 @@
+"""The ``rlmx`` command (see ``rlmx --help``)."""
+
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,220 @@
+"""The ``rlmx`` command line.
+
+Exit codes: 0 success (COMPLETED; verify: every citation matches); 1 an rlmx error (bad
+configuration, provider failure, nothing ingested, REPL failure; verify: a citation does
+not match); 2 usage error; 3 MAX_TURNS_EXCEEDED; 4 BUDGET_EXCEEDED; 5 FAILED or CANCELLED.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from .. import __version__
+from ..errors import RlmxError
+
+__all__ = ["main"]
+
+err = Console(stderr=True, highlight=False)
+
+
+def _fail(e: RlmxError) -> None:
+    err.print(f"[bold red]rlmx:[/] {e}", markup=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rlmx")
+def cli() -> None:
+    """rlmx — Recursive Language Models: ask questions over corpora far larger than a context window."""
+
+
+def _split_args(args: tuple[str, ...], question_file: str | None) -> tuple[list[str], str]:
+    if question_file is None:
+        if len(args) < 2:
+            raise click.UsageError("give one or more PATHs and then the QUESTION (or --question-file)")
+        return list(args[:-1]), args[-1]
+    if len(args) >= 2 and not Path(args[-1]).exists():
+        return list(args[:-1]), args[-1]  # a literal question wins over --question-file
+    if not args:
+        raise click.UsageError("give one or more PATHs")
+    return list(args), Path(question_file).read_text(encoding="utf-8").strip()
+
+
+class _Progress:
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        pad = "  " * int(data.get("depth", 0))
+        if kind == "turn_started":
+            err.print(f"{pad}[dim]turn {data['turn']}…[/]")
+        elif kind == "turn_finished":
+            flag = " [red]error[/]" if data.get("error") else ""
+            err.print(f"{pad}[dim]turn {data['turn']}: root {data['root_s']:.2f} s, step {data['step_s']:.2f} s{flag}[/]")
+        elif kind == "execution_started" and data.get("depth", 0) > 0:
+            err.print(f"{pad}[dim]child execution {data['execution_id']} (depth {data['depth']})[/]")
+        elif kind == "subcall" and data.get("cached"):
+            err.print(f"{pad}[dim]sub-call {data['id']} (cached)[/]")
+
+
+@cli.command()
+@click.argument("args", nargs=-1, required=True, metavar="PATH... QUESTION")
+@click.option("--model", "-m", help="Root LM spec, e.g. openai:gpt-5, azure:DEPLOYMENT, anthropic:MODEL, baseline.")
+@click.option("--sub-model", help="Sub-LM spec for llm_query (default: paired with --model).")
+@click.option("--max-turns", type=click.IntRange(min=1), help="Root turns per execution (default 30).")
+@click.option("--max-depth", type=click.IntRange(min=0), help="Deepest rlm_query child (default 1).")
+@click.option("--max-cost-usd", type=click.FloatRange(min=0), help="Cost budget of the whole tree, USD.")
+@click.option("--max-sub-calls", type=click.IntRange(min=0), help="Sub-call budget of the whole tree.")
+@click.option("--max-tokens", type=click.IntRange(min=0), help="Token budget (input + output) of the whole tree.")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), help="Wall-time budget, seconds.")
+@click.option("--question-file", type=click.Path(exists=True, dir_okay=False), help="Read the question from a file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--no-cache", is_flag=True, help="Do not use the LLM cache.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+def ask(args: tuple[str, ...], model: str | None, sub_model: str | None, max_turns: int | None,
+        max_depth: int | None, max_cost_usd: float | None, max_sub_calls: int | None, max_tokens: int | None,
+        max_seconds: float | None, question_file: str | None, as_json: bool, no_cache: bool, quiet: bool) -> None:
+    """Answer QUESTION over the documents in PATH... (files, folders, globs)."""
+    from ..api import RLM, status_exit_code
+    from ..types import Budgets
+    from .render import answer_json, print_answer
+
+    paths, question = _split_args(args, question_file)
+    budgets: dict[str, Any] = {k: v for k, v in {
+        "max_turns": max_turns, "max_depth": max_depth, "max_cost_usd": max_cost_usd,
+        "max_sub_calls": max_sub_calls, "max_total_tokens": max_tokens, "max_wall_seconds": max_seconds,
+    }.items() if v is not None}
+    try:
+        rlm = RLM(model=model, sub_model=sub_model, budgets=Budgets(**budgets), cache=not no_cache,
+                  on_event=_Progress(quiet), notice=lambda m: err.print(m, markup=False))
+        if not quiet:
+            err.print(f"[dim]root {rlm.root_spec} · sub {rlm.sub_spec} · store {rlm.settings.home}[/]")
+        corpus = rlm.ingest(paths, on_progress=None)
+        if not quiet:
+            err.print(f"[dim]{len(corpus.documents)} documents, {corpus.total_chars:,} characters"
+                      f"{f', {len(corpus.failures)} failed' if corpus.failures else ''}[/]")
+            for f in corpus.failures[:10]:
+                err.print(f"[yellow]skipped[/] {f.source_path}: {f.reason}", highlight=False)
+        answer = rlm.ask(corpus, question)
+    except RlmxError as e:
+        _fail(e)
+        return
+    if as_json:
+        click.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
+    else:
+        print_answer(answer, Console(highlight=False, soft_wrap=True))
+    sys.exit(status_exit_code(answer.status))
+
+
+@cli.command()
+@click.argument("file", default="-", type=click.File("r", encoding="utf-8"))
+def verify(file: Any) -> None:
+    """Check the citations of `rlmx ask --json` output (FILE or - for stdin) against the store."""
+    from ..engine.verify import verify_citations
+    from ..store import open_store
+
+    try:
+        data = json.load(file)
+    except json.JSONDecodeError as e:
+        raise click.UsageError(f"input is not JSON ({e}); pipe the output of `rlmx ask --json`") from e
+    cites = data.get("citations") if isinstance(data, dict) else data
+    if not isinstance(cites, list):
+        raise click.UsageError("expected an object with a `citations` list, or a list of citations")
+    try:
+        checks = verify_citations(cites, open_store())
+    except RlmxError as e:
+        _fail(e)
+        return
+    bad = [c for c in checks if not c.ok]
+    for c in checks:
+        mark = "[green]ok[/]" if c.ok else f"[red]INVALID[/] {c.reason}"
+        err.print(f"[{c.index}] {c.doc_id} [{c.start}:{c.end}] {mark}")
+    if not checks:
+        err.print("no citations to verify")
+    click.echo(f"{len(checks) - len(bad)} of {len(checks)} citations verified")
+    sys.exit(1 if bad else 0)
+
+
+@cli.command("ingest")
+@click.argument("paths", nargs=-1, required=True)
+def ingest_cmd(paths: tuple[str, ...]) -> None:
+    """Parse and store PATHS (files, folders, globs); print the documents and failures."""
+    from ..corpus import ingest
+    from ..store import open_store
+
+    try:
+        corpus = ingest(list(paths), open_store())
+    except RlmxError as e:
+        _fail(e)
+        return
+    for d in corpus.documents:
+        click.echo(f"{d.doc_id}  {d.length_chars:>10,} chars  {d.parser}  {d.name}")
+    for f in corpus.failures:
+        click.echo(f"FAILED  {f.source_path}: {f.reason}")
+    click.echo(f"corpus {corpus.corpus_id}: {len(corpus.documents)} documents, {len(corpus.failures)} failed")
+
+
+@cli.group()
+def executions() -> None:
+    """Inspect stored executions and their traces."""
+
+
+@executions.command("list")
+@click.option("--limit", default=20, show_default=True)
+def executions_list(limit: int) -> None:
+    """List recent root executions, newest first."""
+    from ..store import open_store
+
+    for e in open_store().meta.list_executions(limit=limit):
+        click.echo(f"{e.execution_id}  {e.status:<18} {e.created_at:%Y-%m-%d %H:%M}  {e.question[:70]}")
+
+
+@executions.command("show")
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the trajectory as JSON.")
+def executions_show(execution_id: str, as_json: bool) -> None:
+    """Print the trace of EXECUTION_ID (turns, code, outputs, sub-calls, children)."""
+    from ..engine.trace import load_trace
+    from ..store import open_store
+    from .render import print_trace
+
+    try:
+        trace = load_trace(open_store().meta, execution_id)
+    except RlmxError as e:
+        _fail(e)
+        return
+    if as_json:
+        click.echo(json.dumps(trace, ensure_ascii=False, indent=2, default=str))
+    else:
+        print_trace(trace, Console(highlight=False, soft_wrap=True))
+
+
+@cli.group()
+def dev() -> None:
+    """Developer tools."""
+
+
+@dev.command("mock-llm")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@click.option("--latency-ms", default=0.0, show_default=True)
+@click.option("--error-rate", default=0.0, show_default=True)
+@click.option("--script", "script_file", type=click.Path(exists=True, dir_okay=False),
+              help='JSON {"MODEL": ["reply", ...]} of scripted replies; echo otherwise.')
+def mock_llm(host: str, port: int, latency_ms: float, error_rate: float, script_file: str | None) -> None:
+    """Run a local OpenAI-compatible chat-completions server (scripted or echo replies)."""
+    from ..dev.mock_llm import serve
+
+    serve(host, port, latency_ms, error_rate, script_file)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,152 @@
+"""Budgets for a whole execution tree, and the LM wrapper that enforces them.
+
+One :class:`BudgetTracker` is shared by the root execution and every child, including
+children running in parallel. Sub-calls are reserved before they start (so parallel
+children cannot overshoot ``max_sub_calls``); tokens and USD are checked before each call
+against what was spent plus an estimate of the calls in flight (≈ 4 characters a token),
+and charged from provider-reported usage afterwards. A cost is ``None`` (unknown) as soon
+as one call used a model with no price — never silently zero.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from ..errors import BudgetExceededError
+from ..lm.base import Completion, LMClient, Message, estimate_tokens
+from ..lm.wrappers import WrapperLM
+from ..types import Budgets, Usage
+
+__all__ = ["BudgetTracker", "BudgetedLM"]
+
+
+class _Prices(Protocol):
+    def cost(self, spec: str, input_tokens: int, output_tokens: int) -> float | None: ...
+
+
+class BudgetTracker:
+    """Spending and limits of one execution tree. Single event loop; no locks needed.
+
+    ``check()`` raises :class:`BudgetExceededError` (and remembers it in ``exceeded``)
+    when a tree-wide limit is spent; ``usage()`` returns a :class:`Usage` snapshot.
+    """
+
+    def __init__(self, budgets: Budgets, prices: _Prices):
+        self.budgets = budgets
+        self.prices = prices
+        self.started = time.monotonic()
+        self.sub_calls = 0
+        self.root_calls = 0
+        self.cached_calls = 0
+        self.turns = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd: float | None = 0.0
+        self.max_depth_reached = 0
+        self._inflight_tokens = 0
+        self.exceeded: BudgetExceededError | None = None
+
+    # -- limits ---------------------------------------------------------------
+    def _fail(self, budget: str, message: str) -> BudgetExceededError:
+        err = BudgetExceededError(message, budget=budget)
+        if self.exceeded is None:
+            self.exceeded = err
+        return err
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def check(self, *, extra_tokens: int = 0) -> None:
+        """Raise when any tree-wide budget is already spent (or would be by ``extra_tokens``)."""
+        if self.exceeded is not None:
+            raise self.exceeded
+        b = self.budgets
+        if b.max_wall_seconds is not None and self.elapsed() >= b.max_wall_seconds:
+            raise self._fail("max_wall_seconds", f"wall-time budget of {b.max_wall_seconds:g} s spent")
+        spent = self.input_tokens + self.output_tokens + self._inflight_tokens
+        if b.max_total_tokens is not None and spent + extra_tokens > b.max_total_tokens:
+            raise self._fail(
+                "max_total_tokens",
+                f"token budget of {b.max_total_tokens:,} spent ({spent:,} used or in flight)",
+            )
+        if b.max_cost_usd is not None and self.cost_usd is not None and self.cost_usd >= b.max_cost_usd:
+            raise self._fail("max_cost_usd", f"cost budget of ${b.max_cost_usd:g} spent")
+
+    def reserve_sub_call(self) -> None:
+        """Count one sub-call before it starts; raise when ``max_sub_calls`` would be passed."""
+        self.check()
+        b = self.budgets
+        if b.max_sub_calls is not None and self.sub_calls >= b.max_sub_calls:
+            raise self._fail("max_sub_calls", f"sub-call budget of {b.max_sub_calls} spent")
+        self.sub_calls += 1
+
+    def note_depth(self, depth: int) -> None:
+        self.max_depth_reached = max(self.max_depth_reached, depth)
+
+    # -- charging -------------------------------------------------------------
+    def charge(self, completion: Completion) -> float | None:
+        """Add a completion's usage; return its cost in USD (0 for cache hits, None unknown)."""
+        self.input_tokens += completion.input_tokens
+        self.output_tokens += completion.output_tokens
+        if completion.cached:
+            self.cached_calls += 1
+            return 0.0
+        cost = self.prices.cost(completion.spec, completion.input_tokens, completion.output_tokens)
+        if cost is None:
+            self.cost_usd = None
+        elif self.cost_usd is not None:
+            self.cost_usd += cost
+        return cost
+
+    def usage(self) -> Usage:
+        return Usage(
+            turns=self.turns,
+            root_calls=self.root_calls,
+            sub_calls=self.sub_calls,
+            cached_calls=self.cached_calls,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_usd=self.cost_usd,
+            wall_seconds=round(self.elapsed(), 3),
+            max_depth_reached=self.max_depth_reached,
+        )
+
+
+class BudgetedLM(WrapperLM):
+    """Checks the tree's budget before a call and charges the call's usage after it.
+
+    ``role`` is ``"root"`` or ``"sub"`` (sub-call counting is done by the resolver through
+    :meth:`BudgetTracker.reserve_sub_call`, so that a batch reserves all its calls first).
+    Raises :class:`BudgetExceededError`.
+    """
+
+    def __init__(self, inner: LMClient, tracker: BudgetTracker, *, role: str):
+        super().__init__(inner)
+        self.tracker = tracker
+        self.role = role
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Completion:
+        estimate = estimate_tokens("".join(m["content"] for m in messages))
+        self.tracker.check(extra_tokens=estimate)
+        if self.role == "root":
+            self.tracker.root_calls += 1
+        self.tracker._inflight_tokens += estimate
+        try:
+            completion = await self.inner.complete(
+                messages, max_tokens=max_tokens, temperature=temperature
+            )
+        finally:
+            self.tracker._inflight_tokens -= estimate
+        cost = self.tracker.charge(completion)
+        completion.raw = {**completion.raw, "cost_usd": cost}
+        return completion
+
+    def describe(self) -> dict[str, Any]:
+        return {"role": self.role, "spec": self.spec}

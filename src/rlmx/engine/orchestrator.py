@@ -1,0 +1,346 @@
+"""The RLM loop (answerer mode): root LM → ```repl code → REPL step → observation, until FINAL.
+
+Follows the paper's algorithm (Zhang, Kraska & Khattab, arXiv 2512.24601, §2 and
+Appendix C): the context never enters the root prompt, only its type and sizes; each turn
+runs the first ``repl`` block and returns its printed output truncated head + tail; sub-LM
+and child-RLM calls are tool requests resolved here. Every turn is persisted before the
+next one starts (DESIGN.md invariant 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..corpus.canonical import TextReader
+from ..errors import BudgetExceededError, ReplError, SchemaError
+from ..ids import new_id
+from ..lm.base import LMClient, Message
+from ..sandbox.base import REPL, ContextSpec, FinalSignal, SpanEvent, StepResult
+from ..store import Store
+from ..store.base import ExecutionRecord, utcnow
+from ..types import Budgets, SpanRef, Status
+from .blocks import parse_response
+from .budget import BudgetTracker
+from .citations import Span, build_spanrefs, derive_spans, merge_spans
+from .prompts import load_prompt
+from .resolver import ToolResolverImpl
+from .schema import OutputSchema
+from .truncate import truncate_output
+
+__all__ = ["Engine", "EngineOptions", "ExecutionOutcome", "ExecutionState", "Tree"]
+
+EventSink = Callable[[str, dict[str, Any]], None]
+ReplFactory = Callable[[ContextSpec, "EngineOptions", list[str] | None], REPL]
+
+
+@dataclass
+class EngineOptions:
+    """Knobs of the loop. Units: seconds, characters."""
+
+    budgets: Budgets = field(default_factory=Budgets)
+    step_timeout_s: float = 120.0
+    output_max_chars: int = 20_000
+    repl_output_cap_chars: int = 2_000_000
+    sub_lm_chars: int = 500_000
+
+
+@dataclass
+class ExecutionOutcome:
+    execution_id: str
+    status: Status
+    text: str
+    citations: list[SpanRef]
+    fields: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class Tree:
+    """Shared state of one execution tree: budget tracker and wrapped LMs."""
+
+    engine: Engine
+    budgets: Budgets
+    tracker: BudgetTracker
+    root_lm: LMClient
+    sub_lm: LMClient
+    on_event: EventSink | None = None
+
+    def emit(self, kind: str, **data: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, data)
+
+
+@dataclass
+class ExecutionState:
+    tree: Tree
+    execution_id: str
+    root_id: str
+    corpus_id: str
+    spec: ContextSpec
+    depth: int
+    turn: int = 0
+    events: dict[tuple[str, str, int, int], SpanEvent] = field(default_factory=dict)
+
+    def log_spans(self, events: list[SpanEvent]) -> None:
+        for ev in events:
+            key = (ev.kind, ev.doc_id, ev.start, ev.end)
+            old = self.events.get(key)
+            if old is None:
+                self.events[key] = ev
+            else:
+                old.subcalls = sorted(set(old.subcalls) | set(ev.subcalls))
+
+
+def _context_description(spec: ContextSpec) -> dict[str, Any]:
+    lengths = [(d.window[1] - d.window[0]) if d.window else d.length for d in spec.docs]
+    shown = ", ".join(f"{n:,}" for n in lengths[:100])
+    if len(lengths) > 100:
+        shown += f", … ({len(lengths) - 100} more)"
+    if spec.kind == "text":
+        ctype, help_ = "str", (
+            "the text itself; it behaves like a Python `str` (`len(context)`, `context[a:b]`, "
+            "`context.find(...)`), and slicing never loads more than the slice."
+        )
+    else:
+        ctype, help_ = "list of documents", (
+            "a list of documents. `len(context)` is the number of documents; `context[i]` is a "
+            "document view with `.name`, `.id`, `.meta`, `len(doc)` in characters, `doc[a:b]` "
+            "returning text, and `doc.find(...)`, `doc.grep(...)`. `context.names` lists names."
+        )
+    return {"context_type": ctype, "total_chars": f"{sum(lengths):,}", "n_docs": len(lengths),
+            "doc_lengths": shown or "none", "context_help": help_}
+
+
+class Engine:
+    """Runs executions over one :class:`~rlmx.store.Store`.
+
+    ``repl_factory(spec, options, schema_fields) -> REPL`` is the sandbox seam (default:
+    :class:`rlmx.sandbox.LocalREPL`). ``run_tree`` is the entry point; ``run_execution``
+    is also used by the resolver for children.
+    """
+
+    def __init__(self, store: Store, options: EngineOptions, repl_factory: ReplFactory | None = None):
+        self.store = store
+        self.options = options
+        self.repl_factory = repl_factory or _local_repl
+        self._readers: dict[str, TextReader] = {}
+        self._names: dict[str, str] = {}
+
+    # -- text access (citations) ----------------------------------------------
+    def reader(self, doc_id: str) -> TextReader:
+        r = self._readers.get(doc_id)
+        if r is None:
+            doc = self.store.meta.get_document(doc_id)
+            idx = self.store.blobs.local_path(doc.index_key) if doc.index_key else None
+            r = TextReader(self.store.blobs.local_path(doc.text_key), doc.length_chars, idx)
+            self._readers[doc_id] = r
+        return r
+
+    def text_of(self, doc_id: str, start: int, end: int) -> str:
+        return self.reader(doc_id).read(start, end)
+
+    def name_of(self, doc_id: str) -> str:
+        if doc_id not in self._names:
+            self._names[doc_id] = self.store.meta.get_document(doc_id).name
+        return self._names[doc_id]
+
+    def close(self) -> None:
+        for r in self._readers.values():
+            r.close()
+        self._readers.clear()
+
+    def inline_spec(self, text: str) -> ContextSpec:
+        from ..corpus import context_spec, corpus_from_texts
+
+        return context_spec(corpus_from_texts(text, self.store), self.store)
+
+    # -- loop -----------------------------------------------------------------
+    async def run_execution(
+        self, tree: Tree, *, question: str, spec: ContextSpec, corpus_id: str, depth: int,
+        parent_id: str | None, root_id: str | None, schema: OutputSchema | None,
+        execution_id: str | None = None,
+    ) -> ExecutionOutcome:
+        """Run one execution (root or child) to its end; never raises for model errors.
+        Raises :class:`ReplError` when the REPL process cannot start."""
+        eid = execution_id or new_id("exe")
+        st = ExecutionState(tree, eid, root_id or eid, corpus_id, spec, depth)
+        tree.tracker.note_depth(depth)
+        rec = ExecutionRecord(
+            execution_id=eid, corpus_id=corpus_id, question=question, parent_id=parent_id,
+            root_id=st.root_id, depth=depth, root_model=tree.root_lm.spec, sub_model=tree.sub_lm.spec,
+            budgets=tree.budgets.model_dump(),
+        )
+        self.store.meta.put_execution(rec)
+        tree.emit("execution_started", execution_id=eid, depth=depth, question=question)
+        resolver = ToolResolverImpl(st)
+        repl = self.repl_factory(spec, self.options, schema.field_names if schema else None)
+        out: ExecutionOutcome
+        t_exec = time.monotonic()
+        try:
+            await repl.start()
+            out = await self._loop(st, repl, resolver, question, schema)
+        except BudgetExceededError as e:
+            out = ExecutionOutcome(eid, Status.BUDGET_EXCEEDED, st_best(st), [], error=str(e))
+        except ReplError as e:
+            out = ExecutionOutcome(eid, Status.FAILED, "", [], error=str(e))
+        except asyncio.CancelledError:
+            rec.status, rec.error, rec.finished_at = Status.CANCELLED.value, "cancelled", utcnow()
+            self.store.meta.put_execution(rec)
+            raise
+        finally:
+            await repl.close()
+        rec.status = out.status.value
+        rec.answer = out.text
+        rec.citations = [c.model_dump() for c in out.citations]
+        rec.fields = out.fields
+        rec.error = out.error
+        rec.usage = tree.tracker.usage().model_dump() if depth == 0 else {"wall_seconds": round(time.monotonic() - t_exec, 3), "turns": st.turn}
+        rec.finished_at = utcnow()
+        self.store.meta.put_execution(rec)
+        tree.emit("execution_finished", execution_id=eid, depth=depth, status=out.status.value)
+        return out
+
+    async def _loop(self, st: ExecutionState, repl: REPL, resolver: ToolResolverImpl,
+                    question: str, schema: OutputSchema | None) -> ExecutionOutcome:
+        tree, opts = st.tree, self.options
+        budgets = tree.budgets
+        rlm_help = (
+            "starts a child RLM, with its own REPL, on `context` (a document view, hits, a slice "
+            "you read, or any text; default: this context) and returns its answer."
+            if st.depth + 1 <= budgets.max_depth
+            else "is a plain sub-LM call here (maximum recursion depth reached)."
+        )
+        submit = load_prompt("submit_help").format(schema=json.dumps(schema.json_schema)) if schema else ""
+        system = load_prompt("root_system").format(
+            **_context_description(st.spec), sub_lm_chars=f"{opts.sub_lm_chars:,}",
+            output_chars=f"{opts.output_max_chars:,}", rlm_query_help=rlm_help, submit_help=submit,
+        )
+        messages: list[Message] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": load_prompt("first_turn").format(question=question)},
+        ]
+        last_output = ""
+        for turn in range(1, budgets.max_turns + 1):
+            st.turn = turn
+            if st.depth == 0:
+                tree.tracker.turns = turn
+            tree.emit("turn_started", execution_id=st.execution_id, depth=st.depth, turn=turn)
+            t0 = time.monotonic()
+            completion = await tree.root_lm.complete(messages)
+            t_root = time.monotonic() - t0
+            parsed = parse_response(completion.text)
+            step: StepResult | None = None
+            final: FinalSignal | None = None
+            code = parsed.code
+            if code is None and parsed.final_var:
+                code = f"FINAL_VAR({parsed.final_var!r})"
+            if code is not None:
+                step = await repl.run(code, turn=turn, resolver=resolver)
+                st.log_spans(step.span_log)
+                final = step.final
+            elif parsed.final_text is not None:
+                final = FinalSignal(kind="FINAL", answer=parsed.final_text)
+            error = step.error if step else None
+            fields = None
+            if final is not None and schema is not None:
+                try:
+                    fields = schema.validate(final)
+                except SchemaError as e:
+                    error, final = f"SchemaError: {e}", None
+            if step is None and final is None:
+                observation = load_prompt("no_code").format(question=question)
+            else:
+                output = step.stdout if step else ""
+                last_output = output or last_output
+                observation = load_prompt("observation").format(
+                    turn=turn, duration_s=step.duration_s if step else 0.0,
+                    output=truncate_output(output, opts.output_max_chars) if output else "(no output)",
+                    error_block=f"\nError:\n{error}" if error else "",
+                    variables_block=f"\nVariables: {', '.join(step.variables[:60])}" if step and step.variables else "",
+                    question=question, turns_left=budgets.max_turns - turn,
+                )
+            t_total = time.monotonic() - t0
+            self.store.meta.add_turn(st.execution_id, turn, {
+                "turn": turn, "depth": st.depth, "prompt": messages if turn == 1 else None,
+                "response": completion.text, "root_model": completion.spec, "cached": completion.cached,
+                "input_tokens": completion.input_tokens, "output_tokens": completion.output_tokens,
+                "cost_usd": completion.raw.get("cost_usd"), "code": code,
+                "stdout": step.stdout if step else None, "error": error,
+                "timed_out": step.timed_out if step else False,
+                "final": final.model_dump() if final else None, "observation": None if final else observation,
+                "span_log": [e.model_dump() for e in step.span_log] if step else [],
+                "timings": {"root_s": round(t_root, 4), "step_s": round(step.duration_s, 4) if step else 0.0,
+                            "total_s": round(t_total, 4)},
+            })
+            tree.emit("turn_finished", execution_id=st.execution_id, depth=st.depth, turn=turn,
+                      root_s=t_root, step_s=step.duration_s if step else 0.0, error=bool(error))
+            if tree.tracker.exceeded is not None:
+                raise tree.tracker.exceeded
+            if final is not None:
+                return self._finish(st, resolver, final, Status.COMPLETED, fields)
+            messages += [{"role": "assistant", "content": completion.text}, {"role": "user", "content": observation}]
+        return await self._final_call(st, repl, resolver, messages, question, schema, last_output)
+
+    async def _final_call(self, st: ExecutionState, repl: REPL, resolver: ToolResolverImpl,
+                          messages: list[Message], question: str, schema: OutputSchema | None,
+                          last_output: str) -> ExecutionOutcome:
+        """Max turns spent: one last root call asks for the answer (issue 2, item 4)."""
+        ask = load_prompt("final_request").format(max_turns=st.tree.budgets.max_turns, question=question)
+        completion = await st.tree.root_lm.complete([*messages, {"role": "user", "content": ask}])
+        parsed = parse_response(completion.text)
+        final: FinalSignal | None = None
+        code = parsed.code or (f"FINAL_VAR({parsed.final_var!r})" if parsed.final_var else None)
+        if parsed.final_text is not None:
+            final = FinalSignal(kind="FINAL", answer=parsed.final_text)
+        elif code is not None:
+            step = await repl.run(code, turn=st.turn + 1, resolver=resolver)
+            st.log_spans(step.span_log)
+            final = step.final
+        if final is None:
+            final = FinalSignal(kind="FINAL", answer=parsed.prose or last_output[-2000:])
+        self.store.meta.add_turn(st.execution_id, st.turn + 1, {
+            "turn": st.turn + 1, "depth": st.depth, "final_request": ask, "response": completion.text,
+            "final": final.model_dump(), "cached": completion.cached,
+        })
+        fields = None
+        if schema is not None:
+            try:
+                fields = schema.validate(final)
+            except SchemaError:
+                fields = None
+        return self._finish(st, resolver, final, Status.MAX_TURNS_EXCEEDED, fields)
+
+    def _finish(self, st: ExecutionState, resolver: ToolResolverImpl, final: FinalSignal,
+                status: Status, fields: dict[str, Any] | None) -> ExecutionOutcome:
+        answer = final.answer
+        spans = derive_spans(answer, final.citations, st.events.values(), resolver.responses, self.text_of)
+        if not final.citations:
+            from .citations import answer_uses
+
+            for sid, refs in resolver.child_citations.items():
+                if answer_uses(answer, resolver.responses.get(sid, "")):
+                    spans.extend(Span(r.doc_id, r.start, r.end) for r in refs)
+            spans = merge_spans(spans)
+        refs = build_spanrefs(spans, self.text_of, self.name_of)
+        return ExecutionOutcome(st.execution_id, status, answer, refs, fields=fields)
+
+
+def st_best(st: ExecutionState) -> str:
+    """Best answer so far when a budget ends an execution: the last turn's printed output."""
+    turns = st.tree.engine.store.meta.get_turns(st.execution_id)
+    for t in reversed(turns):
+        if t.get("stdout"):
+            return str(t["stdout"])[-2000:]
+    return ""
+
+
+def _local_repl(spec: ContextSpec, options: EngineOptions, schema_fields: list[str] | None) -> REPL:
+    from ..sandbox import LocalREPL
+
+    return LocalREPL(spec, step_timeout_s=options.step_timeout_s,
+                     output_cap_chars=options.repl_output_cap_chars, schema_fields=schema_fields)

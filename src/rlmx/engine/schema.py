@@ -1,0 +1,70 @@
+"""Output schemas for ``SUBMIT(**fields)``: a JSON Schema dict or a pydantic model class.
+
+Validation uses ``jsonschema`` (Draft 2020-12) for dicts and pydantic for models. A failed
+validation is fed back to the root LM as an observation, so the model can fix its answer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ConfigError, SchemaError
+from ..sandbox.base import FinalSignal
+
+__all__ = ["OutputSchema"]
+
+
+class OutputSchema:
+    """``OutputSchema(schema)`` with ``schema`` a JSON Schema object (``{"type": "object",
+    "properties": ...}``) or a pydantic ``BaseModel`` subclass. Raises :class:`ConfigError`
+    for anything else or an invalid JSON Schema."""
+
+    def __init__(self, schema: dict[str, Any] | type[BaseModel]):
+        self.model: type[BaseModel] | None = None
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            self.model = schema
+            self.json_schema: dict[str, Any] = schema.model_json_schema()
+        elif isinstance(schema, dict):
+            try:
+                jsonschema.Draft202012Validator.check_schema(schema)
+            except jsonschema.SchemaError as e:
+                raise ConfigError(f"output_schema is not a valid JSON Schema: {e.message}") from e
+            self.json_schema = schema
+        else:
+            raise ConfigError("output_schema must be a JSON Schema dict or a pydantic model class")
+        if self.json_schema.get("type", "object") != "object":
+            raise ConfigError('output_schema must describe an object ({"type": "object", ...})')
+
+    @property
+    def field_names(self) -> list[str]:
+        return list(self.json_schema.get("properties", {}))
+
+    def validate(self, final: FinalSignal) -> dict[str, Any]:
+        """Return the validated fields of a ``SUBMIT`` (or of a FINAL whose answer is a JSON
+        object). Raises :class:`SchemaError` saying what to fix."""
+        if final.kind == "SUBMIT":
+            fields = dict(final.fields or {})
+        else:
+            try:
+                fields = json.loads(final.answer)
+            except (TypeError, ValueError):
+                raise SchemaError(
+                    "an output schema is set: end with SUBMIT(field=value, ...) using the fields "
+                    f"{self.field_names}, not FINAL"
+                ) from None
+            if not isinstance(fields, dict):
+                raise SchemaError("SUBMIT needs keyword fields matching the output schema")
+        if self.model is not None:
+            try:
+                return self.model.model_validate(fields).model_dump(mode="json")
+            except ValidationError as e:
+                raise SchemaError(f"SUBMIT fields do not match the schema: {e}") from None
+        errors = sorted(jsonschema.Draft202012Validator(self.json_schema).iter_errors(fields), key=str)
+        if errors:
+            msgs = "; ".join(f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:5])
+            raise SchemaError(f"SUBMIT fields do not match the schema: {msgs}")
+        return fields

@@ -1,0 +1,357 @@
+"""Cross-cutting LM features as wrappers around an :class:`~rlmx.lm.base.LMClient`.
+
+Each wrapper is itself an LMClient with the inner client's ``provider``/``model``/``spec``,
+so they compose. The recommended order (what :func:`wrap_client` builds)::
+
+    CachedLM( RetryingLM( ConcurrencyLimitedLM( client ) ) )
+
+* the cache is outermost: a hit takes no concurrency slot and no retry;
+* retries sit outside the concurrency limit, so a call sleeping in backoff holds no slot;
+* one ``asyncio.Semaphore`` is shared by every client of an execution tree (root, sub,
+  children), so the whole tree has one bound (``RLMX_MAX_CONCURRENCY``, default 16).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import tenacity
+
+from rlmx.errors import ProviderError
+from rlmx.lm._errors import retry_after_of
+from rlmx.lm.base import Completion, LMClient, Message
+
+if TYPE_CHECKING:
+    from rlmx.store.base import MetadataStore
+
+__all__ = [
+    "CachedLM",
+    "ConcurrencyLimitedLM",
+    "RetryingLM",
+    "WrapperLM",
+    "cache_key",
+    "wrap_client",
+]
+
+DEFAULT_CONCURRENCY = 16
+
+
+class WrapperLM(LMClient):
+    """An LMClient that delegates to ``inner``; copies its provider, model and defaults."""
+
+    def __init__(self, inner: LMClient) -> None:
+        self.inner = inner
+        self.provider = inner.provider
+        self.model = inner.model
+        self.temperature = inner.temperature
+        self.max_tokens = inner.max_tokens
+
+    @property
+    def spec(self) -> str:
+        return self.inner.spec
+
+    def unwrap(self) -> LMClient:
+        """The innermost (provider) client."""
+        client: LMClient = self
+        while isinstance(client, WrapperLM):
+            client = client.inner
+        return client
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Completion:
+        return await self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class RetryingLM(WrapperLM):
+    """Retries ``ProviderError`` with ``retryable=True`` (429, 5xx, timeouts, connection).
+
+    ``max_attempts``: total tries (1 = no retry). Backoff before retry ``n`` (1-based) is
+    ``min(max_s, initial_s * 2**(n-1))`` seconds; with ``jitter`` a uniformly random value
+    between half of that and all of it. A ``retry_after_s`` hint on the error (the server's
+    ``Retry-After``) replaces the backoff, capped at ``max_retry_after_s`` seconds.
+
+    After the last attempt the final ProviderError is raised again with
+    ``"(gave up after N attempts)"`` appended (same ``status`` and ``retryable``);
+    non-retryable errors propagate at once, unchanged.
+    """
+
+    def __init__(
+        self,
+        inner: LMClient,
+        *,
+        max_attempts: int = 5,
+        initial_s: float = 0.5,
+        max_s: float = 20.0,
+        jitter: bool = True,
+        max_retry_after_s: float = 60.0,
+    ) -> None:
+        super().__init__(inner)
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.max_attempts = max_attempts
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.jitter = jitter
+        self.max_retry_after_s = max_retry_after_s
+        self.attempts = 0  # calls made to the inner client, for tests and traces
+
+    def backoff_s(self, attempt: int, exc: BaseException | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        hint = retry_after_of(exc) if exc is not None else None
+        if hint is not None:
+            return min(hint, self.max_retry_after_s)
+        base = min(self.max_s, self.initial_s * (2 ** (attempt - 1)))
+        return base / 2 + random.uniform(0, base / 2) if self.jitter else base
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        return self.backoff_s(state.attempt_number, exc)
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Completion:
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(
+                lambda e: isinstance(e, ProviderError) and e.retryable
+            ),
+            reraise=False,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    self.attempts += 1
+                    return await self.inner.complete(
+                        messages, max_tokens=max_tokens, temperature=temperature
+                    )
+        except tenacity.RetryError as exc:
+            last = exc.last_attempt.exception()
+            assert isinstance(last, ProviderError)
+            n = exc.last_attempt.attempt_number
+            raise ProviderError(
+                f"{last} (gave up after {n} attempts)", status=last.status, retryable=last.retryable
+            ) from last
+        raise AssertionError("unreachable: tenacity returned without a result")  # pragma: no cover
+
+
+class ConcurrencyLimitedLM(WrapperLM):
+    """Bounds in-flight ``complete`` calls with a shared ``asyncio.Semaphore``.
+
+    Pass the same semaphore to every client of an execution tree; when None, a private
+    ``Semaphore(16)`` is used. ``in_flight`` / ``peak_in_flight`` count this wrapper's calls.
+    """
+
+    def __init__(self, inner: LMClient, semaphore: asyncio.Semaphore | None = None) -> None:
+        super().__init__(inner)
+        self.semaphore = (
+            semaphore if semaphore is not None else asyncio.Semaphore(DEFAULT_CONCURRENCY)
+        )
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Completion:
+        async with self.semaphore:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                return await self.inner.complete(
+                    messages, max_tokens=max_tokens, temperature=temperature
+                )
+            finally:
+                self.in_flight -= 1
+
+
+def cache_key(
+    provider: str,
+    model: str,
+    temperature: float | None,
+    max_tokens: int | None,
+    messages: list[Message],
+) -> str:
+    """The LLM-cache key: ``"sha256:" + hex`` over canonical JSON of the five inputs.
+
+    Canonical JSON: sorted keys, no whitespace, UTF-8 (``ensure_ascii=False``). Any change
+    in provider, model, temperature, max_tokens (output tokens) or messages changes the key.
+    """
+    payload = {
+        "provider": provider,
+        "model": model,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "messages": [dict(m) for m in messages],
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class CachedLM(WrapperLM):
+    """An LLM cache in a :class:`~rlmx.store.base.MetadataStore` (``cache_get``/``cache_put``).
+
+    The key is :func:`cache_key` over the inner client's provider and model, the effective
+    temperature and max_tokens (the call's, else the client's default) and the messages.
+    A hit returns ``Completion(cached=True)`` with the tokens as originally reported (the
+    engine charges cost 0 for cached completions), ``latency_s`` of the lookup and
+    ``raw["cache_key"]``; the inner client is not called. A miss calls the inner client and
+    stores ``{text, input_tokens, output_tokens, provider, model, latency_s, raw}``.
+
+    Identical requests in flight at the same time in this wrapper are coalesced: one calls
+    the inner client and the others wait for it and get its result marked ``cached=True``
+    (if that call fails, they get the same error). Across processes two identical
+    concurrent requests may both miss and both pay; the second store simply overwrites.
+    Store calls are synchronous (local SQLite, fast); a failing store is not fatal.
+    """
+
+    def __init__(self, inner: LMClient, meta_store: MetadataStore) -> None:
+        super().__init__(inner)
+        self.store = meta_store
+        self._inflight: dict[str, asyncio.Future[Completion]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def key_for(
+        self, messages: list[Message], max_tokens: int | None, temperature: float | None
+    ) -> str:
+        return cache_key(
+            self.provider,
+            self.model,
+            temperature if temperature is not None else self.temperature,
+            max_tokens if max_tokens is not None else self.max_tokens,
+            messages,
+        )
+
+    def _lookup(self, key: str, started: float) -> Completion | None:
+        try:
+            value = self.store.cache_get(key)
+        except Exception:  # a broken cache must not break the call
+            return None
+        if not value:
+            return None
+        try:
+            raw = dict(value.get("raw") or {})
+            raw.update(cache_key=key, original_latency_s=value.get("latency_s", 0.0))
+            return Completion(
+                text=str(value["text"]),
+                input_tokens=int(value["input_tokens"]),
+                output_tokens=int(value["output_tokens"]),
+                provider=str(value.get("provider", self.provider)),
+                model=str(value.get("model", self.model)),
+                cached=True,
+                latency_s=time.perf_counter() - started,
+                raw=raw,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None  # an entry in an older or foreign shape: treat as a miss
+
+    def _store(self, key: str, c: Completion) -> None:
+        value: dict[str, Any] = {
+            "text": c.text,
+            "input_tokens": c.input_tokens,
+            "output_tokens": c.output_tokens,
+            "provider": c.provider,
+            "model": c.model,
+            "latency_s": c.latency_s,
+            "raw": c.raw,
+            "created_at": time.time(),
+        }
+        try:
+            self.store.cache_put(key, value)
+        except Exception:
+            pass  # not fatal: the call succeeded, only future hits are lost
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Completion:
+        started = time.perf_counter()
+        key = self.key_for(messages, max_tokens, temperature)
+        hit = self._lookup(key, started)
+        if hit is not None:
+            self.hits += 1
+            return hit
+        leader = self._inflight.get(key)
+        if leader is not None:
+            try:
+                shared = await asyncio.shield(leader)
+            except asyncio.CancelledError:
+                if not leader.cancelled():
+                    raise  # we were cancelled ourselves
+                # the leader was cancelled: make the call ourselves below
+            else:
+                self.hits += 1
+                raw = {**shared.raw, "cache_key": key, "coalesced": True}
+                return replace(
+                    shared, cached=True, latency_s=time.perf_counter() - started, raw=raw
+                )
+        self.misses += 1
+        future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self.inner.complete(
+                messages, max_tokens=max_tokens, temperature=temperature
+            )
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: no "never retrieved" warning
+            raise
+        finally:
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+        self._store(key, result)
+        future.set_result(result)
+        return result
+
+
+def wrap_client(
+    client: LMClient,
+    *,
+    semaphore: asyncio.Semaphore | None = None,
+    meta_store: MetadataStore | None = None,
+    max_attempts: int = 5,
+    initial_s: float = 0.5,
+    max_s: float = 20.0,
+) -> LMClient:
+    """The standard stack: ``CachedLM(RetryingLM(ConcurrencyLimitedLM(client)))``.
+
+    The cache layer is left out when ``meta_store`` is None. ``max_attempts`` is
+    ``Settings.max_retries + 1``.
+    """
+    wrapped: LMClient = RetryingLM(
+        ConcurrencyLimitedLM(client, semaphore),
+        max_attempts=max_attempts,
+        initial_s=initial_s,
+        max_s=max_s,
+    )
+    if meta_store is not None:
+        wrapped = CachedLM(wrapped, meta_store)
+    return wrapped

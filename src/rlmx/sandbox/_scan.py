@@ -1,0 +1,190 @@
+"""Block-wise scans over a stored canonical text: find, rfind, count, grep, keyword scoring.
+
+Runs inside the REPL process. Every function takes ``read(start, end) -> str`` (absolute
+code-point offsets, end exclusive) and a range ``[start, end)``, and reads at most one block
+of ``BLOCK_CHARS`` characters (plus a small overlap) at a time, so that memory stays
+independent of the document's size. Offsets in and out are absolute code points.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+
+from rlmx.corpus.index import chunk_spans, fts_query
+
+__all__ = [
+    "BLOCK_CHARS",
+    "GREP_OVERLAP_CHARS",
+    "Reader",
+    "count",
+    "find",
+    "grep",
+    "iter_blocks",
+    "keyword_scores",
+    "rfind",
+]
+
+BLOCK_CHARS = 1 << 20
+"""Characters read per block (≈ 1–4 MB of UTF-8)."""
+
+GREP_OVERLAP_CHARS = 4096
+"""A regex match starting in one block may extend this many characters into the next."""
+
+_GREP_PREFIX_CHARS = 64  # context before a block so that ``^``, ``\\b`` and lookbehinds see it
+
+Reader = Callable[[int, int], str]
+
+
+def iter_blocks(
+    read: Reader, start: int, end: int, *, block: int = BLOCK_CHARS, overlap: int = 0,
+    prefix: int = 0,
+) -> Iterator[tuple[int, str, int, int]]:
+    """Yield ``(text_start, text, lo, hi)`` covering ``[start, end)``.
+
+    ``text`` is canonical text from absolute offset ``text_start``; matches that *start* in
+    ``text[lo:hi]`` belong to this block (the ``hi`` of one block is the ``lo`` of the next,
+    in absolute terms). ``hi`` is cut after a newline in the second half of the block when
+    there is one. ``text`` extends ``overlap`` characters past ``hi`` (for matches that cross
+    the cut) and starts up to ``prefix`` characters before ``lo`` (never before ``start``).
+    """
+    pos = start
+    while pos < end:
+        pre = min(prefix, pos - start)
+        stop = min(end, pos + block)
+        text = read(pos - pre, min(end, stop + overlap))
+        if stop < end:
+            cut = text.rfind("\n", pre + block // 2, pre + block)
+            hi = cut + 1 if cut >= 0 else pre + block
+        else:
+            hi = len(text)
+        yield pos - pre, text, pre, hi
+        pos = pos - pre + hi
+
+
+def find(read: Reader, sub: str, start: int, end: int) -> int:
+    """Return the lowest absolute offset of ``sub`` within ``[start, end)``, or -1."""
+    if not sub:
+        return start if start <= end else -1
+    ov = len(sub) - 1
+    for base, text, lo, hi in iter_blocks(read, start, end, overlap=ov):
+        i = text.find(sub, lo, hi + ov)
+        if i >= 0:
+            return base + i
+    return -1
+
+
+def rfind(read: Reader, sub: str, start: int, end: int, *, block: int = BLOCK_CHARS) -> int:
+    """Return the highest absolute offset of ``sub`` within ``[start, end)``, or -1."""
+    if not sub:
+        return end if start <= end else -1
+    ov = len(sub) - 1
+    stop = end
+    while stop > start:
+        s = max(start, stop - block)
+        text = read(s, min(end, stop + ov))
+        i = text.rfind(sub, 0, stop - s + ov)
+        if i >= 0:
+            return s + i
+        stop = s
+    return -1
+
+
+def count(read: Reader, sub: str, start: int, end: int) -> int:
+    """Return the number of non-overlapping occurrences of ``sub`` in ``[start, end)``."""
+    if not sub:
+        return max(0, end - start) + 1
+    ov = len(sub) - 1
+    n = 0
+    next_ok = start  # absolute: the previous match ends here
+    for base, text, lo, hi in iter_blocks(read, start, end, overlap=ov):
+        i = text.find(sub, max(lo, next_ok - base), hi + ov)
+        while i >= 0:
+            n += 1
+            next_ok = base + i + len(sub)
+            i = text.find(sub, i + len(sub), hi + ov)
+    return n
+
+
+def grep(
+    read: Reader, regex: re.Pattern[str], start: int, end: int, max_hits: int
+) -> Iterator[tuple[int, int]]:
+    """Yield absolute ``(start, end)`` spans of ``regex`` matches in ``[start, end)``, in order,
+    at most ``max_hits``.
+
+    Matches are found block by block (see :func:`iter_blocks`): a match may extend at most
+    ``GREP_OVERLAP_CHARS`` past a block's cut, and ``^``/``\\A`` without ``re.MULTILINE``
+    only match at ``start``. Zero-length matches are skipped.
+    """
+    if max_hits <= 0:
+        return
+    found = 0
+    last_end = start
+    for base, text, lo, hi in iter_blocks(
+        read, start, end, overlap=GREP_OVERLAP_CHARS, prefix=_GREP_PREFIX_CHARS
+    ):
+        last_block = base + hi >= end
+        for m in regex.finditer(text, max(lo, last_end - base)):
+            s, e = m.span()
+            if s >= hi and not last_block:
+                break
+            if e == s:
+                continue
+            yield base + s, base + e
+            last_end = base + e
+            found += 1
+            if found >= max_hits:
+                return
+
+
+def _terms(query: str) -> list[tuple[str, ...]]:
+    """Query terms as word tuples (a phrase is several words), as :func:`fts_query` picks them."""
+    return [tuple(t.split()) for t in re.findall(r'"([^"]+)"', fts_query(query))]
+
+
+def keyword_scores(
+    reader_of: Callable[[str], Reader], query: str, ranges: list[tuple[str, int, int]], k: int
+) -> list[tuple[float, str, int, int]]:
+    """BM25 over ~1,000-character chunks of ``ranges`` (``(doc_id, start, end)``, absolute),
+    computed by scanning (no index, no stemming; words lower-cased). Returns up to ``k``
+    ``(score, doc_id, start, end)``, best first. Memory grows with the matching chunks only.
+
+    ``reader_of(doc_id)`` returns the :data:`Reader` of that document.
+    """
+    terms = _terms(query)
+    if not terms or k <= 0:
+        return []
+    n_chunks = 0
+    total_len = 0
+    matches: list[tuple[str, int, int, int, list[int]]] = []
+    df = [0] * len(terms)
+    for doc_id, start, end in ranges:
+        reader = reader_of(doc_id)
+        for base, text, lo, hi in iter_blocks(reader, start, end):
+            part = text[lo:hi]
+            for cs, ce in chunk_spans(part):
+                words = re.findall(r"\w+", part[cs:ce].lower())
+                n_chunks += 1
+                total_len += len(words)
+                joined = " " + " ".join(words) + " "
+                tfs = [joined.count(" " + " ".join(t) + " ") for t in terms]
+                if any(tfs):
+                    for i, tf in enumerate(tfs):
+                        df[i] += tf > 0
+                    matches.append((doc_id, base + lo + cs, base + lo + ce, len(words), tfs))
+    if not matches:
+        return []
+    avg = total_len / max(1, n_chunks)
+    idf = [math.log(1 + (n_chunks - d + 0.5) / (d + 0.5)) for d in df]
+    k1, b = 1.2, 0.75
+    scored = []
+    for doc_id, s, e, dl, tfs in matches:
+        score = sum(
+            idf[i] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avg))
+            for i, tf in enumerate(tfs)
+            if tf
+        )
+        scored.append((score, doc_id, s, e))
+    scored.sort(key=lambda r: -r[0])
+    return scored[:k]

@@ -1,0 +1,112 @@
+"""The embedded :class:`~rlmx.store.base.BlobStore`: one file per blob under a local folder.
+
+Keys are relative paths made of ``/``-separated segments of ``[A-Za-z0-9._-]`` (no empty,
+``.`` or ``..`` segment, no leading ``/``), e.g. ``"text/<sha256>.txt"``. A blob is written
+to a temporary file beside its final path (``.tmp-*``, flushed and fsynced) and moved into
+place with :func:`os.replace`, so readers never see a partial blob, even across processes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from rlmx.errors import NotFoundError, StoreError
+from rlmx.store.base import BlobStore
+
+__all__ = ["LocalBlobStore", "validate_key"]
+
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` when it is a valid blob key, else raise ``ValueError`` saying why."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"invalid blob key {key!r}: expected a non-empty string such as 'text/ab12.txt'")
+    for seg in key.split("/"):
+        if seg in ("", ".", "..") or not _SEGMENT.fullmatch(seg):
+            raise ValueError(
+                f"invalid blob key {key!r}: segments must match [A-Za-z0-9._-]+, "
+                "be non-empty and not '.' or '..' (no leading or doubled '/')"
+            )
+    if key.split("/")[-1].startswith(".tmp-"):
+        raise ValueError(f"invalid blob key {key!r}: names starting with '.tmp-' are reserved")
+    return key
+
+
+class LocalBlobStore(BlobStore):
+    """Blobs as files under ``root`` (created when missing).
+
+    ``fsync``: flush each blob to disk before it becomes visible (default True: a crash never
+    leaves a truncated blob under its final name). Raises :class:`~rlmx.errors.StoreError`
+    when the folder cannot be written, ``ValueError`` for an invalid key.
+    """
+
+    def __init__(self, root: str | Path, *, fsync: bool = True):
+        self.root = Path(root).expanduser()
+        self.fsync = fsync
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create blob folder {self.root}: {e}; check RLMX_HOME") from e
+
+    def __repr__(self) -> str:
+        return f"LocalBlobStore({str(self.root)!r})"
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*validate_key(key).split("/"))
+
+    def _missing(self, key: str) -> NotFoundError:
+        return NotFoundError(
+            f"blob {key!r} not found under {self.root}; the store may have been moved or "
+            "pruned — ingest the files again to recreate it"
+        )
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` (bytes) under ``key`` atomically, replacing any previous blob."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    if self.fsync:
+                        f.flush()
+                        os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except OSError as e:
+            raise StoreError(f"cannot write blob {key!r} under {self.root}: {e}") from e
+
+    def get(self, key: str) -> bytes:
+        """Return the blob's bytes. Raises ``NotFoundError`` when absent."""
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            raise self._missing(key) from None
+
+    def exists(self, key: str) -> bool:
+        """True when a blob is stored under ``key``."""
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        """Remove the blob; deleting an absent key is a no-op."""
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+    def local_path(self, key: str) -> Path:
+        """Return the blob's file path (for memory-mapping). Raises ``NotFoundError``."""
+        path = self._path(key)
+        if not path.is_file():
+            raise self._missing(key)
+        return path

@@ -1,0 +1,170 @@
+"""SQLAlchemy Core tables of the metadata store (one schema for SQLite and PostgreSQL).
+
+* ``documents`` — content-addressed Documents (:class:`~rlmx.store.base.DocumentRecord`);
+  ``name``/``source_path`` are those of the first ingestion, corpora keep their own.
+* ``corpora``, ``corpus_documents`` (ordered membership with the display name and source
+  path *per corpus*), ``corpus_failures``.
+* ``executions``, ``turns`` (one row per ``(execution_id, idx)``), ``subcalls``.
+* ``llm_cache`` — key → JSON value.
+
+Timestamps are stored in UTC (:class:`UTCDateTime`) and come back timezone-aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "UTCDateTime",
+    "corpora",
+    "corpus_documents",
+    "corpus_failures",
+    "documents",
+    "executions",
+    "llm_cache",
+    "metadata",
+    "subcalls",
+    "turns",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("doc_id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("media_type", String(128), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("raw_sha256", String(64), nullable=False),
+    Column("text_sha256", String(64), nullable=False),
+    Column("length_chars", Integer, nullable=False),
+    Column("parser", String(64), nullable=False),
+    Column("parser_version", String(64), nullable=False),
+    Column("encoding", String(64)),
+    Column("text_key", Text, nullable=False),
+    Column("index_key", Text),
+    Column("meta", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("documents_content", "raw_sha256", "parser", "parser_version"),
+)
+
+corpora = Table(
+    "corpora",
+    metadata,
+    Column("corpus_id", String(64), primary_key=True),
+    Column("n_documents", Integer, nullable=False),
+    Column("n_failures", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+corpus_documents = Table(
+    "corpus_documents",
+    metadata,
+    Column("corpus_id", String(64), ForeignKey("corpora.corpus_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("doc_id", String(64), ForeignKey("documents.doc_id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("source_path", Text, nullable=False),
+)
+
+corpus_failures = Table(
+    "corpus_failures",
+    metadata,
+    Column("corpus_id", String(64), ForeignKey("corpora.corpus_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("source_path", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("media_type", String(128)),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("execution_id", String(64), primary_key=True),
+    Column("corpus_id", String(64), nullable=False),
+    Column("question", Text, nullable=False),
+    Column("mode", String(32), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("parent_id", String(64), index=True),
+    Column("root_id", String(64), index=True),
+    Column("depth", Integer, nullable=False),
+    Column("root_model", Text, nullable=False),
+    Column("sub_model", Text, nullable=False),
+    Column("answer", Text),
+    Column("citations", JSON, nullable=False),
+    Column("fields", JSON),
+    Column("usage", JSON, nullable=False),
+    Column("budgets", JSON, nullable=False),
+    Column("error", Text),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("finished_at", UTCDateTime),
+)
+
+turns = Table(
+    "turns",
+    metadata,
+    Column("execution_id", String(64), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("data", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+subcalls = Table(
+    "subcalls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", String(64), nullable=False, index=True),
+    Column("data", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+llm_cache = Table(
+    "llm_cache",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,327 @@
+"""The embedded :class:`~rlmx.store.base.MetadataStore`: SQLAlchemy 2 Core over SQLite.
+
+The queries are plain SQLAlchemy Core on the tables of :mod:`rlmx.store.schema`; only
+upserts are dialect-specific (``INSERT ... ON CONFLICT``, shared by SQLite and PostgreSQL),
+so a PostgreSQL store can reuse this class with another engine.
+
+Several processes may open the same file: the database runs in WAL mode (readers never
+block the writer), every write transaction starts with ``BEGIN IMMEDIATE`` (no lock
+upgrade deadlocks) and a busy timeout of 30 s makes writers wait for each other.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path, PurePath
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Connection, Engine, Table, create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from rlmx.errors import NotFoundError, StoreError
+from rlmx.store import schema as t
+from rlmx.store.base import (
+    CorpusRecord,
+    DocumentRecord,
+    ExecutionRecord,
+    FailedDocument,
+    MetadataStore,
+    utcnow,
+)
+
+__all__ = ["SQLiteMetadataStore", "json_dumps"]
+
+BUSY_TIMEOUT_S = 30.0
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, datetime | date):
+        return obj.isoformat()
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def json_dumps(obj: Any) -> str:
+    """JSON for the store's JSON columns: datetimes as ISO 8601, pydantic models dumped."""
+    return json.dumps(obj, ensure_ascii=False, default=_json_default)
+
+
+def _sqlite_url(url_or_path: str | Path) -> str:
+    s = str(url_or_path)
+    if s.startswith("sqlite:"):
+        return s
+    if s == ":memory:":
+        return "sqlite://"
+    path = Path(s).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+class SQLiteMetadataStore(MetadataStore):
+    """Metadata in one SQLite file. ``SQLiteMetadataStore(url_or_path)``.
+
+    ``url_or_path``: a file path (parents are created), ``":memory:"``, or a SQLAlchemy URL
+    (``sqlite:///...``; a ``postgresql+psycopg://...`` URL works with the same schema).
+    Errors: :class:`~rlmx.errors.NotFoundError` for unknown ids, ``StoreError`` when the
+    database fails (locked for longer than 30 s, corrupt, not writable).
+    """
+
+    def __init__(self, url_or_path: str | Path):
+        url = _sqlite_url(url_or_path)
+        self.url = url
+        try:
+            self.engine = self._make_engine(url)
+            with self._write() as conn:
+                t.metadata.create_all(conn)
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot open metadata store {self._where}: {e}") from e
+
+    # --- engine and transactions -------------------------------------------------------
+    @property
+    def _where(self) -> str:
+        return self.url.removeprefix("sqlite:///") if self.url.startswith("sqlite:") else self.url
+
+    def _make_engine(self, url: str) -> Engine:
+        if not url.startswith("sqlite"):
+            return create_engine(url, json_serializer=json_dumps, pool_pre_ping=True)
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            json_serializer=json_dumps,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
+            poolclass=StaticPool if memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            mode = conn.get_execution_options().get("rlmx_begin", "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except SQLAlchemyError as e:
+            raise StoreError(f"metadata store {self._where} failed: {e}") from e
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(rlmx_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        except IntegrityError as e:
+            raise StoreError(f"metadata store {self._where} rejected a write: {e.orig}") from e
+        except SQLAlchemyError as e:
+            raise StoreError(f"metadata store {self._where} failed: {e}") from e
+
+    def _upsert(self, conn: Connection, table: Table, row: Mapping[str, Any],
+                keys: list[str], keep: tuple[str, ...] = ()) -> None:
+        """Insert ``row`` or update the existing one with the same ``keys`` (except ``keep``)."""
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(table).values(**row)
+        update = {k: stmt.excluded[k] for k in row if k not in keys and k not in keep}
+        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
+
+    def close(self) -> None:
+        """Release pooled connections (call before forking, or when done)."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"SQLiteMetadataStore({self._where!r})"
+
+    # --- documents and corpora ---------------------------------------------------------
+    @staticmethod
+    def _doc(row: Any, **override: Any) -> DocumentRecord:
+        data = dict(row._mapping)
+        data.update(override)
+        return DocumentRecord.model_validate(data)
+
+    def find_document(self, raw_sha256: str, parser: str, parser_version: str) -> DocumentRecord | None:
+        """Return the Document parsed from these raw bytes by this parser version, or None."""
+        d = t.documents
+        q = (
+            select(d)
+            .where(d.c.raw_sha256 == raw_sha256, d.c.parser == parser,
+                   d.c.parser_version == parser_version)
+            .order_by(d.c.created_at)
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(q).first()
+        return None if row is None else self._doc(row)
+
+    def put_document(self, doc: DocumentRecord) -> None:
+        """Insert the Document, or refresh it when ``doc_id`` exists (``created_at`` kept)."""
+        with self._write() as conn:
+            self._upsert(conn, t.documents, doc.model_dump(), ["doc_id"], keep=("created_at",))
+
+    def get_document(self, doc_id: str) -> DocumentRecord:
+        """Return the Document. Raises ``NotFoundError``."""
+        with self._read() as conn:
+            row = conn.execute(select(t.documents).where(t.documents.c.doc_id == doc_id)).first()
+        if row is None:
+            raise NotFoundError(
+                f"document {doc_id!r} not found in {self._where}; valid ids are those of a "
+                "corpus: store.meta.get_corpus(corpus_id).documents"
+            )
+        return self._doc(row)
+
+    def put_corpus(self, corpus: CorpusRecord) -> None:
+        """Insert or replace the corpus: its ordered members (with their names and source
+        paths in this corpus) and failures. Every document must have been put first
+        (else ``StoreError``); an existing corpus keeps its ``created_at``."""
+        cid = corpus.corpus_id
+        with self._write() as conn:
+            self._upsert(
+                conn, t.corpora,
+                {"corpus_id": cid, "n_documents": len(corpus.documents),
+                 "n_failures": len(corpus.failures), "created_at": corpus.created_at},
+                ["corpus_id"], keep=("created_at",),
+            )
+            conn.execute(t.corpus_documents.delete().where(t.corpus_documents.c.corpus_id == cid))
+            conn.execute(t.corpus_failures.delete().where(t.corpus_failures.c.corpus_id == cid))
+            if corpus.documents:
+                conn.execute(t.corpus_documents.insert(), [
+                    {"corpus_id": cid, "position": i, "doc_id": d.doc_id, "name": d.name,
+                     "source_path": d.source_path}
+                    for i, d in enumerate(corpus.documents)
+                ])
+            if corpus.failures:
+                conn.execute(t.corpus_failures.insert(), [
+                    {"corpus_id": cid, "position": i, **f.model_dump()}
+                    for i, f in enumerate(corpus.failures)
+                ])
+
+    def get_corpus(self, corpus_id: str) -> CorpusRecord:
+        """Return the corpus; its DocumentRecords carry this corpus's names and source
+        paths. Raises ``NotFoundError``."""
+        m, d, f = t.corpus_documents, t.documents, t.corpus_failures
+        with self._read() as conn:
+            head = conn.execute(select(t.corpora).where(t.corpora.c.corpus_id == corpus_id)).first()
+            if head is None:
+                raise NotFoundError(
+                    f"corpus {corpus_id!r} not found in {self._where}; corpus ids come from "
+                    "rlmx.corpus.ingest() or corpus_from_texts() — ingest the files again"
+                )
+            docs = conn.execute(
+                select(d, m.c.name.label("m_name"), m.c.source_path.label("m_source"))
+                .join(m, m.c.doc_id == d.c.doc_id)
+                .where(m.c.corpus_id == corpus_id)
+                .order_by(m.c.position)
+            ).all()
+            fails = conn.execute(
+                select(f.c.source_path, f.c.reason, f.c.media_type)
+                .where(f.c.corpus_id == corpus_id).order_by(f.c.position)
+            ).all()
+        records = []
+        for row in docs:
+            data = dict(row._mapping)
+            data["name"] = data.pop("m_name")
+            data["source_path"] = data.pop("m_source")
+            records.append(DocumentRecord.model_validate(data))
+        return CorpusRecord(
+            corpus_id=corpus_id,
+            documents=records,
+            failures=[FailedDocument.model_validate(dict(r._mapping)) for r in fails],
+            created_at=head.created_at,
+        )
+
+    # --- executions --------------------------------------------------------------------
+    def put_execution(self, rec: ExecutionRecord) -> None:
+        """Insert or replace the execution row."""
+        with self._write() as conn:
+            self._upsert(conn, t.executions, rec.model_dump(), ["execution_id"])
+
+    def get_execution(self, execution_id: str) -> ExecutionRecord:
+        """Return the execution. Raises ``NotFoundError``."""
+        e = t.executions
+        with self._read() as conn:
+            row = conn.execute(select(e).where(e.c.execution_id == execution_id)).first()
+        if row is None:
+            raise NotFoundError(
+                f"execution {execution_id!r} not found in {self._where}; list valid ids with "
+                "store.meta.list_executions()"
+            )
+        return ExecutionRecord.model_validate(dict(row._mapping))
+
+    def list_executions(self, *, parent_id: str | None = None, limit: int = 50) -> list[ExecutionRecord]:
+        """Root executions (no parent) newest first when ``parent_id`` is None, else the
+        children of ``parent_id`` in the order they were created; at most ``limit``."""
+        e = t.executions
+        if parent_id is None:
+            q = select(e).where(e.c.parent_id.is_(None)).order_by(
+                e.c.created_at.desc(), e.c.execution_id.desc())
+        else:
+            q = select(e).where(e.c.parent_id == parent_id).order_by(
+                e.c.created_at, e.c.execution_id)
+        with self._read() as conn:
+            rows = conn.execute(q.limit(max(0, int(limit)))).all()
+        return [ExecutionRecord.model_validate(dict(r._mapping)) for r in rows]
+
+    def add_turn(self, execution_id: str, index: int, data: dict[str, Any]) -> None:
+        """Persist turn ``index`` (committed on return); writing an index again replaces it."""
+        with self._write() as conn:
+            self._upsert(
+                conn, t.turns,
+                {"execution_id": execution_id, "idx": index, "data": data, "created_at": utcnow()},
+                ["execution_id", "idx"],
+            )
+
+    def get_turns(self, execution_id: str) -> list[dict[str, Any]]:
+        """The turns' data in index order (empty for an unknown execution)."""
+        q = select(t.turns.c.data).where(t.turns.c.execution_id == execution_id).order_by(t.turns.c.idx)
+        with self._read() as conn:
+            return [r.data for r in conn.execute(q)]
+
+    def add_subcall(self, execution_id: str, data: dict[str, Any]) -> None:
+        """Append one sub-call record (JSON-able) to the execution."""
+        with self._write() as conn:
+            conn.execute(t.subcalls.insert().values(
+                execution_id=execution_id, data=data, created_at=utcnow()))
+
+    def get_subcalls(self, execution_id: str) -> list[dict[str, Any]]:
+        """The execution's sub-call records in the order they were added."""
+        s = t.subcalls
+        q = select(s.c.data).where(s.c.execution_id == execution_id).order_by(s.c.id)
+        with self._read() as conn:
+            return [r.data for r in conn.execute(q)]
+
+    # --- LLM cache ---------------------------------------------------------------------
+    def cache_get(self, key: str) -> dict[str, Any] | None:
+        """The cached value for ``key``, or None."""
+        with self._read() as conn:
+            row = conn.execute(select(t.llm_cache.c.value).where(t.llm_cache.c.key == key)).first()
+        return None if row is None else row.value
+
+    def cache_put(self, key: str, value: dict[str, Any]) -> None:
+        """Store (or replace) the cached value for ``key``."""
+        with self._write() as conn:
+            self._upsert(conn, t.llm_cache,
+                         {"key": key, "value": value, "created_at": utcnow()}, ["key"])
