@@ -25,10 +25,11 @@ from .errors import (
     SchemaError,
     StoreError,
 )
-from .types import Answer, Budgets, SpanRef, Status, Usage, span_checksum
-
 if TYPE_CHECKING:
     from .api import RLM
+    from .types import Answer, Budgets, SpanRef, Status, Usage, span_checksum
+
+_LAZY_TYPES = {"Answer", "Budgets", "SpanRef", "Status", "Usage", "span_checksum"}
 
 __all__ = [
     "RLM",
@@ -53,8 +54,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "RLM":  # lazy: keeps `import rlmx` (and the REPL worker) light
+    # Lazy: keeps `import rlmx` (and so the REPL worker's start) free of pydantic and SDKs.
+    if name == "RLM":
         from .api import RLM
 
         return RLM
-    raise AttributeError(name)
+    if name in _LAZY_TYPES:
+        from . import types
+
+        return getattr(types, name)
+    raise AttributeError(f"module 'rlmx' has no attribute {name!r}")

@@ -29,13 +29,16 @@ CHECKPOINT = 4096
 
 
 def canonicalize(text: str) -> str:
-    """Return the canonical form of ``text``: NFC, ``\\r\\n``/``\\r`` → ``\\n``, no BOM, no NUL."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    """Return the canonical form of ``text``: NFC, ``\\r\\n``/``\\r`` → ``\\n``, no BOM, no NUL.
+
+    Idempotent: ``canonicalize(canonicalize(t)) == canonicalize(t)`` (NULs go first and
+    every leading BOM is dropped, so neither can expose another on a second pass)."""
     if "\x00" in text:
         text = text.replace("\x00", "")
+    if text.startswith("\ufeff"):
+        text = text.lstrip("\ufeff")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
     return text

@@ -20,12 +20,16 @@ from pathlib import Path
 __all__ = ["CHUNK_CHARS", "SearchIndex", "SearchRow", "chunk_spans", "fts_query"]
 
 CHUNK_CHARS = 1000
+BUSY_TIMEOUT_S = 30.0  # writers wait this long for another process's write lock
 
-_STOPWORDS = frozenset(
-    """a an and are as at be by do does did for from has have how i in is it its of on or
-    that the their there these this those to was were what when where which who whom whose
-    why will with you your""".split()
-)
+# fmt: off
+_STOPWORDS = frozenset([
+    "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "did", "for", "from", "has",
+    "have", "how", "i", "in", "is", "it", "its", "of", "on", "or", "that", "the", "their",
+    "there", "these", "this", "those", "to", "was", "were", "what", "when", "where", "which",
+    "who", "whom", "whose", "why", "will", "with", "you", "your",
+])
+# fmt: on
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL,
@@ -102,8 +106,10 @@ class SearchIndex:
                 self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path)
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # derived data: commits need not reach the disk one by one (WAL stays consistent)
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -114,11 +120,21 @@ class SearchIndex:
         return row is not None
 
     def add(self, doc_id: str, text: str) -> int:
-        """Index ``text`` as ``doc_id`` (no-op when already indexed). Returns chunks added."""
+        """Index ``text`` as ``doc_id`` (no-op when already indexed). Returns chunks added.
+
+        Safe when several processes index the same document at once: the write lock is
+        taken first and the ``indexed_docs`` row claimed inside the same transaction."""
         if self.has(doc_id):
             return 0
         n = 0
         with self._db:
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN IMMEDIATE")
+            claimed = self._db.execute(
+                "INSERT OR IGNORE INTO indexed_docs(doc_id) VALUES (?)", (doc_id,)
+            )
+            if claimed.rowcount == 0:  # another writer indexed it meanwhile
+                return 0
             for start, end in chunk_spans(text):
                 cur = self._db.execute(
                     'INSERT INTO chunks(doc_id, start, "end") VALUES (?,?,?)', (doc_id, start, end)
@@ -128,13 +144,14 @@ class SearchIndex:
                     (cur.lastrowid, text[start:end]),
                 )
                 n += 1
-            self._db.execute("INSERT INTO indexed_docs(doc_id) VALUES (?)", (doc_id,))
         return n
 
     def add_many(self, docs: Iterable[tuple[str, str]]) -> int:
         return sum(self.add(doc_id, text) for doc_id, text in docs)
 
-    def search(self, query: str, k: int = 10, doc_ids: Sequence[str] | None = None) -> list[SearchRow]:
+    def search(
+        self, query: str, k: int = 10, doc_ids: Sequence[str] | None = None
+    ) -> list[SearchRow]:
         """Return up to ``k`` chunks ranked by BM25, restricted to ``doc_ids`` when given."""
         q = fts_query(query)
         if not q or k <= 0:

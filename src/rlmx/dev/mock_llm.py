@@ -24,7 +24,8 @@ Replies, in order of precedence
 Usage is realistic in shape: ``prompt_tokens`` ≈ characters of all message contents / 4,
 ``completion_tokens`` ≈ characters of the reply / 4, ``total_tokens`` their sum. A
 ``max_tokens`` / ``max_completion_tokens`` cap truncates the reply to 4 characters a token
-with ``finish_reason="length"``. Every request is recorded (:attr:`MockLLMServer.requests`).
+with ``finish_reason="length"``. Every request is recorded (:attr:`MockLLMServer.requests`);
+``peak_in_flight`` is the most chat requests served at once.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from rlmx.dev._http import Reply, Server, content_text, error_body
 
 __all__ = ["MockLLMServer", "MockRequest", "ScriptFn", "load_script_file", "serve"]
 
@@ -57,7 +58,8 @@ def _tokens(chars: int) -> int:
 
 @dataclass
 class MockRequest:
-    """One request the server received: ``status`` is the HTTP status it answered."""
+    """One request the server received: ``status`` is the HTTP status it answered;
+    ``headers`` have lower-case names."""
 
     path: str
     model: str | None
@@ -65,59 +67,6 @@ class MockRequest:
     status: int
     body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    mock: MockLLMServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-    timeout = 30  # seconds an idle keep-alive connection is kept
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-        if self.server.mock.verbose:
-            super().log_message(format, *args)
-
-    def _send(
-        self, status: int, payload: dict[str, Any], headers: Mapping[str, str] | None = None
-    ) -> None:
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-request-id", f"req_mock_{time.monotonic_ns()}")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path.rstrip("/")
-        if path in ("/v1/models", "/models"):
-            now = int(time.time())
-            models = [
-                {"id": m, "object": "model", "created": now, "owned_by": "rlmx-mock"}
-                for m in self.server.mock.model_names()
-            ]
-            self._send(200, {"object": "list", "data": models})
-        else:
-            self._send(404, _error_body(f"no route GET {path}", "not_found_error"))
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        status, payload, headers = self.server.mock._handle_post(
-            urlsplit(self.path).path, raw, dict(self.headers.items())
-        )
-        self._send(status, payload, headers)
-
-
-def _error_body(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
 _FAULT_TEXT = {
@@ -134,6 +83,7 @@ class MockLLMServer:
     ``port=0`` picks a free port. ``latency_ms``: milliseconds slept before each reply.
     ``error_rate``: probability (0..1) of a random 500. ``faults``, ``scripts``,
     ``default``, ``api_key``: see the module docstring. ``seed`` seeds ``error_rate``.
+    ``include_usage=False`` leaves ``usage`` out of responses (like some compatible servers).
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`. Thread-safe.
     """
@@ -150,6 +100,7 @@ class MockLLMServer:
         default: str = "echo",
         seed: int = 0,
         api_key: str | None = None,
+        include_usage: bool = True,
         verbose: bool = False,
     ) -> None:
         if not 0.0 <= error_rate <= 1.0:
@@ -160,6 +111,7 @@ class MockLLMServer:
         self.error_rate = error_rate
         self.default = default
         self.api_key = api_key
+        self.include_usage = include_usage
         self.verbose = verbose
         self._lock = threading.Lock()
         self._faults = list(faults or [])
@@ -172,7 +124,10 @@ class MockLLMServer:
                 self.set_script(model, script)
         self._requests: list[MockRequest] = []
         self._counter = 0
-        self._httpd: _Server | None = None
+        self._in_flight = 0
+        self.peak_in_flight = 0
+        """Most chat requests handled at the same time so far."""
+        self._httpd: Server | None = None
         self._thread: threading.Thread | None = None
 
     # configuration --------------------------------------------------------------
@@ -231,11 +186,12 @@ class MockLLMServer:
     def start(self) -> MockLLMServer:
         if self._httpd is not None:
             return self
-        httpd = _Server((self.host, self.port), _Handler)
-        httpd.mock = self
+        httpd = Server((self.host, self.port), self)
         self._httpd = httpd
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
             name=f"rlmx-mock-llm-{httpd.server_address[1]}",
         )
         self._thread.start()
@@ -261,25 +217,45 @@ class MockLLMServer:
         with self._lock:
             self._requests.append(req)
 
-    def _handle_post(
-        self, path: str, raw: bytes, headers: dict[str, str]
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def handle_get(self, path: str) -> Reply:
         path = path.rstrip("/")
+        if path not in ("/v1/models", "/models"):
+            return 404, error_body(f"no route GET {path}", "not_found_error"), {}
+        now = int(time.time())
+        models = [
+            {"id": m, "object": "model", "created": now, "owned_by": "rlmx-mock"}
+            for m in self.model_names()
+        ]
+        return 200, {"object": "list", "data": models}, {}
+
+    def handle_post(self, path: str, raw: bytes, headers: dict[str, str]) -> Reply:
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            return self._post(path.rstrip("/"), raw, headers)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _post(self, path: str, raw: bytes, headers: dict[str, str]) -> Reply:
         azure = _AZURE_PATH.match(path)
         if not azure and path not in _CHAT_PATHS:
             self._record(MockRequest(path, None, [], 404, {}, headers))
-            return 404, _error_body(f"no route POST {path}", "not_found_error"), {}
+            return 404, error_body(f"no route POST {path}", "not_found_error"), {}
         try:
             body = json.loads(raw or b"{}")
             if not isinstance(body, dict):
                 raise ValueError("body must be a JSON object")
         except ValueError as exc:
             self._record(MockRequest(path, None, [], 400, {}, headers))
-            return 400, _error_body(f"invalid JSON body: {exc}", "invalid_request_error"), {}
+            return 400, error_body(f"invalid JSON body: {exc}", "invalid_request_error"), {}
         model = azure.group(1) if azure else body.get("model")
         messages = body.get("messages")
 
-        def answer(status: int, payload: dict[str, Any], extra: dict[str, str] | None = None):
+        def answer(
+            status: int, payload: dict[str, Any], extra: dict[str, str] | None = None
+        ) -> Reply:
             msgs = messages if isinstance(messages, list) else []
             self._record(MockRequest(path, model, msgs, status, body, headers))
             return status, payload, extra or {}
@@ -293,27 +269,31 @@ class MockLLMServer:
         if fault is not None:
             text, kind = _FAULT_TEXT.get(fault, ("server error (injected fault)", "server_error"))
             extra = {"Retry-After": "0"} if fault == 429 else {}
-            return answer(fault, _error_body(text, kind), extra)
+            return answer(fault, error_body(text, kind), extra)
         if self.api_key is not None:
-            lowered = {k.lower(): v for k, v in headers.items()}
-            given = lowered.get("api-key") or lowered.get("authorization", "").removeprefix(
+            given = headers.get("api-key") or headers.get("authorization", "").removeprefix(
                 "Bearer "
             )
             if given != self.api_key:
                 return answer(
-                    401, _error_body("Incorrect API key provided.", "invalid_request_error",
-                                     "invalid_api_key")
+                    401,
+                    error_body(
+                        "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+                    ),
                 )
         if not isinstance(model, str) or not model:
-            return answer(400, _error_body("missing 'model'", "invalid_request_error"))
+            return answer(400, error_body("missing 'model'", "invalid_request_error"))
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-            return answer(400, _error_body("'messages' must be a list", "invalid_request_error"))
+            return answer(400, error_body("'messages' must be a list", "invalid_request_error"))
         if body.get("stream"):
-            return answer(400, _error_body("streaming is not supported", "invalid_request_error"))
+            return answer(400, error_body("streaming is not supported", "invalid_request_error"))
         try:
             reply = self._reply(model, messages)
         except LookupError as exc:
-            return answer(400, _error_body(str(exc), "invalid_request_error"))
+            return answer(400, error_body(str(exc), "invalid_request_error"))
+        except Exception as exc:  # a broken script function: answer 500, keep serving
+            msg = f"mock: script for model {model!r} raised {type(exc).__name__}: {exc}"
+            return answer(500, error_body(msg, "server_error"))
         return answer(200, self._completion(model, messages, reply, body))
 
     def _reply(self, model: str, messages: list[dict[str, Any]]) -> str:
@@ -333,7 +313,7 @@ class MockLLMServer:
             return self.default
         for msg in reversed(messages):
             if msg.get("role") == "user":
-                return _content_text(msg.get("content"))
+                return content_text(msg.get("content"))
         return ""
 
     def _completion(
@@ -343,12 +323,12 @@ class MockLLMServer:
         cap = body.get("max_completion_tokens") or body.get("max_tokens")
         if isinstance(cap, int) and cap > 0 and len(reply) > cap * 4:
             reply, finish = reply[: cap * 4], "length"
-        prompt_chars = sum(len(_content_text(m.get("content"))) for m in messages)
+        prompt_chars = sum(len(content_text(m.get("content"))) for m in messages)
         prompt_tokens, completion_tokens = _tokens(prompt_chars), _tokens(len(reply))
         with self._lock:
             self._counter += 1
             n = self._counter
-        return {
+        out: dict[str, Any] = {
             "id": f"chatcmpl-mock{n:06d}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -368,17 +348,9 @@ class MockLLMServer:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
-
-
-def _content_text(content: Any) -> str:
-    """Message content as text (a string, or a list of ``{"type": "text", "text": ...}``)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(part.get("text", "")) for part in content if isinstance(part, dict)
-        )
-    return ""
+        if not self.include_usage:
+            del out["usage"]
+        return out
 
 
 def load_script_file(path: str | Path) -> dict[str, list[str]]:
@@ -416,14 +388,22 @@ def serve(
     """
     scripts = load_script_file(script_file) if script_file else None
     srv = MockLLMServer(
-        host, port, latency_ms=latency_ms, error_rate=error_rate, faults=faults,
-        scripts=scripts, default=default, seed=seed, verbose=True,
+        host,
+        port,
+        latency_ms=latency_ms,
+        error_rate=error_rate,
+        faults=faults,
+        scripts=scripts,
+        default=default,
+        seed=seed,
+        verbose=True,
     )
+    model = next((m for m in scripts or {} if m != "*"), "mock")
     with srv:
         print(
             f"rlmx mock LLM serving on {srv.base_url}\n"
             f"  export OPENAI_BASE_URL={srv.base_url} OPENAI_API_KEY=mock "
-            "RLMX_MODEL=openai:mock\n  Ctrl-C to stop",
+            f"RLMX_MODEL=openai:{model}\n  Ctrl-C to stop",
             file=sys.stderr,
             flush=True,
         )

@@ -70,9 +70,9 @@ class Tree:
     sub_lm: LMClient
     on_event: EventSink | None = None
 
-    def emit(self, kind: str, **data: Any) -> None:
+    def emit(self, event: str, /, **data: Any) -> None:
         if self.on_event is not None:
-            self.on_event(kind, data)
+            self.on_event(event, data)
 
 
 @dataclass

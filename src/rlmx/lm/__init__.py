@@ -6,14 +6,19 @@ Providers: :class:`OpenAIClient` (``openai:MODEL``, any OpenAI-compatible server
 :class:`BaselineLM` (``baseline``). Wrappers: :class:`RetryingLM`,
 :class:`ConcurrencyLimitedLM`, :class:`CachedLM`. Specs → clients: :func:`make_client`,
 :func:`resolve_models`. Cost: :class:`PriceTable`.
+
+The two OpenAI clients are imported on first use (the ``openai`` SDK takes about half a
+second to import), so ``import rlmx.lm`` stays cheap.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from rlmx.lm.anthropic_client import AnthropicClient
 from rlmx.lm.base import Completion, LMClient, Message, estimate_tokens
 from rlmx.lm.baseline import BaselineLM
-from rlmx.lm.openai_client import AzureOpenAIClient, OpenAIClient
 from rlmx.lm.pricing import Price, PriceTable
 from rlmx.lm.registry import make_client, parse_spec, resolve_models
 from rlmx.lm.scripted import ScriptedLM
@@ -48,3 +53,21 @@ __all__ = [
     "resolve_models",
     "wrap_client",
 ]
+
+_LAZY = {"AzureOpenAIClient": "rlmx.lm.openai_client", "OpenAIClient": "rlmx.lm.openai_client"}
+
+if TYPE_CHECKING:
+    from rlmx.lm.openai_client import AzureOpenAIClient, OpenAIClient
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rlmx.lm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

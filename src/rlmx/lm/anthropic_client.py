@@ -164,9 +164,7 @@ class AnthropicClient(LMClient):
         except self._anthropic.AnthropicError as exc:
             raise self._map_error(exc) from exc
         latency = time.perf_counter() - started
-        text = "".join(
-            getattr(block, "text", "") for block in resp.content if block.type == "text"
-        )
+        text = "".join(getattr(block, "text", "") for block in resp.content if block.type == "text")
         usage = resp.usage
         input_tokens = (
             usage.input_tokens

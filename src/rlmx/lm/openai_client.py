@@ -38,6 +38,16 @@ MaxTokensParam = Literal["max_tokens", "max_completion_tokens"]
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
+def _error_detail(exc: openai.APIStatusError) -> str:
+    """The server's own error message (``{"error": {"message": ...}}``), else the SDK's."""
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return exc.message
+
+
 class _OpenAICompatible(LMClient):
     """Shared request/response/error handling for the OpenAI and Azure clients."""
 
@@ -89,7 +99,7 @@ class _OpenAICompatible(LMClient):
             return http_error(
                 label,
                 exc.status_code,
-                exc.message,
+                _error_detail(exc),
                 hints=self._hints(),
                 retry_after_s=parse_retry_after(headers),
             )

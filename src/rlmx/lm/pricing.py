@@ -77,7 +77,9 @@ def _parse(data: Mapping[str, Any], source: str) -> dict[str, _Entry]:
         if ":" not in key:
             raise ConfigError(f"{where}: keys are 'provider:model', e.g. 'openai:gpt-5'")
         if not isinstance(spec, dict):
-            raise ConfigError(f"{where}: expected {{ input = N, output = N }} or {{ same_as = ... }}")
+            raise ConfigError(
+                f"{where}: expected {{ input = N, output = N }} or {{ same_as = ... }}"
+            )
         unknown = set(spec) - {"input", "output", "same_as"}
         if unknown:
             raise ConfigError(f"{where}: unknown fields {sorted(unknown)}")
@@ -102,7 +104,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except OSError as exc:
-        raise ConfigError(f"price file {path}: cannot read it ({exc}); check RLMX_PRICES_FILE") from exc
+        raise ConfigError(
+            f"price file {path}: cannot read it ({exc}); check RLMX_PRICES_FILE"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"price file {path}: invalid TOML ({exc})") from exc
 
@@ -152,17 +156,22 @@ class PriceTable:
             return spec
         best: str | None = None
         for key in self._entries:
-            if key.endswith("*"):
-                continue
-            if spec.startswith(key) and _SNAPSHOT.fullmatch(spec[len(key) :]):
-                if best is None or len(key) > len(best):
-                    best = key
+            if (
+                not key.endswith("*")
+                and spec.startswith(key)
+                and _SNAPSHOT.fullmatch(spec[len(key) :])
+                and (best is None or len(key) > len(best))
+            ):
+                best = key
         if best is not None:
             return best
         for key in self._entries:
-            if key.endswith("*") and spec.startswith(key[:-1]):
-                if best is None or len(key) > len(best):
-                    best = key
+            if (
+                key.endswith("*")
+                and spec.startswith(key[:-1])
+                and (best is None or len(key) > len(best))
+            ):
+                best = key
         return best
 
     def price(self, spec: str) -> Price | None:

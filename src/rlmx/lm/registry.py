@@ -2,11 +2,12 @@
 
 Spec forms (``--model``, ``--sub-model``, ``RLMX_MODEL``, ``RLMX_SUB_MODEL``)::
 
-    openai:MODEL          OpenAI or any OpenAI-compatible server (OPENAI_API_KEY, OPENAI_BASE_URL)
-    azure:DEPLOYMENT      Azure OpenAI (AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY, OPENAI_API_VERSION)
-    anthropic:MODEL       Anthropic (ANTHROPIC_API_KEY; pip install 'rlmx[anthropic]')
-    scripted:PATH         replies from a script file (tests, demos)
-    baseline[:NAME]       the offline baseline policy (no network, no key)
+    openai:MODEL      OpenAI or an OpenAI-compatible server (OPENAI_API_KEY, OPENAI_BASE_URL)
+    azure:DEPLOYMENT  Azure OpenAI (AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY,
+                      OPENAI_API_VERSION)
+    anthropic:MODEL   Anthropic (ANTHROPIC_API_KEY; pip install 'rlmx[anthropic]')
+    scripted:PATH     replies from a script file (tests, demos)
+    baseline[:NAME]   the offline baseline policy (no network, no key)
 
 Resolution (:func:`resolve_models`): root = explicit ``--model`` → ``RLMX_MODEL`` →
 ``openai:gpt-5`` when ``OPENAI_API_KEY`` is set → ``baseline`` with a one-line notice.
@@ -60,7 +61,7 @@ AZURE_NO_DEPLOYMENT_NOTICE = (
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """Split ``"provider:name"`` into ``(provider, name)``; ``"baseline"`` gives ``("baseline", "")``.
+    """Split ``"provider:name"`` into ``(provider, name)`` (``"baseline"`` → ``("baseline", "")``).
 
     Raises ConfigError for an unknown provider or a missing name, listing the valid forms.
     """

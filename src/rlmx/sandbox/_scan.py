@@ -18,6 +18,7 @@ __all__ = [
     "BLOCK_CHARS",
     "GREP_OVERLAP_CHARS",
     "Reader",
+    "compile_pattern",
     "count",
     "find",
     "grep",
@@ -38,7 +39,12 @@ Reader = Callable[[int, int], str]
 
 
 def iter_blocks(
-    read: Reader, start: int, end: int, *, block: int = BLOCK_CHARS, overlap: int = 0,
+    read: Reader,
+    start: int,
+    end: int,
+    *,
+    block: int = BLOCK_CHARS,
+    overlap: int = 0,
     prefix: int = 0,
 ) -> Iterator[tuple[int, str, int, int]]:
     """Yield ``(text_start, text, lo, hi)`` covering ``[start, end)``.
@@ -63,12 +69,25 @@ def iter_blocks(
         pos = pos - pre + hi
 
 
-def find(read: Reader, sub: str, start: int, end: int) -> int:
+def compile_pattern(pattern: str | re.Pattern[str], flags: int) -> re.Pattern[str]:
+    """Compile a grep pattern (str, or an already compiled str pattern without flags)."""
+    if isinstance(pattern, re.Pattern):
+        if flags:
+            raise ValueError("cannot pass flags with a compiled pattern")
+        if not isinstance(pattern.pattern, str):
+            raise TypeError("grep needs a str pattern, not bytes")
+        return pattern
+    if not isinstance(pattern, str):
+        raise TypeError(f"grep pattern must be a str, got {type(pattern).__name__}")
+    return re.compile(pattern, flags)
+
+
+def find(read: Reader, sub: str, start: int, end: int, *, block: int = BLOCK_CHARS) -> int:
     """Return the lowest absolute offset of ``sub`` within ``[start, end)``, or -1."""
     if not sub:
         return start if start <= end else -1
     ov = len(sub) - 1
-    for base, text, lo, hi in iter_blocks(read, start, end, overlap=ov):
+    for base, text, lo, hi in iter_blocks(read, start, end, block=block, overlap=ov):
         i = text.find(sub, lo, hi + ov)
         if i >= 0:
             return base + i
@@ -91,14 +110,14 @@ def rfind(read: Reader, sub: str, start: int, end: int, *, block: int = BLOCK_CH
     return -1
 
 
-def count(read: Reader, sub: str, start: int, end: int) -> int:
+def count(read: Reader, sub: str, start: int, end: int, *, block: int = BLOCK_CHARS) -> int:
     """Return the number of non-overlapping occurrences of ``sub`` in ``[start, end)``."""
     if not sub:
-        return max(0, end - start) + 1
+        return end - start + 1 if end >= start else 0
     ov = len(sub) - 1
     n = 0
     next_ok = start  # absolute: the previous match ends here
-    for base, text, lo, hi in iter_blocks(read, start, end, overlap=ov):
+    for base, text, lo, hi in iter_blocks(read, start, end, block=block, overlap=ov):
         i = text.find(sub, max(lo, next_ok - base), hi + ov)
         while i >= 0:
             n += 1
@@ -108,7 +127,14 @@ def count(read: Reader, sub: str, start: int, end: int) -> int:
 
 
 def grep(
-    read: Reader, regex: re.Pattern[str], start: int, end: int, max_hits: int
+    read: Reader,
+    regex: re.Pattern[str],
+    start: int,
+    end: int,
+    max_hits: int,
+    *,
+    block: int = BLOCK_CHARS,
+    overlap: int = GREP_OVERLAP_CHARS,
 ) -> Iterator[tuple[int, int]]:
     """Yield absolute ``(start, end)`` spans of ``regex`` matches in ``[start, end)``, in order,
     at most ``max_hits``.
@@ -122,7 +148,7 @@ def grep(
     found = 0
     last_end = start
     for base, text, lo, hi in iter_blocks(
-        read, start, end, overlap=GREP_OVERLAP_CHARS, prefix=_GREP_PREFIX_CHARS
+        read, start, end, block=block, overlap=overlap, prefix=_GREP_PREFIX_CHARS
     ):
         last_block = base + hi >= end
         for m in regex.finditer(text, max(lo, last_end - base)):

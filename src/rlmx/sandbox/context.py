@@ -25,61 +25,19 @@ import difflib
 import os
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from rlmx.corpus.canonical import TextReader
 from rlmx.corpus.index import SearchIndex
 
 from . import _scan
+from ._readers import MAX_OPEN_READERS, ReaderPool, Source
 from .spanlog import SpanLog
 
 __all__ = ["MAX_OPEN_READERS", "ContextView", "DocView", "Hit", "open_context"]
 
-MAX_OPEN_READERS = 64
 _PREVIEW_CHARS = 80
-
-
-class _Source:
-    """One stored document: its files, and an unlogged absolute reader."""
-
-    __slots__ = ("doc_id", "index_path", "length", "meta", "name", "pool", "spec", "text_path")
-
-    def __init__(self, d: Mapping[str, Any], pool: _ReaderPool) -> None:
-        self.spec = dict(d)
-        self.doc_id = str(d["doc_id"])
-        self.name = str(d.get("name") or self.doc_id)
-        self.length = int(d["length"])
-        self.text_path = str(d["text_path"])
-        self.index_path = d.get("index_path")
-        self.meta = dict(d.get("meta") or {})
-        self.pool = pool
-
-    def read(self, start: int, end: int) -> str:
-        return self.pool.read(self, start, end)
-
-
-class _ReaderPool:
-    """Open :class:`TextReader`s, least recently used closed beyond ``max_open``."""
-
-    def __init__(self, max_open: int = MAX_OPEN_READERS) -> None:
-        self._open: OrderedDict[int, TextReader] = OrderedDict()
-        self._max = max_open
-        self._lock = threading.Lock()
-
-    def read(self, src: _Source, start: int, end: int) -> str:
-        with self._lock:
-            r = self._open.get(id(src))
-            if r is None:
-                r = TextReader(src.text_path, src.length, src.index_path)
-                self._open[id(src)] = r
-                if len(self._open) > self._max:
-                    self._open.popitem(last=False)[1].close()
-            else:
-                self._open.move_to_end(id(src))
-            return r.read(start, end)
 
 
 class _Context:
@@ -89,16 +47,16 @@ class _Context:
         self.log = log
         self.kind = spec.get("kind", "corpus")
         self.index_path = spec.get("index_path")
-        pool = _ReaderPool()
+        pool = ReaderPool()
         self.views: list[DocView] = []
         for d in spec["docs"]:
-            src = _Source(d, pool)
+            src = Source(d, pool)
             w = d.get("window")
             lo, hi = (0, src.length) if w is None else (int(w[0]), int(w[1]))
             if not 0 <= lo <= hi <= src.length:
                 raise ValueError(f"document {src.doc_id}: window {w} outside 0..{src.length}")
             self.views.append(DocView(src, lo, hi, self))
-        self._index: SearchIndex | None = None
+        self._indexes = threading.local()  # sqlite connections are per thread
         self._use_index: bool | None = None
         self._lock = threading.Lock()
 
@@ -120,7 +78,9 @@ class _Context:
             near = difflib.get_close_matches(ref, [v.name for v in self.views], n=3)
             hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
             raise KeyError(f"no document with id or name {ref!r}{hint}")
-        raise TypeError(f"expected a document, an index, a doc_id or a name, got {type(ref).__name__}")
+        raise TypeError(
+            f"expected a document, an index, a doc_id or a name, got {type(ref).__name__}"
+        )
 
     def search(self, query: str, k: int, views: list[DocView]) -> list[Hit]:
         """BM25 hits among ``views`` (clipped to their windows), best first."""
@@ -133,60 +93,52 @@ class _Context:
         hits: list[Hit] = []
         if index is not None:
             ids = sorted({v.id for v in views})
-            fetch = k if all(v.start == 0 and v.end == v._src.length for v in views) else 4 * k
+            fetch = k if all(v._lo == 0 and v._hi == v._src.length for v in views) else 4 * k
             while True:
                 rows = index.search(query, fetch, doc_ids=ids)
                 hits = []
                 for row in rows:
                     for v in views:
-                        if v.id == row.doc_id and row.start < v.end and row.end > v.start:
-                            s, e = max(row.start, v.start), min(row.end, v.end)
-                            hits.append(Hit(v, s - v.start, e - v.start, row.score))
+                        if v.id == row.doc_id and row.start < v._hi and row.end > v._lo:
+                            s, e = max(row.start, v._lo), min(row.end, v._hi)
+                            hits.append(Hit(v, s - v._lo, e - v._lo, row.score))
                 if len(hits) >= k or len(rows) < fetch or fetch >= 64 * k:
                     break
                 fetch *= 4
         else:
-            by_key = {(v.id, v.start, v.end): v for v in views}
+            by_key = {(v.id, v._lo, v._hi): v for v in views}
             readers = {v.id: v._src.read for v in views}
-            ranges = [(v.id, v.start, v.end) for v in views]
+            ranges = [(v.id, v._lo, v._hi) for v in views]
             for score, doc_id, s, e in _scan.keyword_scores(readers.__getitem__, query, ranges, k):
-                v = next(v for key, v in by_key.items() if key[0] == doc_id and key[1] <= s < key[2])
-                hits.append(Hit(v, s - v.start, e - v.start, score))
+                v = next(v for (i, lo, hi), v in by_key.items() if i == doc_id and lo <= s < hi)
+                hits.append(Hit(v, s - v._lo, e - v._lo, score))
         hits = hits[:k]
         for h in hits:
-            self.log.scan(h.doc_id, h.doc.start + h.start, h.doc.start + h.end)
+            self.log.scan(h.doc_id, h.doc._lo + h.start, h.doc._lo + h.end)
         return hits
 
     def _open_index(self) -> SearchIndex | None:
-        """The FTS index when every document of the context is in it, else None (scan)."""
+        """This thread's FTS index when every document of the context is in it, else None
+        (search scans instead)."""
+        index: SearchIndex | None = getattr(self._indexes, "index", None)
+        if index is None and self.index_path and os.path.exists(self.index_path):
+            index = self._indexes.index = SearchIndex(Path(self.index_path), readonly=True)
         with self._lock:
             if self._use_index is None:
-                self._use_index = False
-                if self.index_path and os.path.exists(self.index_path):
-                    self._index = SearchIndex(Path(self.index_path), readonly=True)
-                    self._use_index = all(self._index.has(i) for i in {v.id for v in self.views})
-            return self._index if self._use_index else None
+                ids = {v.id for v in self.views}
+                self._use_index = index is not None and all(index.has(i) for i in ids)
+        return index if self._use_index else None
 
 
-def _compile(pattern: str | re.Pattern[str], flags: int) -> re.Pattern[str]:
-    if isinstance(pattern, re.Pattern):
-        if flags:
-            raise ValueError("cannot pass flags with a compiled pattern")
-        if not isinstance(pattern.pattern, str):
-            raise TypeError("grep needs a str pattern, not bytes")
-        return pattern
-    if not isinstance(pattern, str):
-        raise TypeError(f"grep pattern must be a str, got {type(pattern).__name__}")
-    return re.compile(pattern, flags)
-
-
-def _grep(views: list[DocView], pattern: str | re.Pattern[str], flags: int, max_hits: int) -> list[Hit]:
-    regex = _compile(pattern, flags)
+def _grep(
+    views: list[DocView], pattern: str | re.Pattern[str], flags: int, max_hits: int
+) -> list[Hit]:
+    regex = _scan.compile_pattern(pattern, flags)
     hits: list[Hit] = []
     for v in views:
-        for s, e in _scan.grep(v._src.read, regex, v.start, v.end, int(max_hits) - len(hits)):
+        for s, e in _scan.grep(v._src.read, regex, v._lo, v._hi, int(max_hits) - len(hits)):
             v._ctx.log.scan(v.id, s, e)
-            hits.append(Hit(v, s - v.start, e - v.start, None))
+            hits.append(Hit(v, s - v._lo, e - v._lo, None))
         if len(hits) >= max_hits:
             break
     return hits
@@ -238,15 +190,15 @@ class Hit:
 
 
 class DocView:
-    """One document as the code sees it (see module doc). ``id``, ``name``, ``meta``;
-    ``start``/``end``: the window in absolute offsets (0 and the length when unwindowed)."""
+    """One document as the code sees it (see module doc): ``id``, ``name``, ``meta``,
+    ``window`` (absolute ``(start, end)`` seen, the whole text when not windowed)."""
 
-    __slots__ = ("_ctx", "_src", "end", "start")
+    __slots__ = ("_ctx", "_hi", "_lo", "_src")
 
-    def __init__(self, src: _Source, start: int, end: int, ctx: _Context) -> None:
+    def __init__(self, src: Source, start: int, end: int, ctx: _Context) -> None:
         self._src = src
-        self.start = start
-        self.end = end
+        self._lo = start
+        self._hi = end
         self._ctx = ctx
 
     @property
@@ -261,23 +213,28 @@ class DocView:
     def meta(self) -> dict[str, Any]:
         return self._src.meta
 
+    @property
+    def window(self) -> tuple[int, int]:
+        return self._lo, self._hi
+
     def __len__(self) -> int:
-        return self.end - self.start
+        return self._hi - self._lo
 
     def _read(self, a: int, b: int) -> str:
         """Read relative ``[a, b)`` (already clamped) and log it."""
-        s, e = self.start + a, self.start + b
+        s, e = self._lo + a, self._lo + b
         text = self._src.read(s, e)
         self._ctx.log.read(self.id, s, e, text, self._src.read)
         return text
 
     def _bounds(self, start: int | None, end: int | None) -> tuple[int, int] | None:
-        """str.find-style bounds, relative; None when start is past the end."""
+        """str.find-style bounds, relative (``end < start`` possible); None when start is
+        past the end of the document."""
         n = len(self)
         if start is not None and start > n:
             return None
         a, b, _ = slice(start, end).indices(n)
-        return a, max(a, b)
+        return a, b
 
     def __getitem__(self, key: int | slice) -> str:
         n = len(self)
@@ -303,28 +260,31 @@ class DocView:
         return format(str(self), spec)
 
     def __repr__(self) -> str:
-        w = "" if (self.start, self.end) == (0, self._src.length) else f", window={self.start}:{self.end}"
+        whole = (self._lo, self._hi) == (0, self._src.length)
+        w = "" if whole else f", window={self._lo}:{self._hi}"
         return f"<document {self.name!r} id={self.id} len={len(self):,}{w}>"
 
     def __iter__(self) -> Iterator[str]:
-        for base, text, lo, hi in _scan.iter_blocks(self._src.read, self.start, self.end):
+        for base, text, lo, hi in _scan.iter_blocks(self._src.read, self._lo, self._hi):
             self._ctx.log.read(self.id, base + lo, base + hi, text[lo:hi], self._src.read)
             yield from text[lo:hi]
 
     def __contains__(self, sub: object) -> bool:
         if not isinstance(sub, str):
-            raise TypeError(f"'in <document>' requires str as left operand, not {type(sub).__name__}")
+            raise TypeError(
+                f"'in <document>' requires str as left operand, not {type(sub).__name__}"
+            )
         return self.find(sub) >= 0
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, DocView):
-            return (self.id, self.start, self.end) == (other.id, other.start, other.end)
+            return (self.id, self._lo, self._hi) == (other.id, other._lo, other._hi)
         if isinstance(other, str):
             return len(other) == len(self) and str(self) == other
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash((self.id, self.start, self.end))
+        return hash((self.id, self._lo, self._hi))
 
     def __add__(self, other: object) -> str:
         return str(self) + (str(other) if isinstance(other, DocView) else other)  # type: ignore[operator]
@@ -345,7 +305,7 @@ class DocView:
         if i < 0:
             return -1
         self._ctx.log.scan(self.id, i, i + n)
-        return i - self.start
+        return i - self._lo
 
     def find(self, sub: str, start: int | None = None, end: int | None = None) -> int:
         """Like ``str.find``: the lowest offset of ``sub`` in ``doc[start:end]``, or -1.
@@ -354,7 +314,7 @@ class DocView:
         if b is None:
             return -1
         return self._scan_result(
-            _scan.find(self._src.read, _as_str(sub), self.start + b[0], self.start + b[1]), len(sub)
+            _scan.find(self._src.read, _as_str(sub), self._lo + b[0], self._lo + b[1]), len(sub)
         )
 
     def rfind(self, sub: str, start: int | None = None, end: int | None = None) -> int:
@@ -363,7 +323,7 @@ class DocView:
         if b is None:
             return -1
         return self._scan_result(
-            _scan.rfind(self._src.read, _as_str(sub), self.start + b[0], self.start + b[1]), len(sub)
+            _scan.rfind(self._src.read, _as_str(sub), self._lo + b[0], self._lo + b[1]), len(sub)
         )
 
     def index(self, sub: str, start: int | None = None, end: int | None = None) -> int:
@@ -385,7 +345,7 @@ class DocView:
         b = self._bounds(start, end)
         if b is None:
             return 0
-        return _scan.count(self._src.read, _as_str(sub), self.start + b[0], self.start + b[1])
+        return _scan.count(self._src.read, _as_str(sub), self._lo + b[0], self._lo + b[1])
 
     def startswith(self, prefix: str | tuple[str, ...]) -> bool:
         prefixes = (prefix,) if isinstance(prefix, str) else prefix
@@ -395,7 +355,9 @@ class DocView:
         suffixes = (suffix,) if isinstance(suffix, str) else suffix
         return any(len(s) <= len(self) and self[len(self) - len(s) :] == s for s in suffixes)
 
-    def grep(self, pattern: str | re.Pattern[str], flags: int = 0, max_hits: int = 1000) -> list[Hit]:
+    def grep(
+        self, pattern: str | re.Pattern[str], flags: int = 0, max_hits: int = 1000
+    ) -> list[Hit]:
         """Regex matches in this document, in order, at most ``max_hits``; see
         :meth:`ContextView.grep`."""
         return _grep([self], pattern, flags, max_hits)
@@ -412,18 +374,25 @@ class DocView:
             raise ValueError("lines(a, b) needs 0 <= a <= b")
         if b == a:
             return ""
-        line, pos, lo_abs = 0, self.start, -1
-        while True:
-            if line == a:
-                lo_abs = pos
-            if line == b or pos >= self.end:
+        line, lo_abs, hi_abs = 0, (self._lo if a == 0 else -1), self._hi
+        for base, text, lo, hi in _scan.iter_blocks(self._src.read, self._lo, self._hi):
+            n = text.count("\n", lo, hi)
+            if line + n < a:
+                line += n
+                continue
+            i = lo
+            while (nl := text.find("\n", i, hi)) >= 0:
+                line, i = line + 1, nl + 1
+                if line == a:
+                    lo_abs = base + i
+                if line == b:
+                    hi_abs = base + i
+                    break
+            if line >= b:
                 break
-            nl = _scan.find(self._src.read, "\n", pos, self.end)
-            pos = self.end if nl < 0 else nl + 1
-            line += 1
         if lo_abs < 0:
             return ""
-        return self[lo_abs - self.start : pos - self.start]
+        return self[lo_abs - self._lo : hi_abs - self._lo]
 
 
 def _as_str(sub: object) -> str:
@@ -472,7 +441,9 @@ class ContextView:
         """The document with this id, name or index. Raises ``KeyError`` (with suggestions)."""
         return self._ctx.resolve(name_or_id)
 
-    def grep(self, pattern: str | re.Pattern[str], flags: int = 0, max_hits: int = 1000) -> list[Hit]:
+    def grep(
+        self, pattern: str | re.Pattern[str], flags: int = 0, max_hits: int = 1000
+    ) -> list[Hit]:
         """Regex (``re`` syntax, ``flags`` as for ``re.compile``) matches across documents,
         in document order, at most ``max_hits``. Hits carry spans; matches are scans, not
         reads. A match may not extend more than 4,096 characters past a ~1M-character block
@@ -495,8 +466,7 @@ def open_context(spec: Mapping[str, Any], log: SpanLog) -> ContextView | DocView
     """
     ctx = _Context(spec, log)
     for v in ctx.views:
-        if not os.path.exists(v._src.text_path):
-            raise FileNotFoundError(f"document {v.id}: text file {v._src.text_path} not found")
+        v._src.check()
     if ctx.kind == "text":
         if len(ctx.views) != 1:
             raise ValueError(f"a 'text' context needs exactly one document, got {len(ctx.views)}")

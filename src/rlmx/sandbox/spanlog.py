@@ -30,11 +30,21 @@ _DIRECT_TAG_MAX = 256  # up to this many kept reads, tag by plain substring test
 
 
 class _Event:
-    __slots__ = ("anchor", "doc_id", "end", "kind", "read", "start", "subcalls", "text_hash",
-                 "turn")
+    __slots__ = (
+        "anchor",
+        "doc_id",
+        "end",
+        "kind",
+        "read",
+        "start",
+        "subcalls",
+        "text_hash",
+        "turn",
+    )
 
-    def __init__(self, kind: str, doc_id: str, start: int, end: int, turn: int,
-                 read: TextSource | None) -> None:
+    def __init__(
+        self, kind: str, doc_id: str, start: int, end: int, turn: int, read: TextSource | None
+    ) -> None:
         self.kind = kind
         self.doc_id = doc_id
         self.start = start
@@ -50,8 +60,14 @@ class _Event:
         return self.read(self.start, self.end)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "doc_id": self.doc_id, "start": self.start, "end": self.end,
-                "turn": self.turn, "subcalls": list(self.subcalls)}
+        return {
+            "kind": self.kind,
+            "doc_id": self.doc_id,
+            "start": self.start,
+            "end": self.end,
+            "turn": self.turn,
+            "subcalls": list(self.subcalls),
+        }
 
 
 class SpanLog:
@@ -62,8 +78,9 @@ class SpanLog:
     Events beyond ``max_step_events`` in one step are not logged; :attr:`dropped` counts them.
     """
 
-    def __init__(self, *, max_events: int = 100_000, max_step_events: int = 50_000,
-                 min_tag_chars: int = 8) -> None:
+    def __init__(
+        self, *, max_events: int = 100_000, max_step_events: int = 50_000, min_tag_chars: int = 8
+    ) -> None:
         self.turn = 0
         self.dropped = 0
         self._max_events = max_events
@@ -138,8 +155,12 @@ class SpanLog:
             m = self._min_tag
             if len(self._reads) <= _DIRECT_TAG_MAX:
                 for ev in self._reads.values():
-                    if ev.anchor is not None and ev.end - ev.start <= len(prompt) \
-                            and ev.anchor in prompt and ev.text() in prompt:
+                    if (
+                        ev.anchor is not None
+                        and ev.end - ev.start <= len(prompt)
+                        and ev.anchor in prompt
+                        and ev.text() in prompt
+                    ):
                         hits.append(ev)
             else:
                 seen: set[int] = set()
@@ -149,8 +170,11 @@ class SpanLog:
                     if not bucket:
                         continue
                     for ev in bucket:
-                        if id(ev) not in seen and ev.end - ev.start <= len(prompt) - p \
-                                and prompt.startswith(ev.text(), p):
+                        if (
+                            id(ev) not in seen
+                            and ev.end - ev.start <= len(prompt) - p
+                            and prompt.startswith(ev.text(), p)
+                        ):
                             seen.add(id(ev))
                             hits.append(ev)
             for ev in hits:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from rlmx.config import Settings
 from rlmx.errors import StoreError
 from rlmx.store.base import (
     BlobStore,
@@ -21,8 +21,10 @@ from rlmx.store.base import (
     FailedDocument,
     MetadataStore,
 )
-from rlmx.store.blobs import LocalBlobStore
-from rlmx.store.sqlite import SQLiteMetadataStore
+
+if TYPE_CHECKING:
+    from rlmx.store.blobs import LocalBlobStore
+    from rlmx.store.sqlite import SQLiteMetadataStore
 
 __all__ = [
     "BlobStore",
@@ -63,7 +65,11 @@ def open_store(home: str | Path | None = None) -> Store:
     ``home/index.sqlite``. Raises :class:`~rlmx.errors.StoreError` when the folder cannot be
     created or the database cannot be opened.
     """
-    root = Path(home if home is not None else Settings().home).expanduser()
+    if home is None:
+        from rlmx.config import Settings  # pydantic-settings: loaded only when needed
+
+        home = Settings().home
+    root = Path(home).expanduser()
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -71,9 +77,24 @@ def open_store(home: str | Path | None = None) -> Store:
             f"cannot create the rlmx home folder {root}: {e}; set RLMX_HOME to a writable folder"
         ) from e
     root = root.resolve()
+    from rlmx.store.blobs import LocalBlobStore
+    from rlmx.store.sqlite import SQLiteMetadataStore
+
     return Store(
         home=root,
         meta=SQLiteMetadataStore(root / "rlmx.sqlite"),
         blobs=LocalBlobStore(root / "blobs"),
         index_path=root / "index.sqlite",
     )
+
+
+def __getattr__(name: str) -> Any:  # SQLAlchemy loads only when a store is opened
+    if name == "SQLiteMetadataStore":
+        from rlmx.store.sqlite import SQLiteMetadataStore
+
+        return SQLiteMetadataStore
+    if name == "LocalBlobStore":
+        from rlmx.store.blobs import LocalBlobStore
+
+        return LocalBlobStore
+    raise AttributeError(f"module 'rlmx.store' has no attribute {name!r}")

@@ -101,8 +101,12 @@ corpora = Table(
 corpus_documents = Table(
     "corpus_documents",
     metadata,
-    Column("corpus_id", String(64), ForeignKey("corpora.corpus_id", ondelete="CASCADE"),
-           primary_key=True),
+    Column(
+        "corpus_id",
+        String(64),
+        ForeignKey("corpora.corpus_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     Column("position", Integer, primary_key=True),
     Column("doc_id", String(64), ForeignKey("documents.doc_id"), nullable=False),
     Column("name", Text, nullable=False),
@@ -112,8 +116,12 @@ corpus_documents = Table(
 corpus_failures = Table(
     "corpus_failures",
     metadata,
-    Column("corpus_id", String(64), ForeignKey("corpora.corpus_id", ondelete="CASCADE"),
-           primary_key=True),
+    Column(
+        "corpus_id",
+        String(64),
+        ForeignKey("corpora.corpus_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     Column("position", Integer, primary_key=True),
     Column("source_path", Text, nullable=False),
     Column("reason", Text, nullable=False),

@@ -19,7 +19,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, Table, create_engine, event, select
+from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -80,6 +80,7 @@ class SQLiteMetadataStore(MetadataStore):
     def __init__(self, url_or_path: str | Path):
         url = _sqlite_url(url_or_path)
         self.url = url
+        self._upserts: dict[tuple[Any, ...], Any] = {}
         try:
             self.engine = self._make_engine(url)
             with self._write() as conn:
@@ -141,13 +142,30 @@ class SQLiteMetadataStore(MetadataStore):
         except SQLAlchemyError as e:
             raise StoreError(f"metadata store {self._where} failed: {e}") from e
 
-    def _upsert(self, conn: Connection, table: Table, row: Mapping[str, Any],
-                keys: list[str], keep: tuple[str, ...] = ()) -> None:
-        """Insert ``row`` or update the existing one with the same ``keys`` (except ``keep``)."""
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(table).values(**row)
-        update = {k: stmt.excluded[k] for k in row if k not in keys and k not in keep}
-        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
+    def _upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        row: Mapping[str, Any],
+        keys: list[str],
+        keep: tuple[str, ...] = (),
+    ) -> None:
+        """Insert ``row`` (every column of ``table``) or update the existing row with the
+        same ``keys``, except the columns in ``keep``. Statements are built once and reused:
+        building them costs more than running them."""
+        cache_key = (table.name, tuple(keys), keep, conn.dialect.name)
+        stmt = self._upserts.get(cache_key)
+        if stmt is None:
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            base = insert(table)
+            update = {
+                c.name: base.excluded[c.name]
+                for c in table.columns
+                if c.name not in keys and c.name not in keep
+            }
+            stmt = base.on_conflict_do_update(index_elements=keys, set_=update)
+            self._upserts[cache_key] = stmt
+        conn.execute(stmt, dict(row))
 
     def close(self) -> None:
         """Release pooled connections (call before forking, or when done)."""
@@ -163,18 +181,25 @@ class SQLiteMetadataStore(MetadataStore):
         data.update(override)
         return DocumentRecord.model_validate(data)
 
-    def find_document(self, raw_sha256: str, parser: str, parser_version: str) -> DocumentRecord | None:
-        """Return the Document parsed from these raw bytes by this parser version, or None."""
-        d = t.documents
-        q = (
-            select(d)
-            .where(d.c.raw_sha256 == raw_sha256, d.c.parser == parser,
-                   d.c.parser_version == parser_version)
-            .order_by(d.c.created_at)
-            .limit(1)
+    _FIND_DOCUMENT = (
+        select(t.documents)
+        .where(
+            t.documents.c.raw_sha256 == bindparam("raw_sha256"),
+            t.documents.c.parser == bindparam("parser"),
+            t.documents.c.parser_version == bindparam("parser_version"),
         )
+        .order_by(t.documents.c.created_at)
+        .limit(1)
+    )
+    _GET_DOCUMENT = select(t.documents).where(t.documents.c.doc_id == bindparam("doc_id"))
+
+    def find_document(
+        self, raw_sha256: str, parser: str, parser_version: str
+    ) -> DocumentRecord | None:
+        """Return the Document parsed from these raw bytes by this parser version, or None."""
+        params = {"raw_sha256": raw_sha256, "parser": parser, "parser_version": parser_version}
         with self._read() as conn:
-            row = conn.execute(q).first()
+            row = conn.execute(self._FIND_DOCUMENT, params).first()
         return None if row is None else self._doc(row)
 
     def put_document(self, doc: DocumentRecord) -> None:
@@ -185,7 +210,7 @@ class SQLiteMetadataStore(MetadataStore):
     def get_document(self, doc_id: str) -> DocumentRecord:
         """Return the Document. Raises ``NotFoundError``."""
         with self._read() as conn:
-            row = conn.execute(select(t.documents).where(t.documents.c.doc_id == doc_id)).first()
+            row = conn.execute(self._GET_DOCUMENT, {"doc_id": doc_id}).first()
         if row is None:
             raise NotFoundError(
                 f"document {doc_id!r} not found in {self._where}; valid ids are those of a "
@@ -200,24 +225,41 @@ class SQLiteMetadataStore(MetadataStore):
         cid = corpus.corpus_id
         with self._write() as conn:
             self._upsert(
-                conn, t.corpora,
-                {"corpus_id": cid, "n_documents": len(corpus.documents),
-                 "n_failures": len(corpus.failures), "created_at": corpus.created_at},
-                ["corpus_id"], keep=("created_at",),
+                conn,
+                t.corpora,
+                {
+                    "corpus_id": cid,
+                    "n_documents": len(corpus.documents),
+                    "n_failures": len(corpus.failures),
+                    "created_at": corpus.created_at,
+                },
+                ["corpus_id"],
+                keep=("created_at",),
             )
             conn.execute(t.corpus_documents.delete().where(t.corpus_documents.c.corpus_id == cid))
             conn.execute(t.corpus_failures.delete().where(t.corpus_failures.c.corpus_id == cid))
             if corpus.documents:
-                conn.execute(t.corpus_documents.insert(), [
-                    {"corpus_id": cid, "position": i, "doc_id": d.doc_id, "name": d.name,
-                     "source_path": d.source_path}
-                    for i, d in enumerate(corpus.documents)
-                ])
+                conn.execute(
+                    t.corpus_documents.insert(),
+                    [
+                        {
+                            "corpus_id": cid,
+                            "position": i,
+                            "doc_id": d.doc_id,
+                            "name": d.name,
+                            "source_path": d.source_path,
+                        }
+                        for i, d in enumerate(corpus.documents)
+                    ],
+                )
             if corpus.failures:
-                conn.execute(t.corpus_failures.insert(), [
-                    {"corpus_id": cid, "position": i, **f.model_dump()}
-                    for i, f in enumerate(corpus.failures)
-                ])
+                conn.execute(
+                    t.corpus_failures.insert(),
+                    [
+                        {"corpus_id": cid, "position": i, **f.model_dump()}
+                        for i, f in enumerate(corpus.failures)
+                    ],
+                )
 
     def get_corpus(self, corpus_id: str) -> CorpusRecord:
         """Return the corpus; its DocumentRecords carry this corpus's names and source
@@ -238,7 +280,8 @@ class SQLiteMetadataStore(MetadataStore):
             ).all()
             fails = conn.execute(
                 select(f.c.source_path, f.c.reason, f.c.media_type)
-                .where(f.c.corpus_id == corpus_id).order_by(f.c.position)
+                .where(f.c.corpus_id == corpus_id)
+                .order_by(f.c.position)
             ).all()
         records = []
         for row in docs:
@@ -271,16 +314,24 @@ class SQLiteMetadataStore(MetadataStore):
             )
         return ExecutionRecord.model_validate(dict(row._mapping))
 
-    def list_executions(self, *, parent_id: str | None = None, limit: int = 50) -> list[ExecutionRecord]:
+    def list_executions(
+        self, *, parent_id: str | None = None, limit: int = 50
+    ) -> list[ExecutionRecord]:
         """Root executions (no parent) newest first when ``parent_id`` is None, else the
         children of ``parent_id`` in the order they were created; at most ``limit``."""
         e = t.executions
         if parent_id is None:
-            q = select(e).where(e.c.parent_id.is_(None)).order_by(
-                e.c.created_at.desc(), e.c.execution_id.desc())
+            q = (
+                select(e)
+                .where(e.c.parent_id.is_(None))
+                .order_by(e.c.created_at.desc(), e.c.execution_id.desc())
+            )
         else:
-            q = select(e).where(e.c.parent_id == parent_id).order_by(
-                e.c.created_at, e.c.execution_id)
+            q = (
+                select(e)
+                .where(e.c.parent_id == parent_id)
+                .order_by(e.c.created_at, e.c.execution_id)
+            )
         with self._read() as conn:
             rows = conn.execute(q.limit(max(0, int(limit)))).all()
         return [ExecutionRecord.model_validate(dict(r._mapping)) for r in rows]
@@ -289,22 +340,30 @@ class SQLiteMetadataStore(MetadataStore):
         """Persist turn ``index`` (committed on return); writing an index again replaces it."""
         with self._write() as conn:
             self._upsert(
-                conn, t.turns,
+                conn,
+                t.turns,
                 {"execution_id": execution_id, "idx": index, "data": data, "created_at": utcnow()},
                 ["execution_id", "idx"],
             )
 
     def get_turns(self, execution_id: str) -> list[dict[str, Any]]:
         """The turns' data in index order (empty for an unknown execution)."""
-        q = select(t.turns.c.data).where(t.turns.c.execution_id == execution_id).order_by(t.turns.c.idx)
+        q = (
+            select(t.turns.c.data)
+            .where(t.turns.c.execution_id == execution_id)
+            .order_by(t.turns.c.idx)
+        )
         with self._read() as conn:
             return [r.data for r in conn.execute(q)]
 
     def add_subcall(self, execution_id: str, data: dict[str, Any]) -> None:
         """Append one sub-call record (JSON-able) to the execution."""
         with self._write() as conn:
-            conn.execute(t.subcalls.insert().values(
-                execution_id=execution_id, data=data, created_at=utcnow()))
+            conn.execute(
+                t.subcalls.insert().values(
+                    execution_id=execution_id, data=data, created_at=utcnow()
+                )
+            )
 
     def get_subcalls(self, execution_id: str) -> list[dict[str, Any]]:
         """The execution's sub-call records in the order they were added."""
@@ -323,5 +382,6 @@ class SQLiteMetadataStore(MetadataStore):
     def cache_put(self, key: str, value: dict[str, Any]) -> None:
         """Store (or replace) the cached value for ``key``."""
         with self._write() as conn:
-            self._upsert(conn, t.llm_cache,
-                         {"key": key, "value": value, "created_at": utcnow()}, ["key"])
+            self._upsert(
+                conn, t.llm_cache, {"key": key, "value": value, "created_at": utcnow()}, ["key"]
+            )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar
 
 from rlmx.errors import IngestError
 
-__all__ = ["SNIFF_BYTES", "ParseError", "ParsedText", "Parser", "looks_binary"]
+__all__ = ["SNIFF_BYTES", "ParseError", "ParsedText", "Parser", "dist_version", "looks_binary"]
 
 SNIFF_BYTES = 8192
 
@@ -74,3 +75,12 @@ def looks_binary(data: bytes) -> bool:
     if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
         return False
     return b"\x00" in head
+
+
+def dist_version(distribution: str) -> str:
+    """The installed version of ``distribution`` (for parser versions) without importing
+    it; ``"unknown"`` when it is not installed."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,346 @@
+"""Ingestion: files, folders and globs (or in-memory strings) → stored Documents → a Corpus.
+
+For each file: read the bytes, hash them (``raw_sha256``), pick the parser, and look the
+Document up by ``(raw_sha256, parser, parser version)``. A hit reuses the stored record (no
+parsing, no indexing). A miss parses, canonicalises, stores the canonical text blob
+``text/<text_sha256>.txt`` (plus ``.idx`` for non-ASCII texts), indexes the text for
+keyword search and records the Document — in that order, so a Document row always points
+at stored text. A file that fails becomes a :class:`FailedDocument` with its reason; the
+others proceed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rlmx.corpus.canonical import build_offset_index, canonicalize
+from rlmx.corpus.collect import SourceFile, collect
+from rlmx.corpus.parsers import ParsedText, ParseError, Parser, ParserRegistry, default_registry
+from rlmx.corpus.prepare import Failure, Prepared, PreparePool, can_fork, prepare
+from rlmx.corpus.writer import Writer
+from rlmx.errors import IngestError
+
+if TYPE_CHECKING:  # pydantic models load on first use: the REPL imports this package
+    from rlmx.sandbox.base import ContextSpec
+    from rlmx.store import Store
+    from rlmx.store.base import CorpusRecord, DocumentRecord, FailedDocument
+
+__all__ = [
+    "INLINE_PARSER",
+    "INLINE_TEXT_NAME",
+    "ProgressCallback",
+    "context_spec",
+    "corpus_from_texts",
+    "corpus_id_for",
+    "doc_id_for",
+    "ingest",
+]
+
+ProgressCallback = Callable[[str, int, int], None]
+INLINE_PARSER, INLINE_VERSION = "inline", "1"
+INLINE_TEXT_NAME = "text"  # the one document of corpus_from_texts(str): a "text" context
+_REGISTRY: ParserRegistry | None = None
+_HEAVY_SUFFIXES = frozenset({".pdf", ".docx", ".html", ".htm", ".xhtml"})
+PARALLEL_MIN_BYTES = 4_000_000  # of PDF/DOCX/HTML before worker processes pay off
+MAX_WORKERS = 4
+
+
+class _InlineParser(Parser):
+    """The pseudo-parser of in-memory strings (name ``inline``; never parses bytes)."""
+
+    name = INLINE_PARSER
+    version = INLINE_VERSION
+
+    def parse(self, data: bytes, path: Path) -> ParsedText:
+        return ParsedText(data.decode("utf-8", "replace"), "text/plain", "utf-8", {})
+
+
+_INLINE = _InlineParser()
+
+
+def _registry() -> ParserRegistry:
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = default_registry()
+    return _REGISTRY
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def doc_id_for(raw_sha256: str, parser: str, parser_version: str) -> str:
+    """``"doc_" + sha256("<raw_sha256>:<parser>:<version>")[:20]`` (DESIGN: content address)."""
+    return "doc_" + _sha256(f"{raw_sha256}:{parser}:{parser_version}".encode())[:20]
+
+
+def corpus_id_for(documents: Sequence[DocumentRecord]) -> str:
+    """``"cor_" + sha256`` over the ordered ``(doc_id, name)`` pairs, first 20 hex digits."""
+    pairs = [[d.doc_id, d.name] for d in documents]
+    return "cor_" + _sha256(json.dumps(pairs, ensure_ascii=False).encode())[:20]
+
+
+@dataclass
+class _Todo:
+    """A file that missed the cache: to be prepared (parsed), then written."""
+
+    src: SourceFile
+    raw: bytes
+    size: int
+    raw_sha256: str
+    parser: Parser
+
+
+def _begin(
+    src: SourceFile, writer: Writer, registry: ParserRegistry
+) -> DocumentRecord | FailedDocument | _Todo:
+    """Read, hash, pick the parser and look the Document up: a cache hit, a failure, or
+    a :class:`_Todo` to prepare."""
+    from rlmx.store.base import FailedDocument
+
+    source_path = str(src.path)
+    try:
+        raw = src.path.read_bytes()
+    except OSError as e:
+        return FailedDocument(
+            source_path=source_path, reason=f"cannot read the file: {e.strerror or e}"
+        )
+    raw_sha = _sha256(raw)
+    try:
+        parser = registry.parser_for(src.path, raw)
+    except ParseError as e:
+        return FailedDocument(source_path=source_path, reason=e.reason, media_type=e.media_type)
+    hit = writer.store.meta.find_document(raw_sha, parser.name, parser.version)
+    if hit is not None and (doc := writer.reuse(hit, src.name, source_path)) is not None:
+        return doc
+    return _Todo(src, raw, len(raw), raw_sha, parser)
+
+
+def _finish(
+    todo: _Todo, result: Prepared | Failure, writer: Writer
+) -> DocumentRecord | FailedDocument:
+    from rlmx.store.base import FailedDocument
+
+    if isinstance(result, Failure):
+        return FailedDocument(
+            source_path=str(todo.src.path), reason=result.reason, media_type=result.media_type
+        )
+    return writer.write(
+        doc_id=doc_id_for(todo.raw_sha256, todo.parser.name, todo.parser.version),
+        name=todo.src.name,
+        source_path=str(todo.src.path),
+        size=todo.size,
+        raw_sha256=todo.raw_sha256,
+        parser=todo.parser,
+        prepared=result,
+    )
+
+
+def _auto_workers(files: Sequence[SourceFile]) -> int:
+    """Worker processes worth starting: parsing PDF, DOCX and HTML is CPU-bound, plain
+    text is not (storing dominates). 1 = parse in this process."""
+    cpus = os.cpu_count() or 1
+    heavy = 0
+    for f in files:
+        if f.path.suffix.lower() in _HEAVY_SUFFIXES:
+            try:
+                heavy += f.path.stat().st_size
+            except OSError:
+                continue
+    if cpus < 2 or heavy < PARALLEL_MIN_BYTES or not can_fork():
+        return 1
+    return min(cpus, MAX_WORKERS)
+
+
+def _run(
+    files: Sequence[SourceFile],
+    writer: Writer,
+    registry: ParserRegistry,
+    workers: int,
+    emit: Callable[[SourceFile, DocumentRecord | FailedDocument], None],
+) -> None:
+    if workers <= 1 or not can_fork():
+        for src in files:
+            step = _begin(src, writer, registry)
+            if isinstance(step, _Todo):
+                step = _finish(step, prepare(step.parser, step.raw, src.path), writer)
+            emit(src, step)
+        return
+    with PreparePool[_Todo](workers) as pool:
+        for src in files:
+            step = _begin(src, writer, registry)
+            if not isinstance(step, _Todo):
+                emit(src, step)
+                continue
+            raw, step.raw = step.raw, b""  # the pool holds the bytes until parsed
+            for todo, result in pool.submit(step, step.parser.name, raw, src.path):
+                emit(todo.src, _finish(todo, result, writer))
+        for todo, result in pool.drain():
+            emit(todo.src, _finish(todo, result, writer))
+
+
+def _no_documents(paths: Sequence[str | Path], failures: list[FailedDocument]) -> IngestError:
+    shown = "; ".join(f"{f.source_path}: {f.reason}" for f in failures[:10])
+    more = f" (and {len(failures) - 10} more)" if len(failures) > 10 else ""
+    return IngestError(
+        f"nothing could be ingested from {[str(p) for p in paths]}: {shown or 'no files'}{more}. "
+        "Pass existing files, folders or glob patterns of supported types: plain text, "
+        "Markdown, reST, HTML, PDF (with a text layer), DOCX, source code."
+    )
+
+
+def ingest(
+    paths: Sequence[str | Path],
+    store: Store,
+    *,
+    on_progress: ProgressCallback | None = None,
+    registry: ParserRegistry | None = None,
+    workers: int | None = None,
+) -> CorpusRecord:
+    """Ingest files, folders (recursive) and glob patterns into ``store`` as one corpus.
+
+    Returns the stored :class:`CorpusRecord`: documents ordered by display name, plus the
+    files that failed with their reasons. ``on_progress(source_path, done, total)`` is
+    called after each file (``done`` counts from 1). Unchanged files are cache hits.
+    ``workers``: parser processes (default: one per core, up to 4, when there are at least
+    4 MB of PDF/DOCX/HTML to parse; else 1, parsing in this process). Workers are forked,
+    so a multi-threaded caller, a platform without ``fork`` or a custom ``registry``
+    always parses in this process.
+    Raises :class:`~rlmx.errors.IngestError` when no document at all could be ingested
+    (the message lists what failed), ``StoreError`` when the store itself fails.
+    """
+    from rlmx.store.base import CorpusRecord, DocumentRecord, FailedDocument
+
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    files, problems = collect(paths)
+    failures = [FailedDocument(source_path=arg, reason=why) for arg, why in problems]
+    if registry is not None:
+        workers = 1
+    elif workers is None:
+        workers = _auto_workers(files)
+    docs: list[DocumentRecord] = []
+    done = 0
+
+    def emit(src: SourceFile, result: DocumentRecord | FailedDocument) -> None:
+        nonlocal done
+        done += 1
+        if isinstance(result, DocumentRecord):
+            docs.append(result)
+        else:
+            failures.append(result)
+        if on_progress is not None:
+            on_progress(str(src.path), done, len(files))
+
+    writer = Writer(store)
+    try:
+        _run(files, writer, registry or _registry(), workers, emit)
+    finally:
+        writer.close()
+    if not docs:
+        raise _no_documents(paths, failures)
+    docs.sort(key=lambda d: d.name)
+    corpus = CorpusRecord(corpus_id=corpus_id_for(docs), documents=docs, failures=failures)
+    store.meta.put_corpus(corpus)
+    return store.meta.get_corpus(corpus.corpus_id)
+
+
+def corpus_from_texts(texts: str | Sequence[str] | Mapping[str, str], store: Store) -> CorpusRecord:
+    """Store in-memory strings as a corpus (the Python API's ``context=``).
+
+    A single ``str`` becomes one document named ``"text"`` whose context is string-like
+    (:func:`context_spec` gives kind ``"text"``); a sequence gives ``text_0``, ``text_1``...
+    in order; a mapping uses its keys as names, in order. Parser ``"inline"``, media type
+    ``text/plain``. Raises ``TypeError`` for non-string items, ``IngestError`` when empty.
+    """
+    from rlmx.store.base import CorpusRecord
+
+    items: list[tuple[str, str]]
+    if isinstance(texts, str):
+        items = [(INLINE_TEXT_NAME, texts)]
+    elif isinstance(texts, Mapping):
+        items = [(str(k), v) for k, v in texts.items()]
+    else:
+        items = [(f"text_{i}", v) for i, v in enumerate(texts)]
+    if not items:
+        raise IngestError(
+            "no texts given: pass a string, a list of strings or a name → text mapping"
+        )
+    writer = Writer(store)
+    docs = []
+    try:
+        for name, text in items:
+            if not isinstance(text, str):
+                raise TypeError(f"text {name!r} is {type(text).__name__}, expected str")
+            try:
+                raw, safe = text.encode("utf-8"), text
+            except UnicodeEncodeError:  # lone surrogates: store U+FFFD instead
+                raw = text.encode("utf-8", "surrogatepass")
+                safe = raw.decode("utf-8", "replace")
+            raw_sha = _sha256(raw)
+            source = f"<inline>/{name}"
+            hit = store.meta.find_document(raw_sha, INLINE_PARSER, INLINE_VERSION)
+            if hit is not None and (doc := writer.reuse(hit, name, source)) is not None:
+                docs.append(doc)
+                continue
+            text = canonicalize(safe)
+            prepared = Prepared(
+                "text/plain",
+                "utf-8",
+                {},
+                text,
+                _sha256(text.encode("utf-8")),
+                build_offset_index(text),
+            )
+            docs.append(
+                writer.write(
+                    doc_id=doc_id_for(raw_sha, INLINE_PARSER, INLINE_VERSION),
+                    name=name,
+                    source_path=source,
+                    size=len(raw),
+                    raw_sha256=raw_sha,
+                    parser=_INLINE,
+                    prepared=prepared,
+                )
+            )
+    finally:
+        writer.close()
+    corpus = CorpusRecord(corpus_id=corpus_id_for(docs), documents=docs)
+    store.meta.put_corpus(corpus)
+    return store.meta.get_corpus(corpus.corpus_id)
+
+
+def context_spec(corpus: CorpusRecord, store: Store) -> ContextSpec:
+    """The REPL's view of ``corpus``: one :class:`ContextDoc` per document with local
+    paths of its text (and offset index) blobs, and the FTS index path. Kind ``"text"``
+    for a corpus made from a single string, else ``"corpus"``. Raises ``NotFoundError``
+    when a text blob is missing."""
+    from rlmx.sandbox.base import ContextDoc, ContextSpec
+
+    docs = []
+    for d in corpus.documents:
+        meta: dict[str, Any] = {"source_path": d.source_path, "media_type": d.media_type, **d.meta}
+        docs.append(
+            ContextDoc(
+                doc_id=d.doc_id,
+                name=d.name,
+                length=d.length_chars,
+                text_path=str(store.blobs.local_path(d.text_key)),
+                index_path=str(store.blobs.local_path(d.index_key)) if d.index_key else None,
+                meta=meta,
+            )
+        )
+    single = (
+        len(corpus.documents) == 1
+        and corpus.documents[0].parser == INLINE_PARSER
+        and corpus.documents[0].name == INLINE_TEXT_NAME
+    )
+    return ContextSpec(
+        docs=docs, index_path=str(store.index_path), kind="text" if single else "corpus"
+    )

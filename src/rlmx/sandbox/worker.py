@@ -1,0 +1,287 @@
+"""The REPL process: ``python -m rlmx.sandbox.worker FD``.
+
+Runs model-written code over a lazy ``context`` and talks to the orchestrator
+(:class:`rlmx.sandbox.local.LocalREPL`) over the inherited socket ``FD`` — never over
+stdout, which the code owns. It imports neither pydantic nor the orchestrator.
+
+Protocol: JSON lines (one UTF-8 JSON object per ``\\n``-terminated line; lone surrogates
+pass through as ``surrogatepass``). ``→`` orchestrator to worker, ``←`` worker to orchestrator::
+
+    → {"type": "init", "spec": ContextSpec-dict, "output_cap": int (characters),
+       "schema_fields": [str] | null}
+    ← {"type": "ready", "pid": int}            or  {"type": "fatal", "error": str} (then exit 2)
+    → {"type": "run", "code": str, "turn": int}
+        ← {"type": "tool_request", "id": str, "kind": "llm_query"|"llm_query_batched"|
+           "rlm_query", "payload": {...}}     (ToolRequest's payloads; any number, possibly
+                                               several outstanding when code uses threads)
+        → {"type": "tool_result", "id": str, "value": Any}
+          or {"type": "tool_result", "id": str, "error": str,
+              "error_type": "BudgetExceededError" | "ToolError"}
+    ← {"type": "step_result", "result": StepResult-dict}
+    → {"type": "shutdown"}                      (or EOF) → exit 0
+
+A ``tool_result`` error raises :class:`~rlmx.sandbox.namespace.ToolError` (a RuntimeError)
+inside the code, or :class:`~rlmx.sandbox.namespace.BudgetExceeded` (a BaseException that
+ends the step). Request ids are sub-call ids ``t{turn}.{n}`` (``t{turn}.{a}..{b}`` for a
+batch). Wall-clock limits are the orchestrator's: it kills this process.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import linecache
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from typing import Any
+
+from .context import open_context
+from .namespace import BudgetExceeded, FinalAnswer, ReplTools, ToolError, user_variables
+from .spanlog import SpanLog
+
+__all__ = ["CappedOutput", "main"]
+
+
+class CappedOutput(io.TextIOBase):
+    """A text sink keeping the first ``cap // 2`` and the last ``cap - cap // 2`` characters
+    written, with a marker saying how many characters were dropped between them."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = max(0, cap)
+        self._head: list[str] = []
+        self._head_len = 0
+        self._tail: deque[str] = deque()
+        self._tail_len = 0
+        self.dropped = 0
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        n = len(s)
+        with self._lock:
+            room = self.cap // 2 - self._head_len
+            if room > 0:
+                self._head.append(s[:room])
+                self._head_len += min(room, n)
+                s = s[room:]
+            if s:
+                self._tail.append(s)
+                self._tail_len += len(s)
+                excess = self._tail_len - (self.cap - self.cap // 2)
+                while excess > 0:
+                    first = self._tail[0]
+                    if len(first) <= excess:
+                        self._tail.popleft()
+                        cut = len(first)
+                    else:
+                        self._tail[0] = first[excess:]
+                        cut = excess
+                    self._tail_len -= cut
+                    self.dropped += cut
+                    excess -= cut
+        return n
+
+    def getvalue(self) -> str:
+        with self._lock:
+            mid = ""
+            if self.dropped:
+                mid = (
+                    f"\n[... {self.dropped:,} characters dropped by the REPL output cap of "
+                    f"{self.cap:,} characters ...]\n"
+                )
+            return "".join(self._head) + mid + "".join(self._tail)
+
+
+class _Channel:
+    """JSON lines over the socket: a reader thread routes ``tool_result``s to the waiting
+    caller and everything else to :attr:`inbox`; :meth:`send` is thread-safe."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._waiting: dict[str, list[Any]] = {}  # id -> [Event, message]
+        self._closed = False
+        threading.Thread(target=self._read_loop, name="rlmx-channel", daemon=True).start()
+
+    def _read_loop(self) -> None:
+        f = self.sock.makefile("rb")
+        try:
+            for line in f:
+                msg = json.loads(line.decode("utf-8", "surrogatepass"))
+                if msg.get("type") == "tool_result":
+                    with self._lock:
+                        slot = self._waiting.pop(str(msg.get("id")), None)
+                    if slot is not None:
+                        slot[1] = msg
+                        slot[0].set()
+                else:
+                    self.inbox.put(msg)
+        except (OSError, ValueError):
+            pass
+        with self._lock:
+            self._closed = True
+            slots, self._waiting = list(self._waiting.values()), {}
+        for slot in slots:
+            slot[0].set()
+        self.inbox.put({"type": "eof"})
+
+    def send(self, msg: dict[str, Any]) -> None:
+        data = json.dumps(msg, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
+        with self._send_lock:
+            self.sock.sendall(data)
+
+    def request(self, kind: str, rid: str, payload: dict[str, Any]) -> Any:
+        """Send a tool request and block until its result; raise its error inside the code."""
+        slot: list[Any] = [threading.Event(), None]
+        with self._lock:
+            if self._closed:
+                raise ToolError(f"{kind}: the orchestrator is gone")
+            self._waiting[rid] = slot
+        try:
+            self.send({"type": "tool_request", "id": rid, "kind": kind, "payload": payload})
+        except (TypeError, ValueError) as e:
+            with self._lock:
+                self._waiting.pop(rid, None)
+            raise TypeError(f"{kind}: arguments must be JSON values: {e}") from None
+        slot[0].wait()
+        msg = slot[1]
+        if msg is None:
+            raise ToolError(f"{kind}: the orchestrator is gone")
+        if "error" in msg:
+            if msg.get("error_type") == "BudgetExceededError":
+                raise BudgetExceeded(f"BudgetExceededError: {msg['error']}")
+            raise ToolError(f"{kind} failed: {msg['error']}")
+        return msg.get("value")
+
+
+def _format_error(e: BaseException) -> str:
+    """Traceback limited to frames of the model's code (``<repl-N>``), type and message."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith("<repl")]
+    lines = []
+    if frames:
+        lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    lines += traceback.format_exception_only(type(e), e)
+    return "".join(lines).rstrip()
+
+
+class Worker:
+    """Runs steps in one persistent namespace (see module doc)."""
+
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        channel: _Channel,
+        output_cap: int,
+        schema_fields: list[str] | None,
+    ) -> None:
+        self.log = SpanLog()
+        self.context = open_context(spec, self.log)
+        self.tools = ReplTools(self.context, self.log, channel.request, schema_fields)
+        self.injected = self.tools.names()
+        self.ns: dict[str, Any] = {"__name__": "__repl__", "__builtins__": __builtins__}
+        self.ns.update(self.injected)
+        self.output_cap = output_cap
+
+    def run(self, code: str, turn: int) -> dict[str, Any]:
+        """Run ``code`` as step ``turn``; returns a StepResult dict. Never raises."""
+        t0 = time.monotonic()
+        self.log.begin_step(turn)
+        for k, v in self.injected.items():
+            self.ns.setdefault(k, v)
+        self.tools.begin_step(turn, self.ns)
+        out = CappedOutput(self.output_cap)
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = out
+        error: str | None = None
+        final: dict[str, Any] | None = None
+        try:
+            final = self._exec(code, f"<repl-{turn}>")
+        except FinalAnswer as f:
+            final = f.signal
+        except BaseException as e:  # the model's errors, SystemExit and budget stops included
+            error = _format_error(e)
+        finally:
+            sys.stdout, sys.stderr = saved
+        if final is None and self.tools.final is not None:  # FINAL swallowed by a bare except
+            final = self.tools.final
+        if self.tools.budget_error is not None and final is None and error is None:
+            error = self.tools.budget_error
+        if final is not None:
+            error = None
+        return {
+            "stdout": out.getvalue(),
+            "error": error,
+            "final": final,
+            "span_log": self.log.drain(),
+            "duration_s": time.monotonic() - t0,
+            "timed_out": False,
+            "variables": user_variables(self.ns, self.injected),
+        }
+
+    def _exec(self, code: str, filename: str) -> dict[str, Any] | None:
+        tree = ast.parse(code, filename, "exec")
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        last: ast.Expression | None = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body[-1].value)
+            tree.body.pop()
+        exec(compile(tree, filename, "exec"), self.ns)
+        if last is not None:
+            value = eval(compile(last, filename, "eval"), self.ns)
+            if value is not None:
+                print(repr(value))
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the protocol on the socket whose fd is ``argv[1]``. Returns the exit status."""
+    argv = sys.argv if argv is None else argv
+    if len(argv) != 2 or not argv[1].isdigit():
+        print("usage: python -m rlmx.sandbox.worker FD", file=sys.stderr)
+        return 2
+    sock = socket.socket(fileno=int(argv[1]))
+    channel = _Channel(sock)
+    init = channel.inbox.get()
+    if init.get("type") != "init":
+        return 2
+    try:
+        worker = Worker(
+            init["spec"], channel, int(init.get("output_cap", 2_000_000)), init.get("schema_fields")
+        )
+    except Exception as e:
+        channel.send({"type": "fatal", "error": f"{type(e).__name__}: {e}"})
+        return 2
+    channel.send({"type": "ready", "pid": os.getpid()})
+    while True:
+        msg = channel.inbox.get()
+        kind = msg.get("type")
+        if kind == "run":
+            channel.send(
+                {
+                    "type": "step_result",
+                    "result": worker.run(str(msg["code"]), int(msg.get("turn", 0))),
+                }
+            )
+        elif kind in ("shutdown", "eof"):
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""Ingestion end to end: real corpora, cache hits, failures, globs, in-memory texts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rlmx.corpus import TextReader, context_spec, corpus_from_texts, ingest
+from rlmx.corpus.index import SearchIndex
+from rlmx.corpus.ingest import corpus_id_for, doc_id_for
+from rlmx.corpus.parsers import ParsedText, Parser, ParserRegistry, default_registry
+from rlmx.corpus.parsers.text import PlainTextParser
+from rlmx.errors import IngestError
+from rlmx.store import Store, open_store
+from rlmx.store.base import DocumentRecord
+from rlmx.types import span_checksum
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+STATE_UNION = DATA / "state_union"
+LEGACY = {
+    "1954-Eisenhower.txt": ("½¢", {"iso-8859-1"}),
+    "1970-Nixon.txt": ("man’s genius", {"cp950", "big5"}),
+    "1971-Nixon.txt": ("“", {"cp950", "big5"}),
+    "1972-Nixon.txt": ("’", {"cp950", "big5"}),
+    "1973-Nixon.txt": ("—", {"cp950", "big5"}),
+    "1974-Nixon.txt": ("world’s people", {"cp950", "big5"}),
+}
+
+needs_data = pytest.mark.skipif(not STATE_UNION.is_dir(), reason="../shared/data not present")
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    monkeypatch.setenv("RLMX_HOME", str(tmp_path / "home"))
+    s = open_store()
+    yield s
+    s.close()
+
+
+class CountingText(PlainTextParser):
+    """Plain text parser that counts its calls (evidence of cache hits)."""
+
+    calls = 0
+
+    def parse(self, data: bytes, path: Path) -> ParsedText:
+        type(self).calls += 1
+        return super().parse(data, path)
+
+
+def _counting_registry() -> tuple[ParserRegistry, type[CountingText]]:
+    reg = default_registry()
+    CountingText.calls = 0
+    reg.register(CountingText(), [".txt", ""])
+    return reg, CountingText
+
+
+def _read(store: Store, doc: DocumentRecord) -> str:
+    spec = context_spec_for(store, doc)
+    reader = TextReader(spec[0], doc.length_chars, spec[1])
+    try:
+        return reader[0 : len(reader)]
+    finally:
+        reader.close()
+
+
+def context_spec_for(store: Store, doc: DocumentRecord) -> tuple[Path, Path | None]:
+    text = store.blobs.local_path(doc.text_key)
+    idx = store.blobs.local_path(doc.index_key) if doc.index_key else None
+    return text, idx
+
+
+@needs_data
+def test_state_union_with_legacy_encodings(store: Store) -> None:
+    progress: list[tuple[str, int, int]] = []
+    corpus = ingest([STATE_UNION], store, on_progress=lambda p, i, n: progress.append((p, i, n)))
+    files = sorted(p.name for p in STATE_UNION.iterdir() if not p.name.startswith("."))
+    assert [d.name for d in corpus.documents] == files
+    assert corpus.failures == []
+    assert len(progress) == len(files) and progress[-1][1:] == (len(files), len(files))
+    by_name = {d.name: d for d in corpus.documents}
+    for name, (needle, encodings) in LEGACY.items():
+        doc = by_name[name]
+        assert doc.encoding in encodings, (name, doc.encoding)
+        text = _read(store, doc)
+        assert needle in text, name
+        assert "¡¦" not in text  # the cp950 quotes are not read as Latin-1 mojibake
+        assert doc.index_key is not None
+    ascii_docs = [d for d in corpus.documents if d.name not in LEGACY]
+    assert {d.encoding for d in ascii_docs} == {"ascii"}
+    assert all(d.index_key is None for d in ascii_docs)
+    doc = by_name["1945-Truman.txt"]
+    raw = (STATE_UNION / "1945-Truman.txt").read_bytes()
+    assert doc.size_bytes == len(raw) and doc.media_type == "text/plain"
+    assert doc.source_path == os.path.abspath(STATE_UNION / "1945-Truman.txt")
+    assert doc.doc_id == doc_id_for(doc.raw_sha256, "text", doc.parser_version)
+    text = _read(store, doc)
+    assert text == raw.decode().replace("\r\n", "\n") and len(text) == doc.length_chars
+    assert span_checksum(text) == "sha256:" + doc.text_sha256
+    # searchable
+    idx = SearchIndex(store.index_path, readonly=True)
+    hits = idx.search("atomic bomb", k=3)
+    assert hits and all(h.doc_id in {d.doc_id for d in corpus.documents} for h in hits)
+    idx.close()
+    assert store.meta.get_corpus(corpus.corpus_id) == corpus
+
+
+@needs_data
+def test_reingest_is_a_cache_hit(store: Store) -> None:
+    reg, counter = _counting_registry()
+    first = ingest([STATE_UNION], store, registry=reg)
+    parsed = counter.calls
+    assert parsed == len(first.documents)
+    chunks_before = (
+        SearchIndex(store.index_path)._db.execute("SELECT COUNT(*) FROM chunks").fetchone()
+    )
+    second = ingest([str(STATE_UNION)], store, registry=reg)
+    assert counter.calls == parsed  # nothing parsed again
+    assert second.corpus_id == first.corpus_id
+    assert [d.created_at for d in second.documents] == [d.created_at for d in first.documents]
+    chunks_after = (
+        SearchIndex(store.index_path)._db.execute("SELECT COUNT(*) FROM chunks").fetchone()
+    )
+    assert chunks_after == chunks_before  # nothing indexed again
+
+
+def test_cache_recovers_from_missing_blob_and_index(store: Store, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("Ünïcode text about zebras\n")
+    reg, counter = _counting_registry()
+    first = ingest([src], store, registry=reg)
+    doc = first.documents[0]
+    store.blobs.delete(doc.text_key)
+    os.remove(store.index_path)
+    second = ingest([src], store, registry=reg)
+    assert counter.calls == 2  # the blob was gone: parsed again
+    assert store.blobs.exists(second.documents[0].text_key)
+    assert SearchIndex(store.index_path).search("zebras")[0].doc_id == doc.doc_id
+    os.remove(store.index_path)
+    ingest([src], store, registry=reg)
+    assert counter.calls == 2  # only the index was gone: re-indexed from the blob
+    assert SearchIndex(store.index_path).search("zebras")[0].doc_id == doc.doc_id
+
+
+def test_folder_with_good_and_bad_files(store: Store, tmp_path: Path) -> None:
+    root = tmp_path / "mixed"
+    (root / "sub").mkdir(parents=True)
+    (root / "good.txt").write_text("hello world\n")
+    (root / "sub" / "notes.md").write_text("# Notes\n\nSome notes.\n")
+    (root / "code.py").write_text("print('hi')\n")
+    (root / "empty.txt").write_bytes(b"")
+    (root / "binary.dat").write_bytes(b"\x00\x01\x02" * 50)
+    (root / "broken.pdf").write_bytes(b"%PDF-1.4 truncated")
+    (root / "image.png").write_bytes(b"\x89PNG\r\n")
+    (root / ".hidden.txt").write_text("secret")
+    for skipped in (".git", "__pycache__", "node_modules"):
+        (root / skipped).mkdir()
+        (root / skipped / "x.txt").write_text("skip me")
+    corpus = ingest([root], store)
+    assert [d.name for d in corpus.documents] == ["code.py", "good.txt", "sub/notes.md"]
+    reasons = {Path(f.source_path).name: f.reason for f in corpus.failures}
+    assert set(reasons) == {"empty.txt", "binary.dat", "broken.pdf", "image.png"}
+    assert "empty" in reasons["empty.txt"] and "binary" in reasons["binary.dat"]
+    assert "corrupt PDF" in reasons["broken.pdf"] and "unsupported" in reasons["image.png"]
+    md = next(d for d in corpus.documents if d.name == "sub/notes.md")
+    assert md.parser == "markdown" and md.meta["title"] == "Notes"
+    assert store.meta.get_corpus(corpus.corpus_id).failures == corpus.failures
+
+
+def test_globs_single_files_and_missing_paths(store: Store, tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    (root / "guide").mkdir(parents=True)
+    (root / "guide" / "intro.md").write_text("# Intro\n")
+    (root / "guide" / "setup.md").write_text("# Setup\n")
+    (root / "other.txt").write_text("other\n")
+    corpus = ingest([f"{root}/**/*.md"], store)
+    assert [d.name for d in corpus.documents] == ["guide/intro.md", "guide/setup.md"]
+    single = ingest([root / "other.txt", tmp_path / "missing.txt", f"{root}/*.nothing"], store)
+    assert [d.name for d in single.documents] == ["other.txt"]
+    reasons = [f.reason for f in single.failures]
+    assert any("no such file" in r for r in reasons) and any("glob" in r for r in reasons)
+
+
+def test_nothing_ingested_raises(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_bytes(b"")
+    with pytest.raises(IngestError, match=r"nothing could be ingested.*empty file.*supported"):
+        ingest([tmp_path / "empty.txt", tmp_path / "nope"], store)
+    with pytest.raises(IngestError):
+        ingest([], store)
+
+
+def test_same_content_different_names(store: Store, tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "README.md").write_text("# Same\n")
+    one = ingest([tmp_path / "a"], store)
+    both = ingest([tmp_path / "a", tmp_path / "b"], store)
+    assert [d.name for d in both.documents] == ["README.md", "b/README.md"]
+    assert len({d.doc_id for d in both.documents}) == 1
+    assert both.corpus_id != one.corpus_id
+    assert both.corpus_id == corpus_id_for(both.documents)
+    assert store.meta.get_corpus(one.corpus_id).documents[0].name == "README.md"
+
+
+def test_corpus_from_texts_and_context_spec(store: Store) -> None:
+    single = corpus_from_texts("Le café\r\nest fermé.", store)
+    spec = context_spec(single, store)
+    assert spec.kind == "text" and len(spec.docs) == 1
+    doc = spec.docs[0]
+    assert doc.name == "text" and doc.length == len("Le café\nest fermé.")
+    reader = TextReader(doc.text_path, doc.length, doc.index_path)
+    assert reader[0 : doc.length] == "Le café\nest fermé."
+    reader.close()
+    assert spec.index_path == str(store.index_path)
+
+    many = corpus_from_texts(["alpha", "beta"], store)
+    assert [d.name for d in many.documents] == ["text_0", "text_1"]
+    assert context_spec(many, store).kind == "corpus"
+    named = corpus_from_texts({"b.txt": "beta", "a.txt": "alpha"}, store)
+    assert [d.name for d in named.documents] == ["b.txt", "a.txt"]
+    assert named.documents[1].doc_id == many.documents[0].doc_id  # content-addressed
+    assert corpus_from_texts(["alpha", "beta"], store).corpus_id == many.corpus_id
+    assert all(d.parser == "inline" and d.media_type == "text/plain" for d in many.documents)
+    with pytest.raises(IngestError):
+        corpus_from_texts([], store)
+    with pytest.raises(TypeError):
+        corpus_from_texts([b"bytes"], store)
+
+
+@needs_data
+def test_context_spec_for_files(store: Store) -> None:
+    corpus = ingest([STATE_UNION / "1970-Nixon.txt", STATE_UNION / "1945-Truman.txt"], store)
+    spec = context_spec(corpus, store)
+    assert spec.kind == "corpus"
+    nixon = next(d for d in spec.docs if d.name == "1970-Nixon.txt")
+    assert nixon.index_path is not None and Path(nixon.text_path).is_file()
+    assert nixon.meta["source_path"].endswith("1970-Nixon.txt")
+    reader = TextReader(nixon.text_path, nixon.length, nixon.index_path)
+    assert "man’s genius" in reader[0 : nixon.length]
+    reader.close()
+
+
+class _Boom(Parser):
+    name = "boom"
+    version = "1"
+
+    def parse(self, data: bytes, path: Path) -> ParsedText:
+        raise RuntimeError("parser bug")
+
+
+def test_parser_crash_is_a_failure(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "x.boom").write_text("data")
+    (tmp_path / "y.txt").write_text("fine")
+    reg = default_registry()
+    reg.register(_Boom(), [".boom"])
+    corpus = ingest([tmp_path], store, registry=reg)
+    assert [d.name for d in corpus.documents] == ["y.txt"]
+    assert "RuntimeError: parser bug" in corpus.failures[0].reason
+
+
+def test_importing_the_corpus_package_stays_light() -> None:
+    """The REPL process imports rlmx.corpus (for canonical and index): no pydantic,
+    SQLAlchemy or parser library may load with it; ``rlmx.corpus.ingest`` is the function."""
+    import subprocess
+    import sys
+
+    import rlmx
+
+    pkg_dir = Path(str(rlmx.__file__)).parent
+    heavy = (
+        "pydantic",
+        "sqlalchemy",
+        "pypdf",
+        "docx",
+        "trafilatura",
+        "markdown_it",
+        "lxml",
+        "charset_normalizer",
+    )
+    code = (
+        "import sys, types\n"
+        f"pkg = types.ModuleType('rlmx'); pkg.__path__ = [{str(pkg_dir)!r}]\n"
+        "sys.modules['rlmx'] = pkg\n"
+        "import rlmx.corpus\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules), callable(rlmx.corpus.ingest))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] True"
