@@ -35,7 +35,7 @@ def test_sub_call_budget_is_strict_under_parallel_children():
     lm = BudgetedLM(Echo(delay=0.01), t, role="sub")
 
     async def child():
-        t.reserve_sub_call()
+        t.reserve_sub_calls()
         return await lm.complete([{"role": "user", "content": "x"}])
 
     async def main():

@@ -289,3 +289,56 @@ def test_importing_the_corpus_package_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] True"
+
+
+def _parallel_folder(tmp_path: Path) -> Path:
+    from test_parsers import make_docx, make_pdf
+
+    root = tmp_path / "par"
+    root.mkdir()
+    for i in range(5):
+        (root / f"doc{i}.pdf").write_bytes(
+            make_pdf([f"Page {i} of the pdf, café.", "Second page."])
+        )
+    (root / "report.docx").write_bytes(make_docx())
+    (root / "notes.txt").write_text("plain notes\n")
+    (root / "broken.pdf").write_bytes(b"%PDF-1.4 broken")
+    return root
+
+
+def test_parallel_equals_serial(tmp_path: Path) -> None:
+    root = _parallel_folder(tmp_path)
+    serial = ingest([root], open_store(tmp_path / "h1"), workers=1)
+    parallel = ingest([root], open_store(tmp_path / "h2"), workers=2)
+    assert parallel.corpus_id == serial.corpus_id
+    strip = {"created_at", "source_path"}
+    assert [d.model_dump(exclude=strip) for d in parallel.documents] == [
+        d.model_dump(exclude=strip) for d in serial.documents
+    ]
+    assert [f.reason for f in parallel.failures] == [f.reason for f in serial.failures]
+    assert len(parallel.documents) == 7 and "corrupt PDF" in parallel.failures[0].reason
+
+
+class _Crash(PlainTextParser):
+    def parse(self, data: bytes, path: Path) -> ParsedText:
+        if b"CRASH" in data:
+            os._exit(3)  # a parser library that kills its process
+        return super().parse(data, path)
+
+
+def test_a_worker_crash_fails_only_its_file(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rlmx.corpus import prepare
+
+    reg = default_registry()
+    reg.register(_Crash(), [".txt"])
+    monkeypatch.setattr(prepare, "_WORKER_REGISTRY", reg)  # inherited by forked workers
+    root = tmp_path / "c"
+    root.mkdir()
+    for i in range(6):
+        (root / f"f{i}.txt").write_text("CRASH now\n" if i == 2 else f"fine {i}\n")
+    corpus = ingest([root], store, workers=2)
+    assert [d.name for d in corpus.documents] == ["f0.txt", "f1.txt", "f3.txt", "f4.txt", "f5.txt"]
+    assert [Path(f.source_path).name for f in corpus.failures] == ["f2.txt"]
+    assert "crashed" in corpus.failures[0].reason

@@ -47,7 +47,7 @@ INLINE_PARSER, INLINE_VERSION = "inline", "1"
 INLINE_TEXT_NAME = "text"  # the one document of corpus_from_texts(str): a "text" context
 _REGISTRY: ParserRegistry | None = None
 _HEAVY_SUFFIXES = frozenset({".pdf", ".docx", ".html", ".htm", ".xhtml"})
-PARALLEL_MIN_BYTES = 4_000_000  # of PDF/DOCX/HTML before worker processes pay off
+PARALLEL_MIN_BYTES = 200_000  # of PDF/DOCX/HTML (2 files or more) before workers pay off
 MAX_WORKERS = 4
 
 
@@ -146,16 +146,17 @@ def _auto_workers(files: Sequence[SourceFile]) -> int:
     """Worker processes worth starting: parsing PDF, DOCX and HTML is CPU-bound, plain
     text is not (storing dominates). 1 = parse in this process."""
     cpus = os.cpu_count() or 1
-    heavy = 0
+    count, size = 0, 0
     for f in files:
         if f.path.suffix.lower() in _HEAVY_SUFFIXES:
             try:
-                heavy += f.path.stat().st_size
+                size += f.path.stat().st_size
+                count += 1
             except OSError:
                 continue
-    if cpus < 2 or heavy < PARALLEL_MIN_BYTES or not can_fork():
+    if cpus < 2 or count < 2 or size < PARALLEL_MIN_BYTES or not can_fork():
         return 1
-    return min(cpus, MAX_WORKERS)
+    return min(cpus, MAX_WORKERS, count)
 
 
 def _run(
@@ -208,8 +209,8 @@ def ingest(
     Returns the stored :class:`CorpusRecord`: documents ordered by display name, plus the
     files that failed with their reasons. ``on_progress(source_path, done, total)`` is
     called after each file (``done`` counts from 1). Unchanged files are cache hits.
-    ``workers``: parser processes (default: one per core, up to 4, when there are at least
-    4 MB of PDF/DOCX/HTML to parse; else 1, parsing in this process). Workers are forked,
+    ``workers``: parser processes (default: one per core, up to 4, when there are two or
+    more PDF/DOCX/HTML files of 200 KB in all; else 1, parsing in this process). Workers are forked,
     so a multi-threaded caller, a platform without ``fork`` or a custom ``registry``
     always parses in this process.
     Raises :class:`~rlmx.errors.IngestError` when no document at all could be ingested

@@ -3,8 +3,8 @@
 :func:`prepare` runs a parser, canonicalises its text and builds the offset index: all
 the CPU work of ingesting a file, none of the I/O. :class:`PreparePool` runs it in forked worker
 processes (only from a single-threaded process: see :func:`can_fork`) so that parsing
-PDFs, DOCX and HTML uses every core; a worker that dies (a crash inside a parser library) only fails the
-file it was parsing, found by re-running the unfinished files one at a time.
+PDFs, DOCX and HTML uses every core; a worker that dies (a crash inside a parser library)
+only fails the file it was parsing, found by re-running the unfinished files one at a time.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def _context() -> Any:
 class PreparePool(Generic[T]):
     """Prepare files in ``workers`` processes with the default parsers.
 
-    ``submit(tag, parser_name, data, path)`` queues a file; :meth:`results` (and
-    :meth:`drain`) yield ``(tag, Prepared | Failure)`` in submission order. At most
+    ``submit(tag, parser_name, data, path)`` queues a file; it and :meth:`drain` yield
+    ``(tag, Prepared | Failure)`` in submission order. At most
     ``2 * workers`` files are in flight, so memory stays bounded. Use as a context manager.
     """
 
@@ -130,8 +130,11 @@ class PreparePool(Generic[T]):
     ) -> Iterator[tuple[T, Prepared | Failure]]:
         """Queue a file; yields results that had to be collected to make room."""
         job: _Job[T] = _Job(tag, (parser_name, data, str(path)))
-        job.future = self._executor().submit(_prepare_in_worker, *job.args)
         self._jobs.append(job)
+        try:
+            job.future = self._executor().submit(_prepare_in_worker, *job.args)
+        except BrokenProcessPool:  # a worker died since the last result was collected
+            self._recover()
         while len(self._jobs) > 2 * self.workers:
             yield self._next()
 
@@ -148,6 +151,8 @@ class PreparePool(Generic[T]):
         except BrokenProcessPool:
             self._recover()
             return self._next()
+        except Exception as e:  # e.g. a result that cannot be pickled
+            result = Failure(f"parser process failed: {type(e).__name__}: {e}")
         self._jobs.popleft()
         return job.tag, result
 
@@ -156,7 +161,8 @@ class PreparePool(Generic[T]):
         kills its process again fails; then carry on with a new pool."""
         self.close()
         for job in self._jobs:
-            if job.future is not None and job.future.done() and job.future.exception() is None:
+            f = job.future
+            if f is not None and f.done() and not f.cancelled() and f.exception() is None:
                 continue
             with ProcessPoolExecutor(1, mp_context=_context()) as solo:
                 done: Future[Prepared | Failure] = solo.submit(_prepare_in_worker, *job.args)
@@ -165,4 +171,7 @@ class PreparePool(Generic[T]):
                 except BrokenProcessPool:
                     done = Future()
                     done.set_result(Failure("the parser crashed its process on this file"))
+                except Exception as e:
+                    done = Future()
+                    done.set_result(Failure(f"parser process failed: {type(e).__name__}: {e}"))
             job.future = done

@@ -73,13 +73,17 @@ class BudgetTracker:
         if b.max_cost_usd is not None and self.cost_usd is not None and self.cost_usd >= b.max_cost_usd:
             raise self._fail("max_cost_usd", f"cost budget of ${b.max_cost_usd:g} spent")
 
-    def reserve_sub_call(self) -> None:
-        """Count one sub-call before it starts; raise when ``max_sub_calls`` would be passed."""
+    def reserve_sub_calls(self, n: int = 1) -> None:
+        """Count ``n`` sub-calls before they start, all or none; raise when ``max_sub_calls``
+        would be passed."""
         self.check()
         b = self.budgets
-        if b.max_sub_calls is not None and self.sub_calls >= b.max_sub_calls:
-            raise self._fail("max_sub_calls", f"sub-call budget of {b.max_sub_calls} spent")
-        self.sub_calls += 1
+        if b.max_sub_calls is not None and self.sub_calls + n > b.max_sub_calls:
+            raise self._fail(
+                "max_sub_calls",
+                f"sub-call budget of {b.max_sub_calls} spent ({self.sub_calls} used, {n} more asked)",
+            )
+        self.sub_calls += n
 
     def note_depth(self, depth: int) -> None:
         self.max_depth_reached = max(self.max_depth_reached, depth)
@@ -117,7 +121,7 @@ class BudgetedLM(WrapperLM):
     """Checks the tree's budget before a call and charges the call's usage after it.
 
     ``role`` is ``"root"`` or ``"sub"`` (sub-call counting is done by the resolver through
-    :meth:`BudgetTracker.reserve_sub_call`, so that a batch reserves all its calls first).
+    :meth:`BudgetTracker.reserve_sub_calls`, so that a batch reserves all its calls first).
     Raises :class:`BudgetExceededError`.
     """
 

@@ -40,8 +40,7 @@ class ToolResolverImpl:
         if req.kind == "llm_query_batched":
             prompts = [str(x) for x in p["prompts"]]
             ids = list(p.get("subcall_ids") or [f"{req.id}.{i}" for i in range(len(prompts))])
-            for _ in prompts:  # reserve the whole batch first: all or nothing
-                self.state.tree.tracker.reserve_sub_call()
+            self.state.tree.tracker.reserve_sub_calls(len(prompts))  # all or nothing
             return list(
                 await asyncio.gather(
                     *(self._llm(i, q, "llm_query_batched", reserved=True) for i, q in zip(ids, prompts, strict=True))
@@ -54,7 +53,7 @@ class ToolResolverImpl:
     async def _llm(self, subcall_id: str, prompt: str, kind: str, *, reserved: bool = False) -> str:
         tree = self.state.tree
         if not reserved:
-            tree.tracker.reserve_sub_call()
+            tree.tracker.reserve_sub_calls()
         t0 = time.monotonic()
         completion: Completion = await tree.sub_lm.complete([{"role": "user", "content": prompt}])
         self._record(subcall_id, kind, prompt, completion.text, completion=completion, seconds=time.monotonic() - t0)
@@ -65,7 +64,7 @@ class ToolResolverImpl:
         depth = st.depth + 1
         if depth > st.tree.budgets.max_depth:
             return await self._llm(subcall_id, prompt, "rlm_query")
-        st.tree.tracker.reserve_sub_call()
+        st.tree.tracker.reserve_sub_calls()
         spec = self._child_spec(context)
         t0 = time.monotonic()
         child = await st.tree.engine.run_execution(

@@ -1,0 +1,61 @@
+"""Test-wide guards: every test gets its own RLMX_HOME, no provider credentials from the
+developer's environment, and no network connection except to loopback (tests must never
+reach the internet; fakes live only at the LM boundary)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+_PROVIDER_VARS = [
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_VERSION", "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_API_KEY", "ANTHROPIC_API_KEY", "RLMX_MODEL", "RLMX_SUB_MODEL", "RLMX_PRICES_FILE",
+]
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if self.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+        host = str(address[0])
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise ConnectionRefusedError(f"tests may not connect to {host}: loopback only")
+    _real_connect(self, address)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RLMX_HOME", str(tmp_path / "rlmx-home"))
+    for var in _PROVIDER_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+@pytest.fixture
+def state_union() -> Path:
+    path = SHARED_DATA / "state_union"
+    if not path.is_dir():
+        pytest.skip(f"shared corpus not found at {path}")
+    return path
+
+
+@pytest.fixture
+def small_corpus(tmp_path: Path) -> Path:
+    """Three small real-looking documents, one with non-ASCII text."""
+    d = tmp_path / "corpus"
+    d.mkdir()
+    (d / "alpha.txt").write_text(
+        "The Marshall Plan rebuilt Europe after the war.\nCongress debated foreign aid for months.\n"
+        * 5, encoding="utf-8")
+    (d / "beta.md").write_text("# Farm report\n\nWheat prices fell in 1953. Tariffs rose.\n", encoding="utf-8")
+    (d / "gamma.txt").write_text("Café society met in Zürich; the naïve plan failed in 1961.\n", encoding="utf-8")
+    return d

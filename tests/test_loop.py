@@ -1,0 +1,207 @@
+"""The full RLM loop with scripted root and sub LMs: real REPL processes, real store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rlmx import RLM, Budgets, Status
+from rlmx.engine.trace import load_trace
+from rlmx.engine.verify import verify_citations
+from rlmx.lm import ScriptedLM
+from rlmx.types import span_checksum
+
+
+def repl(code: str) -> str:
+    return f"Let me look.\n```repl\n{code}\n```"
+
+
+def test_search_subcalls_and_final_with_citations(small_corpus: Path):
+    root = ScriptedLM([
+        repl("hits = context.search('Marshall Plan Europe', k=3)\n"
+             "print(len(context), [h.doc_name for h in hits])\n"
+             "answers = llm_query_batched(['Summarise: ' + h.text for h in hits[:2]])\nprint(answers)"),
+        "I have what I need, but forgot the code block.",
+        repl("FINAL('Europe: ' + answers[0])"),
+    ])
+    sub = ScriptedLM(lambda m: "the Marshall Plan rebuilt Europe after the war"
+                     if "Marshall" in m[-1]["content"] else "nothing relevant here")
+    rlm = RLM(model=root, sub_model=sub)
+    ans = rlm.ask(small_corpus, "What rebuilt Europe?")
+    assert ans.status is Status.COMPLETED
+    assert ans.text == "Europe: the Marshall Plan rebuilt Europe after the war"
+    assert ans.usage.turns == 3 and ans.usage.sub_calls == 2 and ans.usage.root_calls == 3
+    assert ans.cost_usd == 0.0
+    # citations: the read spans that fed the sub-call behind the answer, checksummed
+    assert ans.citations and all(c.doc_name == "alpha.txt" for c in ans.citations)
+    assert all(c.checksum == span_checksum(c.text) for c in ans.citations)
+    assert all(ch.ok for ch in verify_citations([c.model_dump() for c in ans.citations], rlm.store))
+    # the prose-only turn was fed back as an observation, not a crash
+    assert "no ```repl block" in root.calls[2][-1]["content"]
+    trace = load_trace(rlm.store.meta, ans.execution_id)
+    assert [t["turn"] for t in trace["turns"]] == [1, 2, 3]
+    assert len(trace["subcalls"]) == 2 and trace["subcalls"][0]["response"].startswith("the Marshall")
+    assert trace["turns"][0]["prompt"][0]["role"] == "system"
+    assert trace["execution"]["status"] == "COMPLETED"
+
+
+def test_root_prompt_states_context_type_and_sizes(small_corpus: Path):
+    root = ScriptedLM([repl("FINAL('x')")])
+    RLM(model=root).ask(small_corpus, "q?")
+    system = root.calls[0][0]["content"]
+    assert "list of documents" in system and "3 document(s)" in system
+    assert "```repl" in system and "FINAL(" in system and "llm_query_batched" in system
+
+
+def test_errors_are_observations_and_variables_persist(small_corpus: Path):
+    root = ScriptedLM([repl("x = 41\n1/0"), repl("x += 1\nprint(x)"), repl("FINAL_VAR('x')")])
+    ans = RLM(model=root).ask(small_corpus, "q?")
+    assert ans.status is Status.COMPLETED and ans.text == "42"
+    assert "ZeroDivisionError" in root.calls[1][-1]["content"]
+    assert "42" in root.calls[2][-1]["content"]
+
+
+def test_quoted_answer_is_cited_precisely(small_corpus: Path):
+    root = ScriptedLM([
+        repl("doc = context.doc('alpha.txt')\nprint(doc[0:200])"),
+        'FINAL("The Marshall Plan rebuilt Europe after the war")',
+    ])
+    ans = RLM(model=root).ask(small_corpus, "What rebuilt Europe?")
+    assert [c.text for c in ans.citations] == ["The Marshall Plan rebuilt Europe after the war"]
+    assert ans.citations[0].start == 0
+
+
+def test_explicit_citations_from_hits(small_corpus: Path):
+    root = ScriptedLM([repl("hits = context.grep(r'Zürich')\nFINAL('In Zürich.', citations=hits)")])
+    ans = RLM(model=root).ask(small_corpus, "Where?")
+    assert [(c.doc_name, c.text) for c in ans.citations] == [("gamma.txt", "Zürich")]
+    text = (small_corpus / "gamma.txt").read_text(encoding="utf-8")
+    assert ans.citations[0].start == text.index("Zürich")  # code-point offsets
+
+
+def test_max_turns_asks_for_a_last_answer(small_corpus: Path):
+    root = ScriptedLM([repl("print(1)"), repl("print(2)"), "FINAL(best guess)"])
+    ans = RLM(model=root, budgets={"max_turns": 2}).ask(small_corpus, "q?")
+    assert ans.status is Status.MAX_TURNS_EXCEEDED and ans.text == "best guess"
+    assert "used all 2 turns" in root.calls[2][-1]["content"]
+
+
+def test_sub_call_budget_ends_with_budget_exceeded(small_corpus: Path):
+    root = ScriptedLM([repl("print('found something')"),
+                       repl("r = llm_query_batched(['a', 'b', 'c'])\nprint(r)"), repl("FINAL('no')")])
+    sub = ScriptedLM(lambda m: "ok")
+    ans = RLM(model=root, sub_model=sub, budgets=Budgets(max_sub_calls=2)).ask(small_corpus, "q?")
+    assert ans.status is Status.BUDGET_EXCEEDED
+    assert "sub-call budget" in (ans.error or "")
+    assert ans.usage.sub_calls == 0 and len(sub.calls) == 0  # a batch reserves all or nothing
+    assert "found something" in ans.text  # best answer so far
+
+
+def test_parallel_children_share_one_budget(small_corpus: Path):
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "with ThreadPoolExecutor(6) as pool:\n"
+        "    outs = list(pool.map(lambda i: rlm_query(f'child {i}'), range(6)))\n"
+        "print(outs)"
+    )
+
+    def script(messages):
+        q = messages[1]["content"]
+        if "<question>child" in q:
+            return repl("print(llm_query('x'))\nprint(llm_query('y'))") if len(messages) == 2 else repl("FINAL('c')")
+        return repl(code) if len(messages) == 2 else repl("FINAL('done')")
+
+    lm = ScriptedLM(script)
+    sub = ScriptedLM(lambda m: "s")
+    ans = RLM(model=lm, sub_model=sub, budgets={"max_sub_calls": 8, "max_depth": 1}).ask(small_corpus, "root q")
+    assert ans.status is Status.BUDGET_EXCEEDED
+    assert ans.usage.sub_calls <= 8  # 6 children + their llm_query calls, never more than 8
+    assert len(sub.calls) <= 2
+
+
+def test_rlm_query_child_and_citation_propagation(small_corpus: Path, tmp_path: Path):
+    def script(messages):
+        q = messages[1]["content"]
+        n = len(messages)
+        if "<question>Find the aid sentence" in q:  # child execution, sees one document
+            if n == 2:
+                return repl("print(len(context))\ns = context[0:89]\nprint(s)")
+            return repl("FINAL(s.split(chr(10))[1])")
+        if n == 2:
+            return repl("doc = context.doc('alpha.txt')\nr = rlm_query('Find the aid sentence', context=doc)\nprint(r)")
+        return repl("FINAL(r)")
+
+    rlm = RLM(model=ScriptedLM(script), budgets={"max_depth": 1})
+    ans = rlm.ask(small_corpus, "What did Congress debate?")
+    assert ans.status is Status.COMPLETED
+    assert ans.text == "Congress debated foreign aid for months."
+    assert ans.usage.max_depth_reached == 1
+    assert [c.text for c in ans.citations] == ["Congress debated foreign aid for months"]
+    trace = load_trace(rlm.store.meta, ans.execution_id)
+    (child,) = trace["children"]
+    assert child["execution"]["depth"] == 1 and trace["subcalls"][0]["kind"] == "rlm_query"
+    assert trace["subcalls"][0]["child_id"] == child["execution"]["execution_id"]
+
+
+def test_rlm_query_at_max_depth_is_a_plain_sub_call(small_corpus: Path):
+    root = ScriptedLM([repl("print(rlm_query('hello'))"), repl("FINAL('ok')")])
+    sub = ScriptedLM(lambda m: "from the sub-LM")
+    rlm = RLM(model=root, sub_model=sub, budgets={"max_depth": 0})
+    ans = rlm.ask(small_corpus, "q?")
+    assert "from the sub-LM" in root.calls[1][-1]["content"]
+    trace = load_trace(rlm.store.meta, ans.execution_id)
+    assert trace["children"] == [] and trace["subcalls"][0]["kind"] == "rlm_query"
+    assert "plain sub-LM call" in root.calls[0][0]["content"]
+
+
+def test_submit_with_output_schema(small_corpus: Path):
+    schema = {"type": "object", "properties": {"year": {"type": "integer"}}, "required": ["year"]}
+    root = ScriptedLM([repl("SUBMIT(year='soon')"), repl("SUBMIT(year=1961)")])
+    ans = RLM(model=root).ask(small_corpus, "When did the plan fail?", output_schema=schema)
+    assert ans.status is Status.COMPLETED and ans.fields == {"year": 1961}
+    assert "SchemaError" in root.calls[1][-1]["content"]
+    assert "SUBMIT(**fields)" in root.calls[0][0]["content"]
+
+
+def test_cache_hits_cost_nothing_and_are_marked(small_corpus: Path):
+    calls = {"n": 0}
+
+    def script(messages):
+        calls["n"] += 1
+        return repl("print(llm_query('same prompt'))") if len(messages) == 2 else repl("FINAL('done')")
+
+    sub = ScriptedLM(lambda m: "sub answer")
+    rlm = RLM(model=ScriptedLM(script), sub_model=sub)
+    first = rlm.ask(small_corpus, "q?")
+    second = rlm.ask(small_corpus, "q?")
+    assert first.usage.cached_calls == 0 and second.usage.cached_calls == 3
+    assert calls["n"] == 2 and len(sub.calls) == 1
+    trace = load_trace(rlm.store.meta, second.execution_id)
+    assert all(t["cached"] for t in trace["turns"]) and trace["subcalls"][0]["cached"] is True
+    assert second.cost_usd == 0.0
+
+
+def test_step_timeout_is_fed_back_and_loop_continues(small_corpus: Path):
+    root = ScriptedLM([repl("import time\ntime.sleep(30)"), repl("FINAL('after timeout')")])
+    ans = RLM(model=root, step_timeout_s=1).ask(small_corpus, "q?")
+    assert ans.status is Status.COMPLETED and ans.text == "after timeout"
+    assert "restarted" in root.calls[1][-1]["content"]
+
+
+def test_output_is_truncated_for_the_root_lm(small_corpus: Path):
+    root = ScriptedLM([repl("print('x' * 50000)"), repl("FINAL('ok')")])
+    RLM(model=root, output_max_chars=1000).ask(small_corpus, "q?")
+    obs = root.calls[1][-1]["content"]
+    assert "49,001 of 50,001 characters cut" in obs and len(obs) < 3000
+
+
+def test_cost_budget_needs_prices(monkeypatch: pytest.MonkeyPatch):
+    from rlmx.errors import ConfigError
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+
+    with pytest.raises(ConfigError, match="no price"):
+        RLM(model="openai:some-unpriced-model", sub_model="baseline", budgets={"max_cost_usd": 1.0})
+    rlm = RLM(model="openai:gpt-5-mini", sub_model="baseline", budgets={"max_cost_usd": 1.0})
+    assert rlm.prices.cost("openai:gpt-5-mini", 1_000_000, 0) is not None
