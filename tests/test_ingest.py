@@ -22,11 +22,11 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 STATE_UNION = DATA / "state_union"
 LEGACY = {
     "1954-Eisenhower.txt": ("½¢", {"iso-8859-1"}),
-    "1970-Nixon.txt": ("man’s genius", {"cp950", "big5"}),
-    "1971-Nixon.txt": ("“", {"cp950", "big5"}),
-    "1972-Nixon.txt": ("’", {"cp950", "big5"}),
-    "1973-Nixon.txt": ("—", {"cp950", "big5"}),
-    "1974-Nixon.txt": ("world’s people", {"cp950", "big5"}),
+    "1970-Nixon.txt": ("man’s genius", {"cp950"}),
+    "1971-Nixon.txt": ("“", {"cp950"}),
+    "1972-Nixon.txt": ("’", {"cp950"}),
+    "1973-Nixon.txt": ("—", {"cp950"}),
+    "1974-Nixon.txt": ("world’s people", {"cp950"}),
 }
 
 needs_data = pytest.mark.skipif(not STATE_UNION.is_dir(), reason="../shared/data not present")

@@ -20,7 +20,7 @@ from ..errors import RlmxError
 
 __all__ = ["main"]
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(e: RlmxError) -> None:

@@ -163,4 +163,7 @@ def decode_text(data: bytes) -> tuple[str, str]:
     if not candidates:
         return data.decode("iso-8859-1"), "iso-8859-1"
     scored = [(badness(text), i) for i, (text, _) in enumerate(candidates)]
-    return candidates[min(scored)[1]]
+    text, encoding = candidates[min(scored)[1]]
+    if encoding == "big5" and big5 and big5[0][0] == text:
+        encoding = "cp950"  # the same text: name the superset, consistently
+    return text, encoding

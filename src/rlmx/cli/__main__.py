@@ -1,0 +1,5 @@
+"""``python -m rlmx.cli`` runs the ``rlmx`` command."""
+
+from .main import main
+
+main()
