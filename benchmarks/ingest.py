@@ -1,9 +1,9 @@
 """Ingestion benchmark: ingest a folder into a fresh, temporary RLMX_HOME, twice.
 
-Usage: ``python benchmarks/ingest.py [--workers N] [FOLDER ...]`` (default: ``../shared/data/state_union``
-beside the project). Prints, for the first run: files, documents, failures, megabytes
-read (raw bytes, MB = 10^6), seconds, MB/s, and the process's peak RSS; then the second
-run's seconds (every file a cache hit).
+Usage: ``python benchmarks/ingest.py [--workers N] [FOLDER ...]`` (default:
+``../shared/data/state_union`` beside the project). Prints, for the first run: files,
+documents, failures, megabytes read (raw bytes, MB = 10^6), seconds, MB/s, and the
+process's peak RSS; then the second run's seconds (every file a cache hit).
 """
 
 from __future__ import annotations

@@ -13,8 +13,15 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 _PROVIDER_VARS = [
-    "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_VERSION", "AZURE_OPENAI_ENDPOINT",
-    "AZURE_OPENAI_API_KEY", "ANTHROPIC_API_KEY", "RLMX_MODEL", "RLMX_SUB_MODEL", "RLMX_PRICES_FILE",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_VERSION",
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "RLMX_MODEL",
+    "RLMX_SUB_MODEL",
+    "RLMX_PRICES_FILE",
 ]
 
 _real_connect = socket.socket.connect
@@ -55,7 +62,13 @@ def small_corpus(tmp_path: Path) -> Path:
     d.mkdir()
     (d / "alpha.txt").write_text(
         "The Marshall Plan rebuilt Europe after the war.\nCongress debated foreign aid for months.\n"
-        * 5, encoding="utf-8")
-    (d / "beta.md").write_text("# Farm report\n\nWheat prices fell in 1953. Tariffs rose.\n", encoding="utf-8")
-    (d / "gamma.txt").write_text("Café society met in Zürich; the naïve plan failed in 1961.\n", encoding="utf-8")
+        * 5,
+        encoding="utf-8",
+    )
+    (d / "beta.md").write_text(
+        "# Farm report\n\nWheat prices fell in 1953. Tariffs rose.\n", encoding="utf-8"
+    )
+    (d / "gamma.txt").write_text(
+        "Café society met in Zürich; the naïve plan failed in 1961.\n", encoding="utf-8"
+    )
     return d

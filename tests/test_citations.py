@@ -18,12 +18,20 @@ def read(doc_id, start, end, subcalls=()):
 
 
 def test_merge_overlapping_and_adjacent_only():
-    spans = [Span("a", 10, 20), Span("a", 20, 30), Span("a", 25, 40), Span("a", 50, 60), Span("b", 0, 5)]
+    spans = [
+        Span("a", 10, 20),
+        Span("a", 20, 30),
+        Span("a", 25, 40),
+        Span("a", 50, 60),
+        Span("b", 0, 5),
+    ]
     assert merge_spans(spans) == [Span("a", 10, 40), Span("a", 50, 60), Span("b", 0, 5)]
 
 
 def test_explicit_citations_win():
-    spans = derive_spans("anything", [{"doc_id": "d1", "start": 4, "end": 17}], [read("d2", 0, 10)], {}, text_of)
+    spans = derive_spans(
+        "anything", [{"doc_id": "d1", "start": 4, "end": 17}], [read("d2", 0, 10)], {}, text_of
+    )
     assert spans == [Span("d1", 4, 17)]
 
 
@@ -43,7 +51,10 @@ def test_quote_matches_across_whitespace_differences():
 
 def test_scans_are_not_citations():
     events = [SpanEvent(kind="scan", doc_id="d1", start=0, end=17)]
-    assert derive_spans("The Marshall Plan rebuilt Europe after the war.", None, events, {}, text_of) == []
+    assert (
+        derive_spans("The Marshall Plan rebuilt Europe after the war.", None, events, {}, text_of)
+        == []
+    )
 
 
 def test_subcall_fed_spans_cited_only_when_answer_uses_the_response():

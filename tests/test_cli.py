@@ -11,9 +11,17 @@ from pathlib import Path
 import pytest
 
 
-def rlmx(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rlmx.cli", *args], input=input, capture_output=True,
-                          text=True, timeout=180, env={**os.environ, **(env or {})})
+def rlmx(
+    *args: str, input: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rlmx.cli", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture
@@ -58,10 +66,21 @@ def test_text_output_has_numbered_citations_and_cost_line(state_union: Path):
 def test_question_file_and_literal_question_wins(state_union: Path, tmp_path: Path):
     qf = tmp_path / "q.txt"
     qf.write_text("Which addresses mention the Marshall Plan?")
-    one = json.loads(rlmx("ask", str(state_union), "--question-file", str(qf), "--json", "-q").stdout)
+    one = json.loads(
+        rlmx("ask", str(state_union), "--question-file", str(qf), "--json", "-q").stdout
+    )
     assert "Marshall" in one["answer"]
-    two = json.loads(rlmx("ask", str(state_union), "Which addresses mention the Peace Corps?",
-                          "--question-file", str(qf), "--json", "-q").stdout)
+    two = json.loads(
+        rlmx(
+            "ask",
+            str(state_union),
+            "Which addresses mention the Peace Corps?",
+            "--question-file",
+            str(qf),
+            "--json",
+            "-q",
+        ).stdout
+    )
     assert "Peace Corps" in two["answer"]
 
 
@@ -89,6 +108,15 @@ def test_errors_are_clear(tmp_path: Path):
 def test_exit_code_for_max_turns(small_corpus: Path, tmp_path: Path):
     script = tmp_path / "s.json"
     script.write_text(json.dumps(["```repl\nprint(1)\n```", "still thinking", "FINAL(partial)"]))
-    proc = rlmx("ask", str(small_corpus), "q?", "--model", f"scripted:{script}", "--max-turns", "2", "--json")
+    proc = rlmx(
+        "ask",
+        str(small_corpus),
+        "q?",
+        "--model",
+        f"scripted:{script}",
+        "--max-turns",
+        "2",
+        "--json",
+    )
     assert proc.returncode == 3, proc.stderr
     assert json.loads(proc.stdout)["status"] == "MAX_TURNS_EXCEEDED"

@@ -18,15 +18,24 @@ def repl(code: str) -> str:
 
 
 def test_search_subcalls_and_final_with_citations(small_corpus: Path):
-    root = ScriptedLM([
-        repl("hits = context.search('Marshall Plan Europe', k=3)\n"
-             "print(len(context), [h.doc_name for h in hits])\n"
-             "answers = llm_query_batched(['Summarise: ' + h.text for h in hits[:2]])\nprint(answers)"),
-        "I have what I need, but forgot the code block.",
-        repl("FINAL('Europe: ' + answers[0])"),
-    ])
-    sub = ScriptedLM(lambda m: "the Marshall Plan rebuilt Europe after the war"
-                     if "Marshall" in m[-1]["content"] else "nothing relevant here")
+    root = ScriptedLM(
+        [
+            repl(
+                "hits = context.search('Marshall Plan Europe', k=3)\n"
+                "print(len(context), [h.doc_name for h in hits])\n"
+                "answers = llm_query_batched(['Summarise: ' + h.text for h in hits[:2]])\nprint(answers)"
+            ),
+            "I have what I need, but forgot the code block.",
+            repl("FINAL('Europe: ' + answers[0])"),
+        ]
+    )
+    sub = ScriptedLM(
+        lambda m: (
+            "the Marshall Plan rebuilt Europe after the war"
+            if "Marshall" in m[-1]["content"]
+            else "nothing relevant here"
+        )
+    )
     rlm = RLM(model=root, sub_model=sub)
     ans = rlm.ask(small_corpus, "What rebuilt Europe?")
     assert ans.status is Status.COMPLETED
@@ -41,7 +50,9 @@ def test_search_subcalls_and_final_with_citations(small_corpus: Path):
     assert "no ```repl block" in root.calls[2][-1]["content"]
     trace = load_trace(rlm.store.meta, ans.execution_id)
     assert [t["turn"] for t in trace["turns"]] == [1, 2, 3]
-    assert len(trace["subcalls"]) == 2 and trace["subcalls"][0]["response"].startswith("the Marshall")
+    assert len(trace["subcalls"]) == 2 and trace["subcalls"][0]["response"].startswith(
+        "the Marshall"
+    )
     assert trace["turns"][0]["prompt"][0]["role"] == "system"
     assert trace["execution"]["status"] == "COMPLETED"
 
@@ -63,10 +74,12 @@ def test_errors_are_observations_and_variables_persist(small_corpus: Path):
 
 
 def test_quoted_answer_is_cited_precisely(small_corpus: Path):
-    root = ScriptedLM([
-        repl("doc = context.doc('alpha.txt')\nprint(doc[0:200])"),
-        'FINAL("The Marshall Plan rebuilt Europe after the war")',
-    ])
+    root = ScriptedLM(
+        [
+            repl("doc = context.doc('alpha.txt')\nprint(doc[0:200])"),
+            'FINAL("The Marshall Plan rebuilt Europe after the war")',
+        ]
+    )
     ans = RLM(model=root).ask(small_corpus, "What rebuilt Europe?")
     assert [c.text for c in ans.citations] == ["The Marshall Plan rebuilt Europe after the war"]
     assert ans.citations[0].start == 0
@@ -88,8 +101,13 @@ def test_max_turns_asks_for_a_last_answer(small_corpus: Path):
 
 
 def test_sub_call_budget_ends_with_budget_exceeded(small_corpus: Path):
-    root = ScriptedLM([repl("print('found something')"),
-                       repl("r = llm_query_batched(['a', 'b', 'c'])\nprint(r)"), repl("FINAL('no')")])
+    root = ScriptedLM(
+        [
+            repl("print('found something')"),
+            repl("r = llm_query_batched(['a', 'b', 'c'])\nprint(r)"),
+            repl("FINAL('no')"),
+        ]
+    )
     sub = ScriptedLM(lambda m: "ok")
     ans = RLM(model=root, sub_model=sub, budgets=Budgets(max_sub_calls=2)).ask(small_corpus, "q?")
     assert ans.status is Status.BUDGET_EXCEEDED
@@ -109,12 +127,18 @@ def test_parallel_children_share_one_budget(small_corpus: Path):
     def script(messages):
         q = messages[1]["content"]
         if "<question>child" in q:
-            return repl("print(llm_query('x'))\nprint(llm_query('y'))") if len(messages) == 2 else repl("FINAL('c')")
+            return (
+                repl("print(llm_query('x'))\nprint(llm_query('y'))")
+                if len(messages) == 2
+                else repl("FINAL('c')")
+            )
         return repl(code) if len(messages) == 2 else repl("FINAL('done')")
 
     lm = ScriptedLM(script)
     sub = ScriptedLM(lambda m: "s")
-    ans = RLM(model=lm, sub_model=sub, budgets={"max_sub_calls": 8, "max_depth": 1}).ask(small_corpus, "root q")
+    ans = RLM(model=lm, sub_model=sub, budgets={"max_sub_calls": 8, "max_depth": 1}).ask(
+        small_corpus, "root q"
+    )
     assert ans.status is Status.BUDGET_EXCEEDED
     assert ans.usage.sub_calls <= 8  # 6 children + their llm_query calls, never more than 8
     assert len(sub.calls) <= 2
@@ -129,7 +153,9 @@ def test_rlm_query_child_and_citation_propagation(small_corpus: Path, tmp_path: 
                 return repl("print(len(context))\ns = context[0:89]\nprint(s)")
             return repl("FINAL(s.split(chr(10))[1])")
         if n == 2:
-            return repl("doc = context.doc('alpha.txt')\nr = rlm_query('Find the aid sentence', context=doc)\nprint(r)")
+            return repl(
+                "doc = context.doc('alpha.txt')\nr = rlm_query('Find the aid sentence', context=doc)\nprint(r)"
+            )
         return repl("FINAL(r)")
 
     rlm = RLM(model=ScriptedLM(script), budgets={"max_depth": 1})
@@ -169,7 +195,9 @@ def test_cache_hits_cost_nothing_and_are_marked(small_corpus: Path):
 
     def script(messages):
         calls["n"] += 1
-        return repl("print(llm_query('same prompt'))") if len(messages) == 2 else repl("FINAL('done')")
+        return (
+            repl("print(llm_query('same prompt'))") if len(messages) == 2 else repl("FINAL('done')")
+        )
 
     sub = ScriptedLM(lambda m: "sub answer")
     rlm = RLM(model=ScriptedLM(script), sub_model=sub)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -150,15 +149,13 @@ def test_latency_and_concurrent_requests_are_recorded() -> None:
             threading.Thread(target=lambda: results.append(chat(srv, "m", "x")[0]))
             for _ in range(8)
         ]
-        started = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        elapsed = time.perf_counter() - started
         assert results == [200] * 8
         assert len(srv.requests) == 8
-        assert 0.1 <= elapsed < 0.8  # served concurrently, not 8 x 100 ms
+        assert srv.peak_in_flight > 1  # served concurrently, not one after another
         srv.clear_requests()
         assert srv.requests == []
 

@@ -37,7 +37,9 @@ def _server(faults=None, latency_ms=0.0):
 
     def script(model, messages):
         if model == "mock-root":
-            reply = ROOT_TURN_1 if sum(m["role"] == "assistant" for m in messages) == 0 else ROOT_TURN_2
+            reply = (
+                ROOT_TURN_1 if sum(m["role"] == "assistant" for m in messages) == 0 else ROOT_TURN_2
+            )
         else:
             prompt = messages[-1]["content"]
             reply = prompt[prompt.index(":") + 1 :].strip()[:120]
@@ -47,7 +49,9 @@ def _server(faults=None, latency_ms=0.0):
     return MockLLMServer(scripts=script, faults=faults, latency_ms=latency_ms), replies
 
 
-def test_loop_over_openai_sdk_with_faults_and_usage(state_union: Path, monkeypatch: pytest.MonkeyPatch):
+def test_loop_over_openai_sdk_with_faults_and_usage(
+    state_union: Path, monkeypatch: pytest.MonkeyPatch
+):
     srv, replies = _server(faults=[429, 500])
     with srv:
         monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
@@ -64,27 +68,54 @@ def test_loop_over_openai_sdk_with_faults_and_usage(state_union: Path, monkeypat
     expected_out = sum(_tokens(len(x)) for x in replies)
     assert (ans.usage.input_tokens, ans.usage.output_tokens) == (expected_in, expected_out)
     assert ans.cost_usd is None  # no price for openai:mock-root: unknown, not zero
-    assert ans.citations and all("Marshall" in c.text or "marshall" in c.text.lower() for c in ans.citations)
+    assert ans.citations and all(
+        "Marshall" in c.text or "marshall" in c.text.lower() for c in ans.citations
+    )
     trace = load_trace(rlm.store.meta, ans.execution_id)
     assert {s["model"] for s in trace["subcalls"]} == {"openai:mock-sub"}
-    assert sum(s["input_tokens"] for s in trace["subcalls"]) + sum(
-        t.get("input_tokens", 0) for t in trace["turns"]) == expected_in
+    assert (
+        sum(s["input_tokens"] for s in trace["subcalls"])
+        + sum(t.get("input_tokens", 0) for t in trace["turns"])
+        == expected_in
+    )
 
 
 def test_cli_uses_openai_base_url_for_root_and_sub(state_union: Path, tmp_path: Path):
     srv, _ = _server()
     with srv:
-        env = {**os.environ, "OPENAI_BASE_URL": srv.base_url, "OPENAI_API_KEY": "sk-local-test",
-               "RLMX_MODEL": "openai:mock-root", "RLMX_SUB_MODEL": "openai:mock-sub"}
+        env = {
+            **os.environ,
+            "OPENAI_BASE_URL": srv.base_url,
+            "OPENAI_API_KEY": "sk-local-test",
+            "RLMX_MODEL": "openai:mock-root",
+            "RLMX_SUB_MODEL": "openai:mock-sub",
+        }
         proc = subprocess.run(
-            [sys.executable, "-m", "rlmx.cli", "ask", str(state_union),
-             "Which addresses mention the Marshall Plan?", "--json", "-q"],
-            env=env, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "rlmx.cli",
+                "ask",
+                str(state_union),
+                "Which addresses mention the Marshall Plan?",
+                "--json",
+                "-q",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         models = {r.model for r in srv.requests}
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["status"] == "COMPLETED" and models == {"mock-root", "mock-sub"}
-    verify = subprocess.run([sys.executable, "-m", "rlmx.cli", "verify", "-"], input=proc.stdout,
-                            env=env, capture_output=True, text=True, timeout=60)
+    verify = subprocess.run(
+        [sys.executable, "-m", "rlmx.cli", "verify", "-"],
+        input=proc.stdout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert verify.returncode == 0, verify.stderr

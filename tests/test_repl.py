@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,18 @@ class FakeResolver:
         self.reply = reply
         self.delay = delay
         self.error = error
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     async def __call__(self, req: ToolRequest) -> Any:
         self.requests.append(req)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
         if self.error is not None:
             raise self.error
         if req.kind == "llm_query_batched":
@@ -107,16 +113,13 @@ def test_timeout_kills_and_restarts(spec):
     async def steps(repl: LocalREPL) -> tuple[Any, ...]:
         await run(repl, "kept = 1")
         pid = repl.pid
-        t0 = time.monotonic()
         slow = await run(repl, "while True:\n    pass", turn=2)
-        took = time.monotonic() - t0
         after = await run(repl, "print('alive'); 'kept' in dir()", turn=3)
-        return slow, took, after, pid, repl.pid
+        return slow, after, pid, repl.pid
 
-    slow, took, after, pid1, pid2 = session(spec, steps, step_timeout_s=1.0)
+    slow, after, pid1, pid2 = session(spec, steps, step_timeout_s=1.0)
     assert slow.timed_out and "wall-clock limit of 1 s" in slow.error
     assert "variables from earlier turns are lost" in slow.error
-    assert 1.0 <= took < 10
     assert pid1 != pid2
     assert after.stdout == "alive\nFalse\n" and after.error is None
 
@@ -212,14 +215,14 @@ def test_tool_requests_are_served_concurrently(spec):
         "print(out)"
     )
 
-    async def steps(repl: LocalREPL) -> tuple[StepResult, float]:
-        t0 = time.monotonic()
-        r = await run(repl, code, resolver=FakeResolver(delay=0.5))
-        return r, time.monotonic() - t0
+    fake = FakeResolver(delay=0.5)
 
-    r, took = session(spec, steps)
+    async def steps(repl: LocalREPL) -> StepResult:
+        return await run(repl, code, resolver=fake)
+
+    r = session(spec, steps)
     assert r.stdout == "['echo:a', 'echo:b', 'echo:c', 'echo:d']\n"
-    assert took < 1.5  # four 0.5 s requests overlapped
+    assert fake.peak_in_flight > 1  # the four requests overlapped
 
 
 def test_rlm_query_context_payloads(spec):

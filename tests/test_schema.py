@@ -5,14 +5,19 @@ from rlmx.engine.schema import OutputSchema
 from rlmx.errors import ConfigError, SchemaError
 from rlmx.sandbox.base import FinalSignal
 
-SCHEMA = {"type": "object", "properties": {"year": {"type": "integer"}, "name": {"type": "string"}},
-          "required": ["year"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {"year": {"type": "integer"}, "name": {"type": "string"}},
+    "required": ["year"],
+}
 
 
 def test_json_schema_submit():
     s = OutputSchema(SCHEMA)
     assert s.field_names == ["year", "name"]
-    assert s.validate(FinalSignal(kind="SUBMIT", answer="", fields={"year": 1948})) == {"year": 1948}
+    assert s.validate(FinalSignal(kind="SUBMIT", answer="", fields={"year": 1948})) == {
+        "year": 1948
+    }
     with pytest.raises(SchemaError, match="year"):
         s.validate(FinalSignal(kind="SUBMIT", answer="", fields={"year": "x"}))
     with pytest.raises(SchemaError, match="SUBMIT"):
@@ -25,7 +30,9 @@ def test_pydantic_schema():
         year: int
 
     s = OutputSchema(Out)
-    assert s.validate(FinalSignal(kind="SUBMIT", answer="", fields={"year": "1948"})) == {"year": 1948}
+    assert s.validate(FinalSignal(kind="SUBMIT", answer="", fields={"year": "1948"})) == {
+        "year": 1948
+    }
 
 
 def test_bad_schema():

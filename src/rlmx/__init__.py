@@ -25,6 +25,7 @@ from .errors import (
     SchemaError,
     StoreError,
 )
+
 if TYPE_CHECKING:
     from .api import RLM
     from .types import Answer, Budgets, SpanRef, Status, Usage, span_checksum

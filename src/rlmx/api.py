@@ -74,7 +74,11 @@ class RLM:
         )
         if msg and model is None:
             (notice or (lambda m: print(m, file=sys.stderr)))(msg)
-        self._root = model if isinstance(model, LMClient) else make_client(root_spec, settings=self.settings, role="root")
+        self._root = (
+            model
+            if isinstance(model, LMClient)
+            else make_client(root_spec, settings=self.settings, role="root")
+        )
         if isinstance(sub_model, LMClient):
             self._sub = sub_model
         elif sub_model is None and isinstance(model, LMClient):
@@ -118,43 +122,84 @@ class RLM:
             self._store = open_store(self.settings.home)
         return self._store
 
-    def ingest(self, paths: str | Path | Sequence[str | Path],
-               on_progress: Callable[[str, int, int], None] | None = None) -> CorpusRecord:
+    def ingest(
+        self,
+        paths: str | Path | Sequence[str | Path],
+        on_progress: Callable[[str, int, int], None] | None = None,
+    ) -> CorpusRecord:
         """Ingest files, folders or globs into the store. Raises ``IngestError`` when nothing
         could be ingested; single-file failures are in ``CorpusRecord.failures``."""
         items = [paths] if isinstance(paths, str | Path) else list(paths)
         return ingest(items, self.store, on_progress=on_progress)
 
-    def _wrap(self, client: LMClient, tracker: BudgetTracker, sem: asyncio.Semaphore, role: str) -> LMClient:
-        lm: LMClient = ConcurrencyLimitedLM(RetryingLM(client, max_attempts=self.settings.max_retries + 1), sem)
+    def _wrap(
+        self, client: LMClient, tracker: BudgetTracker, sem: asyncio.Semaphore, role: str
+    ) -> LMClient:
+        lm: LMClient = ConcurrencyLimitedLM(
+            RetryingLM(client, max_attempts=self.settings.max_retries + 1), sem
+        )
         if self.cache:
             lm = CachedLM(lm, self.store.meta)
         return BudgetedLM(lm, tracker, role=role)
 
-    async def aask(self, paths_or_corpus: PathsOrCorpus, question: str,
-                   output_schema: dict[str, Any] | type[BaseModel] | None = None) -> Answer:
+    async def aask(
+        self,
+        paths_or_corpus: PathsOrCorpus,
+        question: str,
+        output_schema: dict[str, Any] | type[BaseModel] | None = None,
+    ) -> Answer:
         """Answer ``question`` over a corpus (async). See :meth:`ask`."""
         if not question or not question.strip():
             raise ConfigError("the question is empty: pass a question (or --question-file)")
         schema = OutputSchema(output_schema) if output_schema is not None else None
-        corpus = paths_or_corpus if isinstance(paths_or_corpus, CorpusRecord) else self.ingest(paths_or_corpus)
+        corpus = (
+            paths_or_corpus
+            if isinstance(paths_or_corpus, CorpusRecord)
+            else self.ingest(paths_or_corpus)
+        )
         spec = context_spec(corpus, self.store)
         tracker = BudgetTracker(self.budgets, self.prices)
         sem = asyncio.Semaphore(self.max_concurrency)
         engine = Engine(self.store, self.options)
-        tree = Tree(engine, self.budgets, tracker, self._wrap(self._root, tracker, sem, "root"),
-                    self._wrap(self._sub, tracker, sem, "sub"), self.on_event)
+        tree = Tree(
+            engine,
+            self.budgets,
+            tracker,
+            self._wrap(self._root, tracker, sem, "root"),
+            self._wrap(self._sub, tracker, sem, "sub"),
+            self.on_event,
+        )
         try:
-            out = await engine.run_execution(tree, question=question, spec=spec, corpus_id=corpus.corpus_id,
-                                             depth=0, parent_id=None, root_id=None, schema=schema)
+            out = await engine.run_execution(
+                tree,
+                question=question,
+                spec=spec,
+                corpus_id=corpus.corpus_id,
+                depth=0,
+                parent_id=None,
+                root_id=None,
+                schema=schema,
+            )
         finally:
             engine.close()
         usage = tracker.usage()
-        return Answer(execution_id=out.execution_id, status=out.status, text=out.text, citations=out.citations,
-                      usage=usage, cost_usd=usage.cost_usd, fields=out.fields, error=out.error)
+        return Answer(
+            execution_id=out.execution_id,
+            status=out.status,
+            text=out.text,
+            citations=out.citations,
+            usage=usage,
+            cost_usd=usage.cost_usd,
+            fields=out.fields,
+            error=out.error,
+        )
 
-    def ask(self, paths_or_corpus: PathsOrCorpus, question: str,
-            output_schema: dict[str, Any] | type[BaseModel] | None = None) -> Answer:
+    def ask(
+        self,
+        paths_or_corpus: PathsOrCorpus,
+        question: str,
+        output_schema: dict[str, Any] | type[BaseModel] | None = None,
+    ) -> Answer:
         """Answer ``question`` over files, folders, globs or an ingested corpus.
 
         Returns an :class:`Answer` (``text``, ``citations`` as SpanRefs, ``status``,
@@ -168,4 +213,6 @@ class RLM:
 
 def status_exit_code(status: Status) -> int:
     """CLI exit code of an execution status (documented in the README)."""
-    return {Status.COMPLETED: 0, Status.MAX_TURNS_EXCEEDED: 3, Status.BUDGET_EXCEEDED: 4}.get(status, 5)
+    return {Status.COMPLETED: 0, Status.MAX_TURNS_EXCEEDED: 3, Status.BUDGET_EXCEEDED: 4}.get(
+        status, 5
+    )

@@ -37,7 +37,9 @@ def cli() -> None:
 def _split_args(args: tuple[str, ...], question_file: str | None) -> tuple[list[str], str]:
     if question_file is None:
         if len(args) < 2:
-            raise click.UsageError("give one or more PATHs and then the QUESTION (or --question-file)")
+            raise click.UsageError(
+                "give one or more PATHs and then the QUESTION (or --question-file)"
+            )
         return list(args[:-1]), args[-1]
     if len(args) >= 2 and not Path(args[-1]).exists():
         return list(args[:-1]), args[-1]  # a literal question wins over --question-file
@@ -58,49 +60,105 @@ class _Progress:
             err.print(f"{pad}[dim]turn {data['turn']}…[/]")
         elif kind == "turn_finished":
             flag = " [red]error[/]" if data.get("error") else ""
-            err.print(f"{pad}[dim]turn {data['turn']}: root {data['root_s']:.2f} s, step {data['step_s']:.2f} s{flag}[/]")
+            err.print(
+                f"{pad}[dim]turn {data['turn']}: root {data['root_s']:.2f} s, step {data['step_s']:.2f} s{flag}[/]"
+            )
         elif kind == "execution_started" and data.get("depth", 0) > 0:
-            err.print(f"{pad}[dim]child execution {data['execution_id']} (depth {data['depth']})[/]")
+            err.print(
+                f"{pad}[dim]child execution {data['execution_id']} (depth {data['depth']})[/]"
+            )
         elif kind == "subcall" and data.get("cached"):
             err.print(f"{pad}[dim]sub-call {data['id']} (cached)[/]")
 
 
 @cli.command()
 @click.argument("args", nargs=-1, required=True, metavar="PATH... QUESTION")
-@click.option("--model", "-m", help="Root LM spec, e.g. openai:gpt-5, azure:DEPLOYMENT, anthropic:MODEL, baseline.")
+@click.option(
+    "--model",
+    "-m",
+    help="Root LM spec, e.g. openai:gpt-5, azure:DEPLOYMENT, anthropic:MODEL, baseline.",
+)
 @click.option("--sub-model", help="Sub-LM spec for llm_query (default: paired with --model).")
-@click.option("--max-turns", type=click.IntRange(min=1), help="Root turns per execution (default 30).")
-@click.option("--max-depth", type=click.IntRange(min=0), help="Deepest rlm_query child (default 1).")
-@click.option("--max-cost-usd", type=click.FloatRange(min=0), help="Cost budget of the whole tree, USD.")
-@click.option("--max-sub-calls", type=click.IntRange(min=0), help="Sub-call budget of the whole tree.")
-@click.option("--max-tokens", type=click.IntRange(min=0), help="Token budget (input + output) of the whole tree.")
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), help="Wall-time budget, seconds.")
-@click.option("--question-file", type=click.Path(exists=True, dir_okay=False), help="Read the question from a file.")
+@click.option(
+    "--max-turns", type=click.IntRange(min=1), help="Root turns per execution (default 30)."
+)
+@click.option(
+    "--max-depth", type=click.IntRange(min=0), help="Deepest rlm_query child (default 1)."
+)
+@click.option(
+    "--max-cost-usd", type=click.FloatRange(min=0), help="Cost budget of the whole tree, USD."
+)
+@click.option(
+    "--max-sub-calls", type=click.IntRange(min=0), help="Sub-call budget of the whole tree."
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=0),
+    help="Token budget (input + output) of the whole tree.",
+)
+@click.option(
+    "--max-seconds", type=click.FloatRange(min=0, min_open=True), help="Wall-time budget, seconds."
+)
+@click.option(
+    "--question-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Read the question from a file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--no-cache", is_flag=True, help="Do not use the LLM cache.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
-def ask(args: tuple[str, ...], model: str | None, sub_model: str | None, max_turns: int | None,
-        max_depth: int | None, max_cost_usd: float | None, max_sub_calls: int | None, max_tokens: int | None,
-        max_seconds: float | None, question_file: str | None, as_json: bool, no_cache: bool, quiet: bool) -> None:
+def ask(
+    args: tuple[str, ...],
+    model: str | None,
+    sub_model: str | None,
+    max_turns: int | None,
+    max_depth: int | None,
+    max_cost_usd: float | None,
+    max_sub_calls: int | None,
+    max_tokens: int | None,
+    max_seconds: float | None,
+    question_file: str | None,
+    as_json: bool,
+    no_cache: bool,
+    quiet: bool,
+) -> None:
     """Answer QUESTION over the documents in PATH... (files, folders, globs)."""
     from ..api import RLM, status_exit_code
     from ..types import Budgets
     from .render import answer_json, print_answer
 
     paths, question = _split_args(args, question_file)
-    budgets: dict[str, Any] = {k: v for k, v in {
-        "max_turns": max_turns, "max_depth": max_depth, "max_cost_usd": max_cost_usd,
-        "max_sub_calls": max_sub_calls, "max_total_tokens": max_tokens, "max_wall_seconds": max_seconds,
-    }.items() if v is not None}
+    budgets: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "max_turns": max_turns,
+            "max_depth": max_depth,
+            "max_cost_usd": max_cost_usd,
+            "max_sub_calls": max_sub_calls,
+            "max_total_tokens": max_tokens,
+            "max_wall_seconds": max_seconds,
+        }.items()
+        if v is not None
+    }
     try:
-        rlm = RLM(model=model, sub_model=sub_model, budgets=Budgets(**budgets), cache=not no_cache,
-                  on_event=_Progress(quiet), notice=lambda m: err.print(m, markup=False))
+        rlm = RLM(
+            model=model,
+            sub_model=sub_model,
+            budgets=Budgets(**budgets),
+            cache=not no_cache,
+            on_event=_Progress(quiet),
+            notice=lambda m: err.print(m, markup=False),
+        )
         if not quiet:
-            err.print(f"[dim]root {rlm.root_spec} · sub {rlm.sub_spec} · store {rlm.settings.home}[/]")
+            err.print(
+                f"[dim]root {rlm.root_spec} · sub {rlm.sub_spec} · store {rlm.settings.home}[/]"
+            )
         corpus = rlm.ingest(paths, on_progress=None)
         if not quiet:
-            err.print(f"[dim]{len(corpus.documents)} documents, {corpus.total_chars:,} characters"
-                      f"{f', {len(corpus.failures)} failed' if corpus.failures else ''}[/]")
+            err.print(
+                f"[dim]{len(corpus.documents)} documents, {corpus.total_chars:,} characters"
+                f"{f', {len(corpus.failures)} failed' if corpus.failures else ''}[/]"
+            )
             for f in corpus.failures[:10]:
                 err.print(f"[yellow]skipped[/] {f.source_path}: {f.reason}", highlight=False)
         answer = rlm.ask(corpus, question)
@@ -124,7 +182,9 @@ def verify(file: Any) -> None:
     try:
         data = json.load(file)
     except json.JSONDecodeError as e:
-        raise click.UsageError(f"input is not JSON ({e}); pipe the output of `rlmx ask --json`") from e
+        raise click.UsageError(
+            f"input is not JSON ({e}); pipe the output of `rlmx ask --json`"
+        ) from e
     cites = data.get("citations") if isinstance(data, dict) else data
     if not isinstance(cites, list):
         raise click.UsageError("expected an object with a `citations` list, or a list of citations")
@@ -159,7 +219,9 @@ def ingest_cmd(paths: tuple[str, ...]) -> None:
         click.echo(f"{d.doc_id}  {d.length_chars:>10,} chars  {d.parser}  {d.name}")
     for f in corpus.failures:
         click.echo(f"FAILED  {f.source_path}: {f.reason}")
-    click.echo(f"corpus {corpus.corpus_id}: {len(corpus.documents)} documents, {len(corpus.failures)} failed")
+    click.echo(
+        f"corpus {corpus.corpus_id}: {len(corpus.documents)} documents, {len(corpus.failures)} failed"
+    )
 
 
 @cli.group()
@@ -174,7 +236,9 @@ def executions_list(limit: int) -> None:
     from ..store import open_store
 
     for e in open_store().meta.list_executions(limit=limit):
-        click.echo(f"{e.execution_id}  {e.status:<18} {e.created_at:%Y-%m-%d %H:%M}  {e.question[:70]}")
+        click.echo(
+            f"{e.execution_id}  {e.status:<18} {e.created_at:%Y-%m-%d %H:%M}  {e.question[:70]}"
+        )
 
 
 @executions.command("show")
@@ -207,9 +271,15 @@ def dev() -> None:
 @click.option("--port", default=8765, show_default=True)
 @click.option("--latency-ms", default=0.0, show_default=True)
 @click.option("--error-rate", default=0.0, show_default=True)
-@click.option("--script", "script_file", type=click.Path(exists=True, dir_okay=False),
-              help='JSON {"MODEL": ["reply", ...]} of scripted replies; echo otherwise.')
-def mock_llm(host: str, port: int, latency_ms: float, error_rate: float, script_file: str | None) -> None:
+@click.option(
+    "--script",
+    "script_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help='JSON {"MODEL": ["reply", ...]} of scripted replies; echo otherwise.',
+)
+def mock_llm(
+    host: str, port: int, latency_ms: float, error_rate: float, script_file: str | None
+) -> None:
     """Run a local OpenAI-compatible chat-completions server (scripted or echo replies)."""
     from ..dev.mock_llm import serve
 

@@ -50,7 +50,8 @@ def print_answer(answer: Answer, out: Console) -> None:
         for i, c in enumerate(answer.citations, 1):
             out.print(
                 f"  [{i}] {c.doc_name} [{c.start}:{c.end}] {c.checksum[:19]}… “{_excerpt(c.text)}”",
-                markup=False, highlight=False,
+                markup=False,
+                highlight=False,
             )
     out.print("\n" + cost_line(answer), markup=False, highlight=False)
 
@@ -59,7 +60,8 @@ def print_trace(trace: dict[str, Any], out: Console, indent: str = "") -> None:
     ex = trace["execution"]
     out.print(
         f"{indent}[bold]{ex['execution_id']}[/] depth {ex['depth']} · {ex['status']} · root "
-        f"{ex['root_model']} · sub {ex['sub_model']}", highlight=False,
+        f"{ex['root_model']} · sub {ex['sub_model']}",
+        highlight=False,
     )
     out.print(f"{indent}question: {_excerpt(ex['question'], 200)}", markup=False, highlight=False)
     subcalls_by_turn: dict[int, list[dict[str, Any]]] = {}
@@ -67,20 +69,40 @@ def print_trace(trace: dict[str, Any], out: Console, indent: str = "") -> None:
         subcalls_by_turn.setdefault(int(s.get("turn", 0)), []).append(s)
     for t in trace["turns"]:
         timing = t.get("timings") or {}
-        out.print(f"{indent}── turn {t['turn']} (root {timing.get('root_s', 0):.2f} s, step "
-                  f"{timing.get('step_s', 0):.2f} s){' cached' if t.get('cached') else ''}", highlight=False)
+        out.print(
+            f"{indent}── turn {t['turn']} (root {timing.get('root_s', 0):.2f} s, step "
+            f"{timing.get('step_s', 0):.2f} s){' cached' if t.get('cached') else ''}",
+            highlight=False,
+        )
         if t.get("code"):
-            out.print(indent + "   code:\n" + "\n".join(indent + "     " + ln for ln in t["code"].splitlines()),
-                      markup=False, highlight=False)
+            out.print(
+                indent
+                + "   code:\n"
+                + "\n".join(indent + "     " + ln for ln in t["code"].splitlines()),
+                markup=False,
+                highlight=False,
+            )
         if t.get("stdout"):
-            out.print(f"{indent}   stdout: {_excerpt(t['stdout'], 400)}", markup=False, highlight=False)
+            out.print(
+                f"{indent}   stdout: {_excerpt(t['stdout'], 400)}", markup=False, highlight=False
+            )
         if t.get("error"):
-            out.print(f"{indent}   error: {_excerpt(t['error'], 400)}", markup=False, highlight=False)
+            out.print(
+                f"{indent}   error: {_excerpt(t['error'], 400)}", markup=False, highlight=False
+            )
         for s in subcalls_by_turn.get(int(t["turn"]), []):
-            out.print(f"{indent}   {s['kind']} {s['id']} {s.get('model', '')}{' cached' if s.get('cached') else ''}: "
-                      f"{_excerpt(s.get('response', ''), 120)}", markup=False, highlight=False)
+            out.print(
+                f"{indent}   {s['kind']} {s['id']} {s.get('model', '')}{' cached' if s.get('cached') else ''}: "
+                f"{_excerpt(s.get('response', ''), 120)}",
+                markup=False,
+                highlight=False,
+            )
         if t.get("final"):
-            out.print(f"{indent}   FINAL: {_excerpt(t['final']['answer'], 300)}", markup=False, highlight=False)
+            out.print(
+                f"{indent}   FINAL: {_excerpt(t['final']['answer'], 300)}",
+                markup=False,
+                highlight=False,
+            )
     for child in trace["children"]:
         print_trace(child, out, indent + "    ")
     if ex.get("answer") is not None and not indent:

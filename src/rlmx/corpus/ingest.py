@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from rlmx.corpus.canonical import build_offset_index, canonicalize
 from rlmx.corpus.collect import SourceFile, collect
 from rlmx.corpus.parsers import ParsedText, ParseError, Parser, ParserRegistry, default_registry
-from rlmx.corpus.prepare import Failure, Prepared, PreparePool, can_fork, prepare
+from rlmx.corpus.prepare import Failure, Prepared, PreparePool, can_fork, preload, prepare
 from rlmx.corpus.writer import Writer
 from rlmx.errors import IngestError
 
@@ -173,6 +173,7 @@ def _run(
                 step = _finish(step, prepare(step.parser, step.raw, src.path), writer)
             emit(src, step)
         return
+    preload(f.path.suffix for f in files)
     with PreparePool[_Todo](workers) as pool:
         for src in files:
             step = _begin(src, writer, registry)
@@ -210,9 +211,9 @@ def ingest(
     files that failed with their reasons. ``on_progress(source_path, done, total)`` is
     called after each file (``done`` counts from 1). Unchanged files are cache hits.
     ``workers``: parser processes (default: one per core, up to 4, when there are two or
-    more PDF/DOCX/HTML files of 200 KB in all; else 1, parsing in this process). Workers are forked,
-    so a multi-threaded caller, a platform without ``fork`` or a custom ``registry``
-    always parses in this process.
+    more PDF/DOCX/HTML files of 200 KB in all; else 1, parsing in this process). Workers
+    are forked, so a multi-threaded caller, a platform without ``fork`` or a custom
+    ``registry`` always parses in this process.
     Raises :class:`~rlmx.errors.IngestError` when no document at all could be ingested
     (the message lists what failed), ``StoreError`` when the store itself fails.
     """
@@ -290,14 +291,14 @@ def corpus_from_texts(texts: str | Sequence[str] | Mapping[str, str], store: Sto
             if hit is not None and (doc := writer.reuse(hit, name, source)) is not None:
                 docs.append(doc)
                 continue
-            text = canonicalize(safe)
+            canonical = canonicalize(safe)
             prepared = Prepared(
-                "text/plain",
-                "utf-8",
-                {},
-                text,
-                _sha256(text.encode("utf-8")),
-                build_offset_index(text),
+                media_type="text/plain",
+                encoding="utf-8",
+                meta={},
+                text=canonical,
+                text_sha256=_sha256(canonical.encode("utf-8")),
+                offset_index=build_offset_index(canonical),
             )
             docs.append(
                 writer.write(

@@ -10,10 +10,11 @@ only fails the file it was parsing, found by re-running the unfinished files one
 from __future__ import annotations
 
 import hashlib
+import importlib
 import multiprocessing
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any, Generic, TypeVar
 from rlmx.corpus.canonical import build_offset_index, canonicalize
 from rlmx.corpus.parsers import ParseError, Parser, ParserRegistry, default_registry
 
-__all__ = ["Failure", "PreparePool", "Prepared", "can_fork", "prepare"]
+__all__ = ["Failure", "PreparePool", "Prepared", "can_fork", "preload", "prepare"]
 
 T = TypeVar("T")
 
@@ -82,6 +83,27 @@ class _Job(Generic[T]):
     tag: T
     args: tuple[str, bytes, str]
     future: Future[Prepared | Failure] | None = field(default=None)
+
+
+_LIBRARIES = {
+    ".pdf": ("pypdf",),
+    ".docx": ("docx",),
+    ".html": ("trafilatura", "lxml.html"),
+    ".htm": ("trafilatura", "lxml.html"),
+    ".xhtml": ("trafilatura", "lxml.html"),
+    ".md": ("markdown_it",),
+}
+
+
+def preload(suffixes: Iterable[str]) -> None:
+    """Import the parser libraries these file suffixes need, in this process, so forked
+    workers inherit them instead of each importing them again (pypdf takes ~0.3 s)."""
+    for suffix in {s.lower() for s in suffixes}:
+        for module in _LIBRARIES.get(suffix, ()):
+            try:
+                importlib.import_module(module)
+            except ImportError:  # the parser reports it when it runs
+                pass
 
 
 def can_fork() -> bool:

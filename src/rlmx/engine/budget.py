@@ -63,14 +63,20 @@ class BudgetTracker:
             raise self.exceeded
         b = self.budgets
         if b.max_wall_seconds is not None and self.elapsed() >= b.max_wall_seconds:
-            raise self._fail("max_wall_seconds", f"wall-time budget of {b.max_wall_seconds:g} s spent")
+            raise self._fail(
+                "max_wall_seconds", f"wall-time budget of {b.max_wall_seconds:g} s spent"
+            )
         spent = self.input_tokens + self.output_tokens + self._inflight_tokens
         if b.max_total_tokens is not None and spent + extra_tokens > b.max_total_tokens:
             raise self._fail(
                 "max_total_tokens",
                 f"token budget of {b.max_total_tokens:,} spent ({spent:,} used or in flight)",
             )
-        if b.max_cost_usd is not None and self.cost_usd is not None and self.cost_usd >= b.max_cost_usd:
+        if (
+            b.max_cost_usd is not None
+            and self.cost_usd is not None
+            and self.cost_usd >= b.max_cost_usd
+        ):
             raise self._fail("max_cost_usd", f"cost budget of ${b.max_cost_usd:g} spent")
 
     def reserve_sub_calls(self, n: int = 1) -> None:

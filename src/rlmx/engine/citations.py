@@ -24,6 +24,7 @@ __all__ = ["MIN_QUOTE", "Span", "answer_uses", "build_spanrefs", "derive_spans",
 
 MIN_QUOTE = 20
 MAX_CITATIONS = 50
+_QUOTED = re.compile(r"[\"“']([^\"”']{" + str(MIN_QUOTE) + r",})[\"”']")
 
 TextOf = Callable[[str, int, int], str]
 """``text_of(doc_id, start, end) -> str``: canonical text of a span."""
@@ -58,7 +59,7 @@ def merge_spans(spans: Iterable[Span]) -> list[Span]:
 
 def _segments(answer: str) -> list[str]:
     """Candidate quotations of an answer: quoted strings, lines and sentences."""
-    segs = [answer, *re.findall(r"[\"“']([^\"”']{%d,})[\"”']" % MIN_QUOTE, answer)]
+    segs = [answer, *_QUOTED.findall(answer)]
     for line in answer.splitlines():
         line = line.strip(" \t-*•>")
         segs.append(line)
@@ -97,7 +98,9 @@ def answer_uses(answer: str, response: str) -> bool:
         return False
     if r in a or (len(a) >= 8 and a in r):
         return True
-    return any(_norm(seg) in r for seg in _segments(response) if len(seg) >= MIN_QUOTE and _norm(seg) in a)
+    return any(
+        _norm(seg) in r for seg in _segments(response) if len(seg) >= MIN_QUOTE and _norm(seg) in a
+    )
 
 
 def derive_spans(
@@ -130,7 +133,9 @@ def derive_spans(
     return merge_spans(spans)[:MAX_CITATIONS]
 
 
-def build_spanrefs(spans: Iterable[Span], text_of: TextOf, name_of: Callable[[str], str]) -> list[SpanRef]:
+def build_spanrefs(
+    spans: Iterable[Span], text_of: TextOf, name_of: Callable[[str], str]
+) -> list[SpanRef]:
     """Checksum each span over the stored canonical text (DESIGN.md SpanRef)."""
     refs = []
     for s in spans:

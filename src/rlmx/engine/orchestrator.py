@@ -102,18 +102,29 @@ def _context_description(spec: ContextSpec) -> dict[str, Any]:
     if len(lengths) > 100:
         shown += f", … ({len(lengths) - 100} more)"
     if spec.kind == "text":
-        ctype, help_ = "str", (
-            "the text itself; it behaves like a Python `str` (`len(context)`, `context[a:b]`, "
-            "`context.find(...)`), and slicing never loads more than the slice."
+        ctype, help_ = (
+            "str",
+            (
+                "the text itself; it behaves like a Python `str` (`len(context)`, `context[a:b]`, "
+                "`context.find(...)`), and slicing never loads more than the slice."
+            ),
         )
     else:
-        ctype, help_ = "list of documents", (
-            "a list of documents. `len(context)` is the number of documents; `context[i]` is a "
-            "document view with `.name`, `.id`, `.meta`, `len(doc)` in characters, `doc[a:b]` "
-            "returning text, and `doc.find(...)`, `doc.grep(...)`. `context.names` lists names."
+        ctype, help_ = (
+            "list of documents",
+            (
+                "a list of documents. `len(context)` is the number of documents; `context[i]` is a "
+                "document view with `.name`, `.id`, `.meta`, `len(doc)` in characters, `doc[a:b]` "
+                "returning text, and `doc.find(...)`, `doc.grep(...)`. `context.names` lists names."
+            ),
         )
-    return {"context_type": ctype, "total_chars": f"{sum(lengths):,}", "n_docs": len(lengths),
-            "doc_lengths": shown or "none", "context_help": help_}
+    return {
+        "context_type": ctype,
+        "total_chars": f"{sum(lengths):,}",
+        "n_docs": len(lengths),
+        "doc_lengths": shown or "none",
+        "context_help": help_,
+    }
 
 
 class Engine:
@@ -124,7 +135,9 @@ class Engine:
     is also used by the resolver for children.
     """
 
-    def __init__(self, store: Store, options: EngineOptions, repl_factory: ReplFactory | None = None):
+    def __init__(
+        self, store: Store, options: EngineOptions, repl_factory: ReplFactory | None = None
+    ):
         self.store = store
         self.options = options
         self.repl_factory = repl_factory or _local_repl
@@ -161,8 +174,16 @@ class Engine:
 
     # -- loop -----------------------------------------------------------------
     async def run_execution(
-        self, tree: Tree, *, question: str, spec: ContextSpec, corpus_id: str, depth: int,
-        parent_id: str | None, root_id: str | None, schema: OutputSchema | None,
+        self,
+        tree: Tree,
+        *,
+        question: str,
+        spec: ContextSpec,
+        corpus_id: str,
+        depth: int,
+        parent_id: str | None,
+        root_id: str | None,
+        schema: OutputSchema | None,
         execution_id: str | None = None,
     ) -> ExecutionOutcome:
         """Run one execution (root or child) to its end; never raises for model errors.
@@ -171,8 +192,14 @@ class Engine:
         st = ExecutionState(tree, eid, root_id or eid, corpus_id, spec, depth)
         tree.tracker.note_depth(depth)
         rec = ExecutionRecord(
-            execution_id=eid, corpus_id=corpus_id, question=question, parent_id=parent_id,
-            root_id=st.root_id, depth=depth, root_model=tree.root_lm.spec, sub_model=tree.sub_lm.spec,
+            execution_id=eid,
+            corpus_id=corpus_id,
+            question=question,
+            parent_id=parent_id,
+            root_id=st.root_id,
+            depth=depth,
+            root_model=tree.root_lm.spec,
+            sub_model=tree.sub_lm.spec,
             budgets=tree.budgets.model_dump(),
         )
         self.store.meta.put_execution(rec)
@@ -199,14 +226,24 @@ class Engine:
         rec.citations = [c.model_dump() for c in out.citations]
         rec.fields = out.fields
         rec.error = out.error
-        rec.usage = tree.tracker.usage().model_dump() if depth == 0 else {"wall_seconds": round(time.monotonic() - t_exec, 3), "turns": st.turn}
+        rec.usage = (
+            tree.tracker.usage().model_dump()
+            if depth == 0
+            else {"wall_seconds": round(time.monotonic() - t_exec, 3), "turns": st.turn}
+        )
         rec.finished_at = utcnow()
         self.store.meta.put_execution(rec)
         tree.emit("execution_finished", execution_id=eid, depth=depth, status=out.status.value)
         return out
 
-    async def _loop(self, st: ExecutionState, repl: REPL, resolver: ToolResolverImpl,
-                    question: str, schema: OutputSchema | None) -> ExecutionOutcome:
+    async def _loop(
+        self,
+        st: ExecutionState,
+        repl: REPL,
+        resolver: ToolResolverImpl,
+        question: str,
+        schema: OutputSchema | None,
+    ) -> ExecutionOutcome:
         tree, opts = st.tree, self.options
         budgets = tree.budgets
         rlm_help = (
@@ -215,10 +252,17 @@ class Engine:
             if st.depth + 1 <= budgets.max_depth
             else "is a plain sub-LM call here (maximum recursion depth reached)."
         )
-        submit = load_prompt("submit_help").format(schema=json.dumps(schema.json_schema)) if schema else ""
+        submit = (
+            load_prompt("submit_help").format(schema=json.dumps(schema.json_schema))
+            if schema
+            else ""
+        )
         system = load_prompt("root_system").format(
-            **_context_description(st.spec), sub_lm_chars=f"{opts.sub_lm_chars:,}",
-            output_chars=f"{opts.output_max_chars:,}", rlm_query_help=rlm_help, submit_help=submit,
+            **_context_description(st.spec),
+            sub_lm_chars=f"{opts.sub_lm_chars:,}",
+            output_chars=f"{opts.output_max_chars:,}",
+            rlm_query_help=rlm_help,
+            submit_help=submit,
         )
         messages: list[Message] = [
             {"role": "system", "content": system},
@@ -258,39 +302,79 @@ class Engine:
                 output = step.stdout if step else ""
                 last_output = output or last_output
                 observation = load_prompt("observation").format(
-                    turn=turn, duration_s=step.duration_s if step else 0.0,
-                    output=truncate_output(output, opts.output_max_chars) if output else "(no output)",
+                    turn=turn,
+                    duration_s=step.duration_s if step else 0.0,
+                    output=truncate_output(output, opts.output_max_chars)
+                    if output
+                    else "(no output)",
                     error_block=f"\nError:\n{error}" if error else "",
-                    variables_block=f"\nVariables: {', '.join(step.variables[:60])}" if step and step.variables else "",
-                    question=question, turns_left=budgets.max_turns - turn,
+                    variables_block=f"\nVariables: {', '.join(step.variables[:60])}"
+                    if step and step.variables
+                    else "",
+                    question=question,
+                    turns_left=budgets.max_turns - turn,
                 )
             t_total = time.monotonic() - t0
-            self.store.meta.add_turn(st.execution_id, turn, {
-                "turn": turn, "depth": st.depth, "prompt": messages if turn == 1 else None,
-                "response": completion.text, "root_model": completion.spec, "cached": completion.cached,
-                "input_tokens": completion.input_tokens, "output_tokens": completion.output_tokens,
-                "cost_usd": completion.raw.get("cost_usd"), "code": code,
-                "stdout": step.stdout if step else None, "error": error,
-                "timed_out": step.timed_out if step else False,
-                "final": final.model_dump() if final else None, "observation": None if final else observation,
-                "span_log": [e.model_dump() for e in step.span_log] if step else [],
-                "timings": {"root_s": round(t_root, 4), "step_s": round(step.duration_s, 4) if step else 0.0,
-                            "total_s": round(t_total, 4)},
-            })
-            tree.emit("turn_finished", execution_id=st.execution_id, depth=st.depth, turn=turn,
-                      root_s=t_root, step_s=step.duration_s if step else 0.0, error=bool(error))
+            self.store.meta.add_turn(
+                st.execution_id,
+                turn,
+                {
+                    "turn": turn,
+                    "depth": st.depth,
+                    "prompt": messages if turn == 1 else None,
+                    "response": completion.text,
+                    "root_model": completion.spec,
+                    "cached": completion.cached,
+                    "input_tokens": completion.input_tokens,
+                    "output_tokens": completion.output_tokens,
+                    "cost_usd": completion.raw.get("cost_usd"),
+                    "code": code,
+                    "stdout": step.stdout if step else None,
+                    "error": error,
+                    "timed_out": step.timed_out if step else False,
+                    "final": final.model_dump() if final else None,
+                    "observation": None if final else observation,
+                    "span_log": [e.model_dump() for e in step.span_log] if step else [],
+                    "timings": {
+                        "root_s": round(t_root, 4),
+                        "step_s": round(step.duration_s, 4) if step else 0.0,
+                        "total_s": round(t_total, 4),
+                    },
+                },
+            )
+            tree.emit(
+                "turn_finished",
+                execution_id=st.execution_id,
+                depth=st.depth,
+                turn=turn,
+                root_s=t_root,
+                step_s=step.duration_s if step else 0.0,
+                error=bool(error),
+            )
             if tree.tracker.exceeded is not None:
                 raise tree.tracker.exceeded
             if final is not None:
                 return self._finish(st, resolver, final, Status.COMPLETED, fields)
-            messages += [{"role": "assistant", "content": completion.text}, {"role": "user", "content": observation}]
+            messages += [
+                {"role": "assistant", "content": completion.text},
+                {"role": "user", "content": observation},
+            ]
         return await self._final_call(st, repl, resolver, messages, question, schema, last_output)
 
-    async def _final_call(self, st: ExecutionState, repl: REPL, resolver: ToolResolverImpl,
-                          messages: list[Message], question: str, schema: OutputSchema | None,
-                          last_output: str) -> ExecutionOutcome:
+    async def _final_call(
+        self,
+        st: ExecutionState,
+        repl: REPL,
+        resolver: ToolResolverImpl,
+        messages: list[Message],
+        question: str,
+        schema: OutputSchema | None,
+        last_output: str,
+    ) -> ExecutionOutcome:
         """Max turns spent: one last root call asks for the answer (issue 2, item 4)."""
-        ask = load_prompt("final_request").format(max_turns=st.tree.budgets.max_turns, question=question)
+        ask = load_prompt("final_request").format(
+            max_turns=st.tree.budgets.max_turns, question=question
+        )
         completion = await st.tree.root_lm.complete([*messages, {"role": "user", "content": ask}])
         parsed = parse_response(completion.text)
         final: FinalSignal | None = None
@@ -303,10 +387,18 @@ class Engine:
             final = step.final
         if final is None:
             final = FinalSignal(kind="FINAL", answer=parsed.prose or last_output[-2000:])
-        self.store.meta.add_turn(st.execution_id, st.turn + 1, {
-            "turn": st.turn + 1, "depth": st.depth, "final_request": ask, "response": completion.text,
-            "final": final.model_dump(), "cached": completion.cached,
-        })
+        self.store.meta.add_turn(
+            st.execution_id,
+            st.turn + 1,
+            {
+                "turn": st.turn + 1,
+                "depth": st.depth,
+                "final_request": ask,
+                "response": completion.text,
+                "final": final.model_dump(),
+                "cached": completion.cached,
+            },
+        )
         fields = None
         if schema is not None:
             try:
@@ -315,10 +407,18 @@ class Engine:
                 fields = None
         return self._finish(st, resolver, final, Status.MAX_TURNS_EXCEEDED, fields)
 
-    def _finish(self, st: ExecutionState, resolver: ToolResolverImpl, final: FinalSignal,
-                status: Status, fields: dict[str, Any] | None) -> ExecutionOutcome:
+    def _finish(
+        self,
+        st: ExecutionState,
+        resolver: ToolResolverImpl,
+        final: FinalSignal,
+        status: Status,
+        fields: dict[str, Any] | None,
+    ) -> ExecutionOutcome:
         answer = final.answer
-        spans = derive_spans(answer, final.citations, st.events.values(), resolver.responses, self.text_of)
+        spans = derive_spans(
+            answer, final.citations, st.events.values(), resolver.responses, self.text_of
+        )
         if not final.citations:
             from .citations import answer_uses
 
@@ -342,5 +442,9 @@ def st_best(st: ExecutionState) -> str:
 def _local_repl(spec: ContextSpec, options: EngineOptions, schema_fields: list[str] | None) -> REPL:
     from ..sandbox import LocalREPL
 
-    return LocalREPL(spec, step_timeout_s=options.step_timeout_s,
-                     output_cap_chars=options.repl_output_cap_chars, schema_fields=schema_fields)
+    return LocalREPL(
+        spec,
+        step_timeout_s=options.step_timeout_s,
+        output_cap_chars=options.repl_output_cap_chars,
+        schema_fields=schema_fields,
+    )

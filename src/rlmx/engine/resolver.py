@@ -43,7 +43,10 @@ class ToolResolverImpl:
             self.state.tree.tracker.reserve_sub_calls(len(prompts))  # all or nothing
             return list(
                 await asyncio.gather(
-                    *(self._llm(i, q, "llm_query_batched", reserved=True) for i, q in zip(ids, prompts, strict=True))
+                    *(
+                        self._llm(i, q, "llm_query_batched", reserved=True)
+                        for i, q in zip(ids, prompts, strict=True)
+                    )
                 )
             )
         if req.kind == "rlm_query":
@@ -56,7 +59,14 @@ class ToolResolverImpl:
             tree.tracker.reserve_sub_calls()
         t0 = time.monotonic()
         completion: Completion = await tree.sub_lm.complete([{"role": "user", "content": prompt}])
-        self._record(subcall_id, kind, prompt, completion.text, completion=completion, seconds=time.monotonic() - t0)
+        self._record(
+            subcall_id,
+            kind,
+            prompt,
+            completion.text,
+            completion=completion,
+            seconds=time.monotonic() - t0,
+        )
         return completion.text
 
     async def _rlm(self, subcall_id: str, prompt: str, context: dict[str, Any] | None) -> str:
@@ -68,12 +78,25 @@ class ToolResolverImpl:
         spec = self._child_spec(context)
         t0 = time.monotonic()
         child = await st.tree.engine.run_execution(
-            st.tree, question=prompt, spec=spec, corpus_id=st.corpus_id, depth=depth,
-            parent_id=st.execution_id, root_id=st.root_id, schema=None,
+            st.tree,
+            question=prompt,
+            spec=spec,
+            corpus_id=st.corpus_id,
+            depth=depth,
+            parent_id=st.execution_id,
+            root_id=st.root_id,
+            schema=None,
         )
         self.child_citations[subcall_id] = child.citations
-        self._record(subcall_id, "rlm_query", prompt, child.text, child_id=child.execution_id,
-                     seconds=time.monotonic() - t0, status=str(child.status))
+        self._record(
+            subcall_id,
+            "rlm_query",
+            prompt,
+            child.text,
+            child_id=child.execution_id,
+            seconds=time.monotonic() - t0,
+            status=str(child.status),
+        )
         if st.tree.tracker.exceeded is not None:
             raise st.tree.tracker.exceeded
         return child.text
@@ -92,27 +115,49 @@ class ToolResolverImpl:
         for d in asked.docs:
             base = by_id.get(d.doc_id)
             if base is None:
-                raise ReplError(f"rlm_query context names a document not in this context: {d.doc_id}")
+                raise ReplError(
+                    f"rlm_query context names a document not in this context: {d.doc_id}"
+                )
             lo, hi = base.window or (0, base.length)
             w = d.window or (lo, hi)
             window = (max(lo, min(w[0], hi)), max(lo, min(w[1], hi)))
             docs.append(base.model_copy(update={"window": window}))
         return ContextSpec(docs=docs, index_path=parent.index_path, kind=asked.kind)
 
-    def _record(self, subcall_id: str, kind: str, prompt: str, response: str, *,
-                completion: Completion | None = None, seconds: float, **extra: Any) -> None:
+    def _record(
+        self,
+        subcall_id: str,
+        kind: str,
+        prompt: str,
+        response: str,
+        *,
+        completion: Completion | None = None,
+        seconds: float,
+        **extra: Any,
+    ) -> None:
         self.responses[subcall_id] = response
         data: dict[str, Any] = {
-            "id": subcall_id, "kind": kind, "turn": self.state.turn, "prompt": prompt,
-            "response": response, "seconds": round(seconds, 4), **extra,
+            "id": subcall_id,
+            "kind": kind,
+            "turn": self.state.turn,
+            "prompt": prompt,
+            "response": response,
+            "seconds": round(seconds, 4),
+            **extra,
         }
         if completion is not None:
             data.update(
-                model=completion.spec, input_tokens=completion.input_tokens,
-                output_tokens=completion.output_tokens, cached=completion.cached,
+                model=completion.spec,
+                input_tokens=completion.input_tokens,
+                output_tokens=completion.output_tokens,
+                cached=completion.cached,
                 cost_usd=completion.raw.get("cost_usd"),
             )
         self.state.tree.engine.store.meta.add_subcall(self.state.execution_id, data)
-        self.state.tree.emit("subcall", execution_id=self.state.execution_id, id=subcall_id, kind=kind,
-                             cached=bool(completion and completion.cached))
-
+        self.state.tree.emit(
+            "subcall",
+            execution_id=self.state.execution_id,
+            id=subcall_id,
+            kind=kind,
+            cached=bool(completion and completion.cached),
+        )

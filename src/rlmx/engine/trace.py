@@ -22,8 +22,10 @@ def load_trace(meta: MetadataStore, execution_id: str, *, max_depth: int = 16) -
     rec = meta.get_execution(execution_id)
     children = []
     if max_depth > 0:
-        children = [load_trace(meta, c.execution_id, max_depth=max_depth - 1)
-                    for c in meta.list_executions(parent_id=execution_id, limit=10_000)]
+        children = [
+            load_trace(meta, c.execution_id, max_depth=max_depth - 1)
+            for c in meta.list_executions(parent_id=execution_id, limit=10_000)
+        ]
     return {
         "execution": rec.model_dump(mode="json"),
         "turns": meta.get_turns(execution_id),

@@ -22,15 +22,155 @@ from .base import Completion, LMClient, Message, estimate_tokens
 __all__ = ["BaselineLM", "key_phrases", "query_terms"]
 
 _STOP = frozenset(
-    """a about above after again all also an and any are as at be been before being between both
-    but by can could did do does doing during each few for from had has have having he her here
-    hers him his how i if in into is it its itself just me mention mentions mentioned more most my
-    no nor not of off on once only or other our out over own same she should so some such than
-    that the their them then there these they this those through to too under until up very was
-    we were what when where which while who whom whose why will with would you your list name
-    give tell find show explain describe""".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "all",
+        "also",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "before",
+        "being",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "him",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "mention",
+        "mentions",
+        "mentioned",
+        "more",
+        "most",
+        "my",
+        "no",
+        "nor",
+        "not",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "list",
+        "name",
+        "give",
+        "tell",
+        "find",
+        "show",
+        "explain",
+        "describe",
+    ]
 )
-_QUESTION_WORDS = frozenset("which what how who when where why did does do is are was were can the a an in on".split())
+_QUESTION_WORDS = frozenset(
+    [
+        "which",
+        "what",
+        "how",
+        "who",
+        "when",
+        "where",
+        "why",
+        "did",
+        "does",
+        "do",
+        "is",
+        "are",
+        "was",
+        "were",
+        "can",
+        "the",
+        "a",
+        "an",
+        "in",
+        "on",
+    ]
+)
 
 
 def query_terms(question: str) -> list[str]:
@@ -56,7 +196,9 @@ def key_phrases(question: str) -> list[str]:
 
 @cache
 def _template(name: str) -> Template:
-    return Template(resources.files(__package__).joinpath(f"policies/{name}.py.txt").read_text("utf-8"))
+    return Template(
+        resources.files(__package__).joinpath(f"policies/{name}.py.txt").read_text("utf-8")
+    )
 
 
 def _question(messages: list[Message]) -> str:
@@ -78,11 +220,17 @@ class BaselineLM(LMClient):
         self.model = model
 
     async def complete(
-        self, messages: list[Message], *, max_tokens: int | None = None, temperature: float | None = None
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> Completion:
         text = self._root(messages) if self.role == "root" else self._sub(messages[-1]["content"])
         prompt_chars = "".join(m["content"] for m in messages)
-        return Completion(text, estimate_tokens(prompt_chars), estimate_tokens(text), self.provider, self.model)
+        return Completion(
+            text, estimate_tokens(prompt_chars), estimate_tokens(text), self.provider, self.model
+        )
 
     def _root(self, messages: list[Message]) -> str:
         question = _question(messages)
@@ -92,16 +240,27 @@ class BaselineLM(LMClient):
             return 'Out of turns.\n```repl\nFINAL(globals().get("answer") or "No answer was found.")\n```'
         if turn == 0 or ("Error:" in last and "NameError" in last):
             code = _template("search_turn").substitute(
-                question=repr(question), phrases=repr(key_phrases(question)),
+                question=repr(question),
+                phrases=repr(key_phrases(question)),
                 terms=repr(query_terms(question)),
             )
-            return "Search the corpus for the question's key phrases, falling back to BM25.\n```repl\n" + code + "```"
-        return "Read the sentences around the best hits and answer extractively.\n```repl\n" + _template("answer_turn").template + "```"
+            return (
+                "Search the corpus for the question's key phrases, falling back to BM25.\n```repl\n"
+                + code
+                + "```"
+            )
+        return (
+            "Read the sentences around the best hits and answer extractively.\n```repl\n"
+            + _template("answer_turn").template
+            + "```"
+        )
 
     def _sub(self, prompt: str) -> str:
         head, _, body = prompt.partition("\n")
         terms = query_terms(head)
-        sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", body or head) if len(s.strip()) >= 20]
+        sentences = [
+            s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", body or head) if len(s.strip()) >= 20
+        ]
         ranked = sorted(
             sentences,
             key=lambda s: -sum(1 for t in terms if t[:6] in s.lower()),

@@ -15,10 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "REPL",
     "ContextDoc",
     "ContextSpec",
     "FinalSignal",
-    "REPL",
     "SpanEvent",
     "StepResult",
     "ToolRequest",
