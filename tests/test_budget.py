@@ -89,3 +89,11 @@ def test_wall_budget():
     t.started -= 1
     with pytest.raises(BudgetExceededError):
         t.check()
+
+
+def test_wall_budget_bounds_a_slow_call():
+    t = tracker(max_wall_seconds=0.2)
+    lm = BudgetedLM(Echo(delay=30), t, role="root")
+    with pytest.raises(BudgetExceededError) as e:
+        asyncio.run(lm.complete([{"role": "user", "content": "q"}]))
+    assert e.value.budget == "max_wall_seconds" and t.exceeded is e.value

@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 
-def rlmx(
-    *args: str, input: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def rlmx(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rlmx.cli", *args],
         input=input,
@@ -66,9 +64,7 @@ def test_text_output_has_numbered_citations_and_cost_line(state_union: Path):
 def test_question_file_and_literal_question_wins(state_union: Path, tmp_path: Path):
     qf = tmp_path / "q.txt"
     qf.write_text("Which addresses mention the Marshall Plan?")
-    one = json.loads(
-        rlmx("ask", str(state_union), "--question-file", str(qf), "--json", "-q").stdout
-    )
+    one = json.loads(rlmx("ask", str(state_union), "--question-file", str(qf), "--json", "-q").stdout)
     assert "Marshall" in one["answer"]
     two = json.loads(
         rlmx(

@@ -11,7 +11,7 @@ import pytest
 from rlmx.corpus import TextReader, context_spec, corpus_from_texts, ingest
 from rlmx.corpus.index import SearchIndex
 from rlmx.corpus.ingest import corpus_id_for, doc_id_for
-from rlmx.corpus.parsers import ParsedText, Parser, ParserRegistry, default_registry
+from rlmx.corpus.parsers import HtmlParser, ParsedText, Parser, ParserRegistry, default_registry
 from rlmx.corpus.parsers.text import PlainTextParser
 from rlmx.errors import IngestError
 from rlmx.store import Store, open_store
@@ -113,16 +113,12 @@ def test_reingest_is_a_cache_hit(store: Store) -> None:
     first = ingest([STATE_UNION], store, registry=reg)
     parsed = counter.calls
     assert parsed == len(first.documents)
-    chunks_before = (
-        SearchIndex(store.index_path)._db.execute("SELECT COUNT(*) FROM chunks").fetchone()
-    )
+    chunks_before = SearchIndex(store.index_path)._db.execute("SELECT COUNT(*) FROM chunks").fetchone()
     second = ingest([str(STATE_UNION)], store, registry=reg)
     assert counter.calls == parsed  # nothing parsed again
     assert second.corpus_id == first.corpus_id
     assert [d.created_at for d in second.documents] == [d.created_at for d in first.documents]
-    chunks_after = (
-        SearchIndex(store.index_path)._db.execute("SELECT COUNT(*) FROM chunks").fetchone()
-    )
+    chunks_after = SearchIndex(store.index_path)._db.execute("SELECT COUNT(*) FROM chunks").fetchone()
     assert chunks_after == chunks_before  # nothing indexed again
 
 
@@ -297,9 +293,7 @@ def _parallel_folder(tmp_path: Path) -> Path:
     root = tmp_path / "par"
     root.mkdir()
     for i in range(5):
-        (root / f"doc{i}.pdf").write_bytes(
-            make_pdf([f"Page {i} of the pdf, café.", "Second page."])
-        )
+        (root / f"doc{i}.pdf").write_bytes(make_pdf([f"Page {i} of the pdf, café.", "Second page."]))
     (root / "report.docx").write_bytes(make_docx())
     (root / "notes.txt").write_text("plain notes\n")
     (root / "broken.pdf").write_bytes(b"%PDF-1.4 broken")
@@ -319,26 +313,27 @@ def test_parallel_equals_serial(tmp_path: Path) -> None:
     assert len(parallel.documents) == 7 and "corrupt PDF" in parallel.failures[0].reason
 
 
-class _Crash(PlainTextParser):
+class _Crash(HtmlParser):
     def parse(self, data: bytes, path: Path) -> ParsedText:
         if b"CRASH" in data:
             os._exit(3)  # a parser library that kills its process
         return super().parse(data, path)
 
 
-def test_a_worker_crash_fails_only_its_file(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_worker_crash_fails_only_its_file(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rlmx.corpus import prepare
 
     reg = default_registry()
-    reg.register(_Crash(), [".txt"])
+    reg.register(_Crash(), [".html"])
     monkeypatch.setattr(prepare, "_WORKER_REGISTRY", reg)  # inherited by forked workers
     root = tmp_path / "c"
     root.mkdir()
     for i in range(6):
-        (root / f"f{i}.txt").write_text("CRASH now\n" if i == 2 else f"fine {i}\n")
+        body = "CRASH now" if i == 2 else f"fine page number {i}"
+        (root / f"f{i}.html").write_text(f"<html><body><p>{body}</p></body></html>")
+    (root / "notes.txt").write_text("parsed in the main process\n")
     corpus = ingest([root], store, workers=2)
-    assert [d.name for d in corpus.documents] == ["f0.txt", "f1.txt", "f3.txt", "f4.txt", "f5.txt"]
-    assert [Path(f.source_path).name for f in corpus.failures] == ["f2.txt"]
+    names = [d.name for d in corpus.documents]
+    assert names == ["f0.html", "f1.html", "f3.html", "f4.html", "f5.html", "notes.txt"]
+    assert [Path(f.source_path).name for f in corpus.failures] == ["f2.html"]
     assert "crashed" in corpus.failures[0].reason

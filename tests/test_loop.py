@@ -50,9 +50,7 @@ def test_search_subcalls_and_final_with_citations(small_corpus: Path):
     assert "no ```repl block" in root.calls[2][-1]["content"]
     trace = load_trace(rlm.store.meta, ans.execution_id)
     assert [t["turn"] for t in trace["turns"]] == [1, 2, 3]
-    assert len(trace["subcalls"]) == 2 and trace["subcalls"][0]["response"].startswith(
-        "the Marshall"
-    )
+    assert len(trace["subcalls"]) == 2 and trace["subcalls"][0]["response"].startswith("the Marshall")
     assert trace["turns"][0]["prompt"][0]["role"] == "system"
     assert trace["execution"]["status"] == "COMPLETED"
 
@@ -127,18 +125,12 @@ def test_parallel_children_share_one_budget(small_corpus: Path):
     def script(messages):
         q = messages[1]["content"]
         if "<question>child" in q:
-            return (
-                repl("print(llm_query('x'))\nprint(llm_query('y'))")
-                if len(messages) == 2
-                else repl("FINAL('c')")
-            )
+            return repl("print(llm_query('x'))\nprint(llm_query('y'))") if len(messages) == 2 else repl("FINAL('c')")
         return repl(code) if len(messages) == 2 else repl("FINAL('done')")
 
     lm = ScriptedLM(script)
     sub = ScriptedLM(lambda m: "s")
-    ans = RLM(model=lm, sub_model=sub, budgets={"max_sub_calls": 8, "max_depth": 1}).ask(
-        small_corpus, "root q"
-    )
+    ans = RLM(model=lm, sub_model=sub, budgets={"max_sub_calls": 8, "max_depth": 1}).ask(small_corpus, "root q")
     assert ans.status is Status.BUDGET_EXCEEDED
     assert ans.usage.sub_calls <= 8  # 6 children + their llm_query calls, never more than 8
     assert len(sub.calls) <= 2
@@ -153,9 +145,7 @@ def test_rlm_query_child_and_citation_propagation(small_corpus: Path, tmp_path: 
                 return repl("print(len(context))\ns = context[0:89]\nprint(s)")
             return repl("FINAL(s.split(chr(10))[1])")
         if n == 2:
-            return repl(
-                "doc = context.doc('alpha.txt')\nr = rlm_query('Find the aid sentence', context=doc)\nprint(r)"
-            )
+            return repl("doc = context.doc('alpha.txt')\nr = rlm_query('Find the aid sentence', context=doc)\nprint(r)")
         return repl("FINAL(r)")
 
     rlm = RLM(model=ScriptedLM(script), budgets={"max_depth": 1})
@@ -195,9 +185,7 @@ def test_cache_hits_cost_nothing_and_are_marked(small_corpus: Path):
 
     def script(messages):
         calls["n"] += 1
-        return (
-            repl("print(llm_query('same prompt'))") if len(messages) == 2 else repl("FINAL('done')")
-        )
+        return repl("print(llm_query('same prompt'))") if len(messages) == 2 else repl("FINAL('done')")
 
     sub = ScriptedLM(lambda m: "sub answer")
     rlm = RLM(model=ScriptedLM(script), sub_model=sub)
@@ -233,3 +221,15 @@ def test_cost_budget_needs_prices(monkeypatch: pytest.MonkeyPatch):
         RLM(model="openai:some-unpriced-model", sub_model="baseline", budgets={"max_cost_usd": 1.0})
     rlm = RLM(model="openai:gpt-5-mini", sub_model="baseline", budgets={"max_cost_usd": 1.0})
     assert rlm.prices.cost("openai:gpt-5-mini", 1_000_000, 0) is not None
+
+
+def test_single_string_context_behaves_like_str():
+    text = "alpha beta gamma. " * 1000 + "The secret number is 4217. " + "delta epsilon. " * 1000
+    code = "i = context.find('secret number')\nFINAL(context[i:i+26], citations=[(context, i, i+26)])"
+    root = ScriptedLM([repl(code)])
+    rlm = RLM(model=root)
+    ans = rlm.ask(rlm.texts(text), "What is the secret number?")
+    assert ans.text == "secret number is 4217. del"
+    assert "context is a str" in root.calls[0][0]["content"]
+    (c,) = ans.citations
+    assert text[c.start : c.end] == ans.text

@@ -37,9 +37,7 @@ def _server(faults=None, latency_ms=0.0):
 
     def script(model, messages):
         if model == "mock-root":
-            reply = (
-                ROOT_TURN_1 if sum(m["role"] == "assistant" for m in messages) == 0 else ROOT_TURN_2
-            )
+            reply = ROOT_TURN_1 if sum(m["role"] == "assistant" for m in messages) == 0 else ROOT_TURN_2
         else:
             prompt = messages[-1]["content"]
             reply = prompt[prompt.index(":") + 1 :].strip()[:120]
@@ -49,9 +47,7 @@ def _server(faults=None, latency_ms=0.0):
     return MockLLMServer(scripts=script, faults=faults, latency_ms=latency_ms), replies
 
 
-def test_loop_over_openai_sdk_with_faults_and_usage(
-    state_union: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_loop_over_openai_sdk_with_faults_and_usage(state_union: Path, monkeypatch: pytest.MonkeyPatch):
     srv, replies = _server(faults=[429, 500])
     with srv:
         monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
@@ -68,14 +64,11 @@ def test_loop_over_openai_sdk_with_faults_and_usage(
     expected_out = sum(_tokens(len(x)) for x in replies)
     assert (ans.usage.input_tokens, ans.usage.output_tokens) == (expected_in, expected_out)
     assert ans.cost_usd is None  # no price for openai:mock-root: unknown, not zero
-    assert ans.citations and all(
-        "Marshall" in c.text or "marshall" in c.text.lower() for c in ans.citations
-    )
+    assert ans.citations and all("Marshall" in c.text or "marshall" in c.text.lower() for c in ans.citations)
     trace = load_trace(rlm.store.meta, ans.execution_id)
     assert {s["model"] for s in trace["subcalls"]} == {"openai:mock-sub"}
     assert (
-        sum(s["input_tokens"] for s in trace["subcalls"])
-        + sum(t.get("input_tokens", 0) for t in trace["turns"])
+        sum(s["input_tokens"] for s in trace["subcalls"]) + sum(t.get("input_tokens", 0) for t in trace["turns"])
         == expected_in
     )
 
@@ -119,3 +112,14 @@ def test_cli_uses_openai_base_url_for_root_and_sub(state_union: Path, tmp_path: 
         timeout=60,
     )
     assert verify.returncode == 0, verify.stderr
+
+
+def test_batched_sub_calls_fan_out_with_bounded_concurrency(small_corpus: Path, monkeypatch: pytest.MonkeyPatch):
+    code = "outs = llm_query_batched([f'p{i}' for i in range(40)])\nFINAL(str(len(set(outs))))"
+    with MockLLMServer(scripts={"root": [f"```repl\n{code}\n```"]}, latency_ms=50) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+        ans = RLM(model="openai:root", sub_model="openai:sub", max_concurrency=8).ask(small_corpus, "q?")
+        peak = srv.peak_in_flight
+    assert ans.status is Status.COMPLETED and ans.text == "40" and ans.usage.sub_calls == 40
+    assert 1 < peak <= 8

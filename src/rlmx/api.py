@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from .config import Settings
-from .corpus import context_spec, ingest
+from .corpus import context_spec, corpus_from_texts, ingest
 from .engine.budget import BudgetedLM, BudgetTracker
 from .engine.orchestrator import Engine, EngineOptions, Tree
 from .engine.schema import OutputSchema
@@ -75,9 +75,7 @@ class RLM:
         if msg and model is None:
             (notice or (lambda m: print(m, file=sys.stderr)))(msg)
         self._root = (
-            model
-            if isinstance(model, LMClient)
-            else make_client(root_spec, settings=self.settings, role="root")
+            model if isinstance(model, LMClient) else make_client(root_spec, settings=self.settings, role="root")
         )
         if isinstance(sub_model, LMClient):
             self._sub = sub_model
@@ -132,12 +130,13 @@ class RLM:
         items = [paths] if isinstance(paths, str | Path) else list(paths)
         return ingest(items, self.store, on_progress=on_progress)
 
-    def _wrap(
-        self, client: LMClient, tracker: BudgetTracker, sem: asyncio.Semaphore, role: str
-    ) -> LMClient:
-        lm: LMClient = ConcurrencyLimitedLM(
-            RetryingLM(client, max_attempts=self.settings.max_retries + 1), sem
-        )
+    def texts(self, texts: str | Sequence[str] | Mapping[str, str]) -> CorpusRecord:
+        """Store in-memory strings as a corpus: one string gives a ``str``-like ``context``
+        (as in the paper), a list or a name → text mapping gives documents."""
+        return corpus_from_texts(texts, self.store)
+
+    def _wrap(self, client: LMClient, tracker: BudgetTracker, sem: asyncio.Semaphore, role: str) -> LMClient:
+        lm: LMClient = ConcurrencyLimitedLM(RetryingLM(client, max_attempts=self.settings.max_retries + 1), sem)
         if self.cache:
             lm = CachedLM(lm, self.store.meta)
         return BudgetedLM(lm, tracker, role=role)
@@ -152,11 +151,7 @@ class RLM:
         if not question or not question.strip():
             raise ConfigError("the question is empty: pass a question (or --question-file)")
         schema = OutputSchema(output_schema) if output_schema is not None else None
-        corpus = (
-            paths_or_corpus
-            if isinstance(paths_or_corpus, CorpusRecord)
-            else self.ingest(paths_or_corpus)
-        )
+        corpus = paths_or_corpus if isinstance(paths_or_corpus, CorpusRecord) else self.ingest(paths_or_corpus)
         spec = context_spec(corpus, self.store)
         tracker = BudgetTracker(self.budgets, self.prices)
         sem = asyncio.Semaphore(self.max_concurrency)
@@ -213,6 +208,4 @@ class RLM:
 
 def status_exit_code(status: Status) -> int:
     """CLI exit code of an execution status (documented in the README)."""
-    return {Status.COMPLETED: 0, Status.MAX_TURNS_EXCEEDED: 3, Status.BUDGET_EXCEEDED: 4}.get(
-        status, 5
-    )
+    return {Status.COMPLETED: 0, Status.MAX_TURNS_EXCEEDED: 3, Status.BUDGET_EXCEEDED: 4}.get(status, 5)

@@ -37,9 +37,7 @@ def cli() -> None:
 def _split_args(args: tuple[str, ...], question_file: str | None) -> tuple[list[str], str]:
     if question_file is None:
         if len(args) < 2:
-            raise click.UsageError(
-                "give one or more PATHs and then the QUESTION (or --question-file)"
-            )
+            raise click.UsageError("give one or more PATHs and then the QUESTION (or --question-file)")
         return list(args[:-1]), args[-1]
     if len(args) >= 2 and not Path(args[-1]).exists():
         return list(args[:-1]), args[-1]  # a literal question wins over --question-file
@@ -64,9 +62,7 @@ class _Progress:
                 f"{pad}[dim]turn {data['turn']}: root {data['root_s']:.2f} s, step {data['step_s']:.2f} s{flag}[/]"
             )
         elif kind == "execution_started" and data.get("depth", 0) > 0:
-            err.print(
-                f"{pad}[dim]child execution {data['execution_id']} (depth {data['depth']})[/]"
-            )
+            err.print(f"{pad}[dim]child execution {data['execution_id']} (depth {data['depth']})[/]")
         elif kind == "subcall" and data.get("cached"):
             err.print(f"{pad}[dim]sub-call {data['id']} (cached)[/]")
 
@@ -79,26 +75,16 @@ class _Progress:
     help="Root LM spec, e.g. openai:gpt-5, azure:DEPLOYMENT, anthropic:MODEL, baseline.",
 )
 @click.option("--sub-model", help="Sub-LM spec for llm_query (default: paired with --model).")
-@click.option(
-    "--max-turns", type=click.IntRange(min=1), help="Root turns per execution (default 30)."
-)
-@click.option(
-    "--max-depth", type=click.IntRange(min=0), help="Deepest rlm_query child (default 1)."
-)
-@click.option(
-    "--max-cost-usd", type=click.FloatRange(min=0), help="Cost budget of the whole tree, USD."
-)
-@click.option(
-    "--max-sub-calls", type=click.IntRange(min=0), help="Sub-call budget of the whole tree."
-)
+@click.option("--max-turns", type=click.IntRange(min=1), help="Root turns per execution (default 30).")
+@click.option("--max-depth", type=click.IntRange(min=0), help="Deepest rlm_query child (default 1).")
+@click.option("--max-cost-usd", type=click.FloatRange(min=0), help="Cost budget of the whole tree, USD.")
+@click.option("--max-sub-calls", type=click.IntRange(min=0), help="Sub-call budget of the whole tree.")
 @click.option(
     "--max-tokens",
     type=click.IntRange(min=0),
     help="Token budget (input + output) of the whole tree.",
 )
-@click.option(
-    "--max-seconds", type=click.FloatRange(min=0, min_open=True), help="Wall-time budget, seconds."
-)
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), help="Wall-time budget, seconds.")
 @click.option(
     "--question-file",
     type=click.Path(exists=True, dir_okay=False),
@@ -150,9 +136,7 @@ def ask(
             notice=lambda m: err.print(m, markup=False),
         )
         if not quiet:
-            err.print(
-                f"[dim]root {rlm.root_spec} · sub {rlm.sub_spec} · store {rlm.settings.home}[/]"
-            )
+            err.print(f"[dim]root {rlm.root_spec} · sub {rlm.sub_spec} · store {rlm.settings.home}[/]")
         corpus = rlm.ingest(paths, on_progress=None)
         if not quiet:
             err.print(
@@ -182,9 +166,7 @@ def verify(file: Any) -> None:
     try:
         data = json.load(file)
     except json.JSONDecodeError as e:
-        raise click.UsageError(
-            f"input is not JSON ({e}); pipe the output of `rlmx ask --json`"
-        ) from e
+        raise click.UsageError(f"input is not JSON ({e}); pipe the output of `rlmx ask --json`") from e
     cites = data.get("citations") if isinstance(data, dict) else data
     if not isinstance(cites, list):
         raise click.UsageError("expected an object with a `citations` list, or a list of citations")
@@ -219,9 +201,7 @@ def ingest_cmd(paths: tuple[str, ...]) -> None:
         click.echo(f"{d.doc_id}  {d.length_chars:>10,} chars  {d.parser}  {d.name}")
     for f in corpus.failures:
         click.echo(f"FAILED  {f.source_path}: {f.reason}")
-    click.echo(
-        f"corpus {corpus.corpus_id}: {len(corpus.documents)} documents, {len(corpus.failures)} failed"
-    )
+    click.echo(f"corpus {corpus.corpus_id}: {len(corpus.documents)} documents, {len(corpus.failures)} failed")
 
 
 @cli.group()
@@ -236,9 +216,7 @@ def executions_list(limit: int) -> None:
     from ..store import open_store
 
     for e in open_store().meta.list_executions(limit=limit):
-        click.echo(
-            f"{e.execution_id}  {e.status:<18} {e.created_at:%Y-%m-%d %H:%M}  {e.question[:70]}"
-        )
+        click.echo(f"{e.execution_id}  {e.status:<18} {e.created_at:%Y-%m-%d %H:%M}  {e.question[:70]}")
 
 
 @executions.command("show")
@@ -277,9 +255,7 @@ def dev() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help='JSON {"MODEL": ["reply", ...]} of scripted replies; echo otherwise.',
 )
-def mock_llm(
-    host: str, port: int, latency_ms: float, error_rate: float, script_file: str | None
-) -> None:
+def mock_llm(host: str, port: int, latency_ms: float, error_rate: float, script_file: str | None) -> None:
     """Run a local OpenAI-compatible chat-completions server (scripted or echo replies)."""
     from ..dev.mock_llm import serve
 

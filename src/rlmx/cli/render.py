@@ -76,20 +76,14 @@ def print_trace(trace: dict[str, Any], out: Console, indent: str = "") -> None:
         )
         if t.get("code"):
             out.print(
-                indent
-                + "   code:\n"
-                + "\n".join(indent + "     " + ln for ln in t["code"].splitlines()),
+                indent + "   code:\n" + "\n".join(indent + "     " + ln for ln in t["code"].splitlines()),
                 markup=False,
                 highlight=False,
             )
         if t.get("stdout"):
-            out.print(
-                f"{indent}   stdout: {_excerpt(t['stdout'], 400)}", markup=False, highlight=False
-            )
+            out.print(f"{indent}   stdout: {_excerpt(t['stdout'], 400)}", markup=False, highlight=False)
         if t.get("error"):
-            out.print(
-                f"{indent}   error: {_excerpt(t['error'], 400)}", markup=False, highlight=False
-            )
+            out.print(f"{indent}   error: {_excerpt(t['error'], 400)}", markup=False, highlight=False)
         for s in subcalls_by_turn.get(int(t["turn"]), []):
             out.print(
                 f"{indent}   {s['kind']} {s['id']} {s.get('model', '')}{' cached' if s.get('cached') else ''}: "

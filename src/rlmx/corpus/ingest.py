@@ -47,6 +47,7 @@ INLINE_PARSER, INLINE_VERSION = "inline", "1"
 INLINE_TEXT_NAME = "text"  # the one document of corpus_from_texts(str): a "text" context
 _REGISTRY: ParserRegistry | None = None
 _HEAVY_SUFFIXES = frozenset({".pdf", ".docx", ".html", ".htm", ".xhtml"})
+_HEAVY_PARSERS = frozenset({"pdf", "docx", "html"})  # CPU-bound: parsed in worker processes
 PARALLEL_MIN_BYTES = 200_000  # of PDF/DOCX/HTML (2 files or more) before workers pay off
 MAX_WORKERS = 4
 
@@ -179,6 +180,9 @@ def _run(
             step = _begin(src, writer, registry)
             if not isinstance(step, _Todo):
                 emit(src, step)
+                continue
+            if step.parser.name not in _HEAVY_PARSERS:  # cheaper here than a round trip
+                emit(src, _finish(step, prepare(step.parser, step.raw, src.path), writer))
                 continue
             raw, step.raw = step.raw, b""  # the pool holds the bytes until parsed
             for todo, result in pool.submit(step, step.parser.name, raw, src.path):

@@ -14,12 +14,8 @@ from dataclasses import dataclass
 
 __all__ = ["ParsedResponse", "parse_response"]
 
-_FENCE = re.compile(
-    r"```[ \t]*(?P<tag>[A-Za-z0-9_+-]*)[^\n]*\n(?P<body>.*?)(?:\n[ \t]*```|\Z)", re.S
-)
-_FINAL_VAR = re.compile(
-    r"^[ \t]*FINAL_VAR\(\s*['\"]?(?P<name>[A-Za-z_]\w*)['\"]?\s*\)[ \t]*$", re.M
-)
+_FENCE = re.compile(r"```[ \t]*(?P<tag>[A-Za-z0-9_+-]*)[^\n]*\n(?P<body>.*?)(?:\n[ \t]*```|\Z)", re.S)
+_FINAL_VAR = re.compile(r"^[ \t]*FINAL_VAR\(\s*['\"]?(?P<name>[A-Za-z_]\w*)['\"]?\s*\)[ \t]*$", re.M)
 _FINAL = re.compile(r"^[ \t]*FINAL\((?P<body>.*)\)[ \t]*$", re.M | re.S)
 
 

@@ -10,6 +10,7 @@ as one call used a model with no price — never silently zero.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Protocol
 
@@ -57,26 +58,25 @@ class BudgetTracker:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def seconds_left(self) -> float | None:
+        """Wall seconds left in the budget (None: unlimited), so one slow call cannot overrun it."""
+        b = self.budgets.max_wall_seconds
+        return None if b is None else max(0.0, b - self.elapsed())
+
     def check(self, *, extra_tokens: int = 0) -> None:
         """Raise when any tree-wide budget is already spent (or would be by ``extra_tokens``)."""
         if self.exceeded is not None:
             raise self.exceeded
         b = self.budgets
         if b.max_wall_seconds is not None and self.elapsed() >= b.max_wall_seconds:
-            raise self._fail(
-                "max_wall_seconds", f"wall-time budget of {b.max_wall_seconds:g} s spent"
-            )
+            raise self._fail("max_wall_seconds", f"wall-time budget of {b.max_wall_seconds:g} s spent")
         spent = self.input_tokens + self.output_tokens + self._inflight_tokens
         if b.max_total_tokens is not None and spent + extra_tokens > b.max_total_tokens:
             raise self._fail(
                 "max_total_tokens",
                 f"token budget of {b.max_total_tokens:,} spent ({spent:,} used or in flight)",
             )
-        if (
-            b.max_cost_usd is not None
-            and self.cost_usd is not None
-            and self.cost_usd >= b.max_cost_usd
-        ):
+        if b.max_cost_usd is not None and self.cost_usd is not None and self.cost_usd >= b.max_cost_usd:
             raise self._fail("max_cost_usd", f"cost budget of ${b.max_cost_usd:g} spent")
 
     def reserve_sub_calls(self, n: int = 1) -> None:
@@ -148,10 +148,14 @@ class BudgetedLM(WrapperLM):
         if self.role == "root":
             self.tracker.root_calls += 1
         self.tracker._inflight_tokens += estimate
+        call = self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature)
         try:
-            completion = await self.inner.complete(
-                messages, max_tokens=max_tokens, temperature=temperature
-            )
+            left = self.tracker.seconds_left()
+            completion = await (call if left is None else asyncio.wait_for(call, timeout=left))
+        except TimeoutError:
+            raise self.tracker._fail(
+                "max_wall_seconds", f"wall-time budget of {self.tracker.budgets.max_wall_seconds:g} s spent"
+            ) from None
         finally:
             self.tracker._inflight_tokens -= estimate
         cost = self.tracker.charge(completion)

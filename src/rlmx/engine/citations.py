@@ -98,9 +98,7 @@ def answer_uses(answer: str, response: str) -> bool:
         return False
     if r in a or (len(a) >= 8 and a in r):
         return True
-    return any(
-        _norm(seg) in r for seg in _segments(response) if len(seg) >= MIN_QUOTE and _norm(seg) in a
-    )
+    return any(_norm(seg) in r for seg in _segments(response) if len(seg) >= MIN_QUOTE and _norm(seg) in a)
 
 
 def derive_spans(
@@ -133,9 +131,7 @@ def derive_spans(
     return merge_spans(spans)[:MAX_CITATIONS]
 
 
-def build_spanrefs(
-    spans: Iterable[Span], text_of: TextOf, name_of: Callable[[str], str]
-) -> list[SpanRef]:
+def build_spanrefs(spans: Iterable[Span], text_of: TextOf, name_of: Callable[[str], str]) -> list[SpanRef]:
     """Checksum each span over the stored canonical text (DESIGN.md SpanRef)."""
     refs = []
     for s in spans:

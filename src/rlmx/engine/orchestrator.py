@@ -135,9 +135,7 @@ class Engine:
     is also used by the resolver for children.
     """
 
-    def __init__(
-        self, store: Store, options: EngineOptions, repl_factory: ReplFactory | None = None
-    ):
+    def __init__(self, store: Store, options: EngineOptions, repl_factory: ReplFactory | None = None):
         self.store = store
         self.options = options
         self.repl_factory = repl_factory or _local_repl
@@ -252,11 +250,7 @@ class Engine:
             if st.depth + 1 <= budgets.max_depth
             else "is a plain sub-LM call here (maximum recursion depth reached)."
         )
-        submit = (
-            load_prompt("submit_help").format(schema=json.dumps(schema.json_schema))
-            if schema
-            else ""
-        )
+        submit = load_prompt("submit_help").format(schema=json.dumps(schema.json_schema)) if schema else ""
         system = load_prompt("root_system").format(
             **_context_description(st.spec),
             sub_lm_chars=f"{opts.sub_lm_chars:,}",
@@ -304,13 +298,9 @@ class Engine:
                 observation = load_prompt("observation").format(
                     turn=turn,
                     duration_s=step.duration_s if step else 0.0,
-                    output=truncate_output(output, opts.output_max_chars)
-                    if output
-                    else "(no output)",
+                    output=truncate_output(output, opts.output_max_chars) if output else "(no output)",
                     error_block=f"\nError:\n{error}" if error else "",
-                    variables_block=f"\nVariables: {', '.join(step.variables[:60])}"
-                    if step and step.variables
-                    else "",
+                    variables_block=f"\nVariables: {', '.join(step.variables[:60])}" if step and step.variables else "",
                     question=question,
                     turns_left=budgets.max_turns - turn,
                 )
@@ -372,9 +362,7 @@ class Engine:
         last_output: str,
     ) -> ExecutionOutcome:
         """Max turns spent: one last root call asks for the answer (issue 2, item 4)."""
-        ask = load_prompt("final_request").format(
-            max_turns=st.tree.budgets.max_turns, question=question
-        )
+        ask = load_prompt("final_request").format(max_turns=st.tree.budgets.max_turns, question=question)
         completion = await st.tree.root_lm.complete([*messages, {"role": "user", "content": ask}])
         parsed = parse_response(completion.text)
         final: FinalSignal | None = None
@@ -416,9 +404,7 @@ class Engine:
         fields: dict[str, Any] | None,
     ) -> ExecutionOutcome:
         answer = final.answer
-        spans = derive_spans(
-            answer, final.citations, st.events.values(), resolver.responses, self.text_of
-        )
+        spans = derive_spans(answer, final.citations, st.events.values(), resolver.responses, self.text_of)
         if not final.citations:
             from .citations import answer_uses
 

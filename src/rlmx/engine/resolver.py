@@ -43,10 +43,7 @@ class ToolResolverImpl:
             self.state.tree.tracker.reserve_sub_calls(len(prompts))  # all or nothing
             return list(
                 await asyncio.gather(
-                    *(
-                        self._llm(i, q, "llm_query_batched", reserved=True)
-                        for i, q in zip(ids, prompts, strict=True)
-                    )
+                    *(self._llm(i, q, "llm_query_batched", reserved=True) for i, q in zip(ids, prompts, strict=True))
                 )
             )
         if req.kind == "rlm_query":
@@ -115,9 +112,7 @@ class ToolResolverImpl:
         for d in asked.docs:
             base = by_id.get(d.doc_id)
             if base is None:
-                raise ReplError(
-                    f"rlm_query context names a document not in this context: {d.doc_id}"
-                )
+                raise ReplError(f"rlm_query context names a document not in this context: {d.doc_id}")
             lo, hi = base.window or (0, base.length)
             w = d.window or (lo, hi)
             window = (max(lo, min(w[0], hi)), max(lo, min(w[1], hi)))

@@ -63,12 +63,8 @@ class OutputSchema:
                 return self.model.model_validate(fields).model_dump(mode="json")
             except ValidationError as e:
                 raise SchemaError(f"SUBMIT fields do not match the schema: {e}") from None
-        errors = sorted(
-            jsonschema.Draft202012Validator(self.json_schema).iter_errors(fields), key=str
-        )
+        errors = sorted(jsonschema.Draft202012Validator(self.json_schema).iter_errors(fields), key=str)
         if errors:
-            msgs = "; ".join(
-                f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:5]
-            )
+            msgs = "; ".join(f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:5])
             raise SchemaError(f"SUBMIT fields do not match the schema: {msgs}")
         return fields

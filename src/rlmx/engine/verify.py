@@ -35,18 +35,12 @@ def verify_citations(citations: list[dict[str, Any]], store: Store) -> list[Cita
         doc_id, start, end = str(c.get("doc_id", "")), c.get("start"), c.get("end")
         checksum = c.get("checksum")
         if not isinstance(start, int) or not isinstance(end, int) or not checksum:
-            out.append(
-                CitationCheck(i, doc_id, -1, -1, False, "needs doc_id, start, end and checksum")
-            )
+            out.append(CitationCheck(i, doc_id, -1, -1, False, "needs doc_id, start, end and checksum"))
             continue
         try:
             doc = store.meta.get_document(doc_id)
         except NotFoundError:
-            out.append(
-                CitationCheck(
-                    i, doc_id, start, end, False, "unknown document (not in this RLMX_HOME)"
-                )
-            )
+            out.append(CitationCheck(i, doc_id, start, end, False, "unknown document (not in this RLMX_HOME)"))
             continue
         if not 0 <= start <= end <= doc.length_chars:
             out.append(
@@ -67,15 +61,9 @@ def verify_citations(citations: list[dict[str, Any]], store: Store) -> list[Cita
         finally:
             reader.close()
         if span_checksum(text) != checksum:
-            out.append(
-                CitationCheck(
-                    i, doc_id, start, end, False, "checksum does not match the stored text"
-                )
-            )
+            out.append(CitationCheck(i, doc_id, start, end, False, "checksum does not match the stored text"))
         elif "text" in c and c["text"] not in (None, text):
-            out.append(
-                CitationCheck(i, doc_id, start, end, False, "text does not match the stored text")
-            )
+            out.append(CitationCheck(i, doc_id, start, end, False, "text does not match the stored text"))
         else:
             out.append(CitationCheck(i, doc_id, start, end, True))
     return out

@@ -196,9 +196,7 @@ def key_phrases(question: str) -> list[str]:
 
 @cache
 def _template(name: str) -> Template:
-    return Template(
-        resources.files(__package__).joinpath(f"policies/{name}.py.txt").read_text("utf-8")
-    )
+    return Template(resources.files(__package__).joinpath(f"policies/{name}.py.txt").read_text("utf-8"))
 
 
 def _question(messages: list[Message]) -> str:
@@ -228,9 +226,7 @@ class BaselineLM(LMClient):
     ) -> Completion:
         text = self._root(messages) if self.role == "root" else self._sub(messages[-1]["content"])
         prompt_chars = "".join(m["content"] for m in messages)
-        return Completion(
-            text, estimate_tokens(prompt_chars), estimate_tokens(text), self.provider, self.model
-        )
+        return Completion(text, estimate_tokens(prompt_chars), estimate_tokens(text), self.provider, self.model)
 
     def _root(self, messages: list[Message]) -> str:
         question = _question(messages)
@@ -244,11 +240,7 @@ class BaselineLM(LMClient):
                 phrases=repr(key_phrases(question)),
                 terms=repr(query_terms(question)),
             )
-            return (
-                "Search the corpus for the question's key phrases, falling back to BM25.\n```repl\n"
-                + code
-                + "```"
-            )
+            return "Search the corpus for the question's key phrases, falling back to BM25.\n```repl\n" + code + "```"
         return (
             "Read the sentences around the best hits and answer extractively.\n```repl\n"
             + _template("answer_turn").template
@@ -258,9 +250,7 @@ class BaselineLM(LMClient):
     def _sub(self, prompt: str) -> str:
         head, _, body = prompt.partition("\n")
         terms = query_terms(head)
-        sentences = [
-            s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", body or head) if len(s.strip()) >= 20
-        ]
+        sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", body or head) if len(s.strip()) >= 20]
         ranked = sorted(
             sentences,
             key=lambda s: -sum(1 for t in terms if t[:6] in s.lower()),
