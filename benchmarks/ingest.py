@@ -43,11 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus = ingest(args.paths, store, workers=args.workers)
         first = time.perf_counter() - t0
         size = sum(d.size_bytes for d in corpus.documents)
-        size += sum(
-            Path(f.source_path).stat().st_size
-            for f in corpus.failures
-            if Path(f.source_path).is_file()
-        )
+        size += sum(Path(f.source_path).stat().st_size for f in corpus.failures if Path(f.source_path).is_file())
         n_files = len(corpus.documents) + len(corpus.failures)
         mb = size / 1e6
         rss = _peak_rss_mb()
@@ -56,10 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         second = time.perf_counter() - t0
         assert again.corpus_id == corpus.corpus_id
         print(f"paths:        {' '.join(args.paths)}")
-        print(
-            f"files:        {n_files} ({len(corpus.documents)} documents, "
-            f"{len(corpus.failures)} failed)"
-        )
+        print(f"files:        {n_files} ({len(corpus.documents)} documents, {len(corpus.failures)} failed)")
         print(f"size:         {mb:.2f} MB raw, {corpus.total_chars / 1e6:.2f} M characters")
         print(f"first run:    {first:.2f} s, {mb / first:.2f} MB/s")
         print(f"peak RSS:     {rss:.0f} MB")

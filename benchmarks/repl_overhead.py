@@ -23,10 +23,7 @@ from rlmx.sandbox.testing import spec_from_texts
 def _stats(name: str, xs: list[float]) -> None:
     xs = sorted(xs)
     p95 = xs[min(len(xs) - 1, int(0.95 * len(xs)))]
-    print(
-        f"{name:<34} n={len(xs):<5} median {statistics.median(xs) * 1e3:8.3f} ms"
-        f"   p95 {p95 * 1e3:8.3f} ms"
-    )
+    print(f"{name:<34} n={len(xs):<5} median {statistics.median(xs) * 1e3:8.3f} ms   p95 {p95 * 1e3:8.3f} ms")
 
 
 def _big_doc(folder: Path, mb: int) -> ContextDoc:

@@ -61,14 +61,9 @@ def small_corpus(tmp_path: Path) -> Path:
     d = tmp_path / "corpus"
     d.mkdir()
     (d / "alpha.txt").write_text(
-        "The Marshall Plan rebuilt Europe after the war.\nCongress debated foreign aid for months.\n"
-        * 5,
+        "The Marshall Plan rebuilt Europe after the war.\nCongress debated foreign aid for months.\n" * 5,
         encoding="utf-8",
     )
-    (d / "beta.md").write_text(
-        "# Farm report\n\nWheat prices fell in 1953. Tariffs rose.\n", encoding="utf-8"
-    )
-    (d / "gamma.txt").write_text(
-        "Café society met in Zürich; the naïve plan failed in 1961.\n", encoding="utf-8"
-    )
+    (d / "beta.md").write_text("# Farm report\n\nWheat prices fell in 1953. Tariffs rose.\n", encoding="utf-8")
+    (d / "gamma.txt").write_text("Café society met in Zürich; the naïve plan failed in 1961.\n", encoding="utf-8")
     return d

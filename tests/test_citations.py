@@ -29,9 +29,7 @@ def test_merge_overlapping_and_adjacent_only():
 
 
 def test_explicit_citations_win():
-    spans = derive_spans(
-        "anything", [{"doc_id": "d1", "start": 4, "end": 17}], [read("d2", 0, 10)], {}, text_of
-    )
+    spans = derive_spans("anything", [{"doc_id": "d1", "start": 4, "end": 17}], [read("d2", 0, 10)], {}, text_of)
     assert spans == [Span("d1", 4, 17)]
 
 
@@ -51,10 +49,7 @@ def test_quote_matches_across_whitespace_differences():
 
 def test_scans_are_not_citations():
     events = [SpanEvent(kind="scan", doc_id="d1", start=0, end=17)]
-    assert (
-        derive_spans("The Marshall Plan rebuilt Europe after the war.", None, events, {}, text_of)
-        == []
-    )
+    assert derive_spans("The Marshall Plan rebuilt Europe after the war.", None, events, {}, text_of) == []
 
 
 def test_subcall_fed_spans_cited_only_when_answer_uses_the_response():

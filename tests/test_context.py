@@ -101,9 +101,7 @@ def test_windows_are_relative_and_log_stays_absolute(tmp_path):
     assert ("read", 1010, 1020) in [(e["kind"], e["start"], e["end"]) for e in events]
     assert ("read", 5995, 6000) in [(e["kind"], e["start"], e["end"]) for e in events]
     first = seen.find(sub)
-    assert ("scan", 1000 + first, 1000 + first + 10) in [
-        (e["kind"], e["start"], e["end"]) for e in events
-    ]
+    assert ("scan", 1000 + first, 1000 + first + 10) in [(e["kind"], e["start"], e["end"]) for e in events]
     with pytest.raises(ValueError):
         open_context({"docs": [d.model_dump() | {"window": (0, 10**9)}]}, SpanLog())
 
@@ -304,9 +302,7 @@ def test_memory_stays_far_below_corpus_size(tmp_path):
                           "ucount": ucount, "sizes": [la, lu]}))
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300
-    )
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     size_bytes = 300_000_006 + 2 * r["sizes"][1]

@@ -120,9 +120,7 @@ def test_request_and_usage(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "anthropic", fake_anthropic(calls))
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     client = AnthropicClient("claude-sonnet-4-5", temperature=0.3)
-    c = asyncio.run(
-        client.complete([{"role": "system", "content": "sys"}, {"role": "user", "content": "q"}])
-    )
+    c = asyncio.run(client.complete([{"role": "system", "content": "sys"}, {"role": "user", "content": "q"}]))
     assert c.text == "hello" and c.spec == "anthropic:claude-sonnet-4-5"
     assert (c.input_tokens, c.output_tokens) == (15, 4)  # cache reads count as input
     params = calls[0]

@@ -189,9 +189,7 @@ def test_azure_client_uses_the_deployment_path(monkeypatch: pytest.MonkeyPatch) 
 
 def test_azure_retries_and_missing_settings() -> None:
     with MockLLMServer(faults=[429]) as srv:
-        client = AzureOpenAIClient(
-            "d", endpoint=srv.azure_endpoint, api_key="k", api_version="2024-10-21"
-        )
+        client = AzureOpenAIClient("d", endpoint=srv.azure_endpoint, api_key="k", api_version="2024-10-21")
         assert asyncio.run(fast_retry(client).complete(MSGS)).text == "hello world"
         assert [r.status for r in srv.requests] == [429, 200]
     with pytest.raises(ConfigError) as info:
@@ -218,9 +216,7 @@ def test_full_stack_cache_and_concurrency_against_the_server() -> None:
 
         async def run() -> list[Completion]:
             meta: Any = Meta()
-            lm = wrap_client(
-                client, semaphore=asyncio.Semaphore(2), meta_store=meta, initial_s=0.001
-            )
+            lm = wrap_client(client, semaphore=asyncio.Semaphore(2), meta_store=meta, initial_s=0.001)
             assert isinstance(lm, CachedLM)
             prompts = [[{"role": "user", "content": f"q{i}"}] for i in range(6)]
             first = await asyncio.gather(*(lm.complete(p) for p in prompts))

@@ -126,9 +126,7 @@ def test_bad_requests_and_unknown_routes() -> None:
         assert post(srv.url + "/v1/nope", {})[0] == 404
         assert post(srv.base_url + "/chat/completions", {"messages": []})[0] == 400
         assert chat(srv, "m", "x", stream=True)[0] == 400
-        req = urllib.request.Request(
-            srv.base_url + "/chat/completions", data=b"{not json", method="POST"
-        )
+        req = urllib.request.Request(srv.base_url + "/chat/completions", data=b"{not json", method="POST")
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(req, timeout=10)
         assert info.value.code == 400
@@ -145,10 +143,7 @@ def test_max_tokens_truncates_with_length_finish_reason() -> None:
 def test_latency_and_concurrent_requests_are_recorded() -> None:
     with MockLLMServer(latency_ms=100) as srv:
         results: list[int] = []
-        threads = [
-            threading.Thread(target=lambda: results.append(chat(srv, "m", "x")[0]))
-            for _ in range(8)
-        ]
+        threads = [threading.Thread(target=lambda: results.append(chat(srv, "m", "x")[0])) for _ in range(8)]
         for t in threads:
             t.start()
         for t in threads:

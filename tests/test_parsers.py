@@ -136,10 +136,7 @@ def test_markdown_front_matter_title() -> None:
 
 
 def test_rst_title_and_headings() -> None:
-    rst = (
-        "=========\nThe Title\n=========\n\nIntro.\n\n"
-        "Section A\n---------\n\nText.\n\nSection B\n---------\n"
-    )
+    rst = "=========\nThe Title\n=========\n\nIntro.\n\nSection A\n---------\n\nText.\n\nSection B\n---------\n"
     parser, out = _parse("doc.rst", rst.encode())
     assert isinstance(parser, RstParser)
     assert out.text == rst and out.meta["title"] == "The Title"

@@ -18,9 +18,7 @@ def table() -> PriceTable:
 def test_known_models(table: PriceTable) -> None:
     assert table.cost("openai:gpt-5", 1_000_000, 0) == pytest.approx(1.25)
     assert table.cost("openai:gpt-5", 0, 1_000_000) == pytest.approx(10.0)
-    assert table.cost("openai:gpt-5-mini", 2_000, 1_000) == pytest.approx(
-        (2_000 * 0.25 + 1_000 * 2.0) / 1e6
-    )
+    assert table.cost("openai:gpt-5-mini", 2_000, 1_000) == pytest.approx((2_000 * 0.25 + 1_000 * 2.0) / 1e6)
     for spec in (
         "openai:gpt-5-nano",
         "openai:gpt-4.1",

@@ -148,8 +148,7 @@ def test_nothing_configured_falls_back_to_baseline_with_notice() -> None:
     assert (root, sub) == ("baseline", "baseline")
     assert notice == NO_MODEL_NOTICE
     assert notice == (
-        "rlmx: no model configured (set OPENAI_API_KEY or pass --model/RLMX_MODEL); "
-        "using the offline baseline policy"
+        "rlmx: no model configured (set OPENAI_API_KEY or pass --model/RLMX_MODEL); using the offline baseline policy"
     )
     assert "\n" not in notice
 
@@ -163,9 +162,7 @@ def test_azure_without_deployment_says_so() -> None:
 
 def test_sub_model_order() -> None:
     env = {"RLMX_SUB_MODEL": "openai:gpt-4o-mini"}
-    assert resolve_models("openai:gpt-5", "openai:gpt-5-nano", environ=env)[1] == (
-        "openai:gpt-5-nano"
-    )
+    assert resolve_models("openai:gpt-5", "openai:gpt-5-nano", environ=env)[1] == ("openai:gpt-5-nano")
     assert resolve_models("openai:gpt-5", None, environ=env)[1] == "openai:gpt-4o-mini"
     assert resolve_models("openai:gpt-5", None, environ={})[1] == "openai:gpt-5-mini"
     assert resolve_models("openai:gpt-4o", None, environ={})[1] == "openai:gpt-4o"

@@ -259,8 +259,7 @@ def test_final_final_var_and_submit(spec):
         return [
             await run(
                 repl,
-                "try:\n    FINAL('the answer')\nexcept Exception:\n    print('no')\n"
-                "print('unreachable')",
+                "try:\n    FINAL('the answer')\nexcept Exception:\n    print('no')\nprint('unreachable')",
             ),
             await run(repl, "try:\n    FINAL(42)\nexcept:\n    pass\nprint('after')"),
             await run(repl, "result = 'from a variable'\nFINAL_VAR('result')"),
@@ -330,10 +329,7 @@ def test_citations_are_normalised_to_absolute_spans(tmp_path):
 
 
 def test_resolver_errors_and_budget_stop(spec):
-    code = (
-        "try:\n    llm_query('x')\nexcept Exception as e:\n"
-        "    print('caught', type(e).__name__, e)\nprint('after')"
-    )
+    code = "try:\n    llm_query('x')\nexcept Exception as e:\n    print('caught', type(e).__name__, e)\nprint('after')"
 
     async def steps(repl: LocalREPL) -> list[StepResult]:
         return [
@@ -341,9 +337,7 @@ def test_resolver_errors_and_budget_stop(spec):
             await run(
                 repl,
                 code,
-                resolver=FakeResolver(
-                    error=BudgetExceededError("max_sub_calls=3 reached", budget="max_sub_calls")
-                ),
+                resolver=FakeResolver(error=BudgetExceededError("max_sub_calls=3 reached", budget="max_sub_calls")),
             ),
             await run(repl, "print('still alive')"),
         ]
@@ -382,9 +376,7 @@ def test_protocol_is_not_disturbed_by_the_code_writing_to_fd_1(spec):
 def test_start_failure_raises_repl_error(tmp_path):
     spec = spec_from_texts(tmp_path, {"a.txt": "hello"})
     bad = spec.model_copy(
-        update={
-            "docs": [spec.docs[0].model_copy(update={"text_path": str(tmp_path / "missing.txt")})]
-        }
+        update={"docs": [spec.docs[0].model_copy(update={"text_path": str(tmp_path / "missing.txt")})]}
     )
 
     async def go() -> None:

@@ -15,9 +15,7 @@ SCHEMA = {
 def test_json_schema_submit():
     s = OutputSchema(SCHEMA)
     assert s.field_names == ["year", "name"]
-    assert s.validate(FinalSignal(kind="SUBMIT", answer="", fields={"year": 1948})) == {
-        "year": 1948
-    }
+    assert s.validate(FinalSignal(kind="SUBMIT", answer="", fields={"year": 1948})) == {"year": 1948}
     with pytest.raises(SchemaError, match="year"):
         s.validate(FinalSignal(kind="SUBMIT", answer="", fields={"year": "x"}))
     with pytest.raises(SchemaError, match="SUBMIT"):
@@ -30,9 +28,7 @@ def test_pydantic_schema():
         year: int
 
     s = OutputSchema(Out)
-    assert s.validate(FinalSignal(kind="SUBMIT", answer="", fields={"year": "1948"})) == {
-        "year": 1948
-    }
+    assert s.validate(FinalSignal(kind="SUBMIT", answer="", fields={"year": "1948"})) == {"year": 1948}
 
 
 def test_bad_schema():

@@ -65,9 +65,7 @@ def test_document_round_trip(meta: SQLiteMetadataStore) -> None:
     assert meta.find_document("r1", "pdf", "1") is None
     assert meta.get_document("doc_1").created_at.tzinfo is not None
     # putting it again refreshes fields but keeps created_at
-    later = doc.model_copy(
-        update={"meta": {"new": True}, "created_at": doc.created_at + timedelta(days=1)}
-    )
+    later = doc.model_copy(update={"meta": {"new": True}, "created_at": doc.created_at + timedelta(days=1)})
     meta.put_document(later)
     got = meta.get_document("doc_1")
     assert got.meta == {"new": True} and got.created_at == doc.created_at
@@ -92,9 +90,7 @@ def test_corpus_names_are_per_membership(meta: SQLiteMetadataStore) -> None:
     assert [d.name for d in got2.documents] == ["other.txt"]
     assert meta.get_document("doc_1").name == "a.txt"  # the Document row keeps its own name
     # replacing a corpus replaces members and failures, keeps created_at
-    c1b = c1.model_copy(
-        update={"documents": [d2], "failures": [], "created_at": c1.created_at + timedelta(hours=1)}
-    )
+    c1b = c1.model_copy(update={"documents": [d2], "failures": [], "created_at": c1.created_at + timedelta(hours=1)})
     meta.put_corpus(c1b)
     got = meta.get_corpus("cor_1")
     assert [d.doc_id for d in got.documents] == ["doc_2"] and got.failures == []

@@ -46,6 +46,19 @@ def _split_args(args: tuple[str, ...], question_file: str | None) -> tuple[list[
     return list(args), Path(question_file).read_text(encoding="utf-8").strip()
 
 
+def _summarise_failures(failures: list[Any], shown: int = 5) -> None:
+    """One line per failure reason (with a count), then a few example paths."""
+    by_reason: dict[str, list[str]] = {}
+    for f in failures:
+        by_reason.setdefault(f.reason.split(":")[0], []).append(f.source_path)
+    for reason, paths in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        more = f" (+{len(paths) - 1} more)" if len(paths) > 1 else ""
+        err.print(f"[yellow]skipped[/] {len(paths)} × {reason}: {paths[0]}{more}", highlight=False)
+        shown -= 1
+        if shown == 0:
+            break
+
+
 class _Progress:
     def __init__(self, quiet: bool):
         self.quiet = quiet
@@ -143,8 +156,7 @@ def ask(
                 f"[dim]{len(corpus.documents)} documents, {corpus.total_chars:,} characters"
                 f"{f', {len(corpus.failures)} failed' if corpus.failures else ''}[/]"
             )
-            for f in corpus.failures[:10]:
-                err.print(f"[yellow]skipped[/] {f.source_path}: {f.reason}", highlight=False)
+            _summarise_failures(corpus.failures)
         answer = rlm.ask(corpus, question)
     except RlmxError as e:
         _fail(e)

@@ -73,9 +73,7 @@ class TextReader:
         self._file = open(text_path, "rb")  # noqa: SIM115 - kept open for the mmap
         size = os.fstat(self._file.fileno()).st_size
         self._size = size
-        self._mm: mmap.mmap | None = (
-            mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-        )
+        self._mm: mmap.mmap | None = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
         self._idx: array[int] | None = None
         if size != length:
             if index_path is None:

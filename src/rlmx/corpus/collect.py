@@ -63,8 +63,7 @@ def _expand(arg: str | Path) -> tuple[list[tuple[Path, str, Path]], Problem | No
         if not files:
             return [], (
                 str(arg),
-                "folder has no files (hidden files, __pycache__, .git and "
-                "node_modules are skipped)",
+                "folder has no files (hidden files, __pycache__, .git and node_modules are skipped)",
             )
         return files, None
     pattern = os.path.expanduser(str(arg))

@@ -130,15 +130,11 @@ class SearchIndex:
         with self._db:
             if not self._db.in_transaction:
                 self._db.execute("BEGIN IMMEDIATE")
-            claimed = self._db.execute(
-                "INSERT OR IGNORE INTO indexed_docs(doc_id) VALUES (?)", (doc_id,)
-            )
+            claimed = self._db.execute("INSERT OR IGNORE INTO indexed_docs(doc_id) VALUES (?)", (doc_id,))
             if claimed.rowcount == 0:  # another writer indexed it meanwhile
                 return 0
             for start, end in chunk_spans(text):
-                cur = self._db.execute(
-                    'INSERT INTO chunks(doc_id, start, "end") VALUES (?,?,?)', (doc_id, start, end)
-                )
+                cur = self._db.execute('INSERT INTO chunks(doc_id, start, "end") VALUES (?,?,?)', (doc_id, start, end))
                 self._db.execute(
                     "INSERT INTO chunks_fts(rowid, body) VALUES (?,?)",
                     (cur.lastrowid, text[start:end]),
@@ -149,9 +145,7 @@ class SearchIndex:
     def add_many(self, docs: Iterable[tuple[str, str]]) -> int:
         return sum(self.add(doc_id, text) for doc_id, text in docs)
 
-    def search(
-        self, query: str, k: int = 10, doc_ids: Sequence[str] | None = None
-    ) -> list[SearchRow]:
+    def search(self, query: str, k: int = 10, doc_ids: Sequence[str] | None = None) -> list[SearchRow]:
         """Return up to ``k`` chunks ranked by BM25, restricted to ``doc_ids`` when given."""
         q = fts_query(query)
         if not q or k <= 0:

@@ -98,9 +98,7 @@ class _Todo:
     parser: Parser
 
 
-def _begin(
-    src: SourceFile, writer: Writer, registry: ParserRegistry
-) -> DocumentRecord | FailedDocument | _Todo:
+def _begin(src: SourceFile, writer: Writer, registry: ParserRegistry) -> DocumentRecord | FailedDocument | _Todo:
     """Read, hash, pick the parser and look the Document up: a cache hit, a failure, or
     a :class:`_Todo` to prepare."""
     from rlmx.store.base import FailedDocument
@@ -109,9 +107,7 @@ def _begin(
     try:
         raw = src.path.read_bytes()
     except OSError as e:
-        return FailedDocument(
-            source_path=source_path, reason=f"cannot read the file: {e.strerror or e}"
-        )
+        return FailedDocument(source_path=source_path, reason=f"cannot read the file: {e.strerror or e}")
     raw_sha = _sha256(raw)
     try:
         parser = registry.parser_for(src.path, raw)
@@ -123,15 +119,11 @@ def _begin(
     return _Todo(src, raw, len(raw), raw_sha, parser)
 
 
-def _finish(
-    todo: _Todo, result: Prepared | Failure, writer: Writer
-) -> DocumentRecord | FailedDocument:
+def _finish(todo: _Todo, result: Prepared | Failure, writer: Writer) -> DocumentRecord | FailedDocument:
     from rlmx.store.base import FailedDocument
 
     if isinstance(result, Failure):
-        return FailedDocument(
-            source_path=str(todo.src.path), reason=result.reason, media_type=result.media_type
-        )
+        return FailedDocument(source_path=str(todo.src.path), reason=result.reason, media_type=result.media_type)
     return writer.write(
         doc_id=doc_id_for(todo.raw_sha256, todo.parser.name, todo.parser.version),
         name=todo.src.name,
@@ -275,9 +267,7 @@ def corpus_from_texts(texts: str | Sequence[str] | Mapping[str, str], store: Sto
     else:
         items = [(f"text_{i}", v) for i, v in enumerate(texts)]
     if not items:
-        raise IngestError(
-            "no texts given: pass a string, a list of strings or a name → text mapping"
-        )
+        raise IngestError("no texts given: pass a string, a list of strings or a name → text mapping")
     writer = Writer(store)
     docs = []
     try:
@@ -347,6 +337,4 @@ def context_spec(corpus: CorpusRecord, store: Store) -> ContextSpec:
         and corpus.documents[0].parser == INLINE_PARSER
         and corpus.documents[0].name == INLINE_TEXT_NAME
     )
-    return ContextSpec(
-        docs=docs, index_path=str(store.index_path), kind="text" if single else "corpus"
-    )
+    return ContextSpec(docs=docs, index_path=str(store.index_path), kind="text" if single else "corpus")

@@ -60,12 +60,10 @@ def prepare(parser: Parser, data: bytes, path: Path) -> Prepared | Failure:
         return Failure(e.reason, e.media_type)
     except Exception as e:  # a parser bug (or RecursionError, MemoryError) must not stop the rest
         return Failure(f"parser {parser.name!r} failed: {type(e).__name__}: {e}")
-    if not text.strip():
+    if not text or text.isspace():
         return Failure("no text after parsing", parsed.media_type)
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Prepared(
-        parsed.media_type, parsed.encoding, parsed.meta, text, sha, build_offset_index(text)
-    )
+    return Prepared(parsed.media_type, parsed.encoding, parsed.meta, text, sha, build_offset_index(text))
 
 
 _WORKER_REGISTRY: ParserRegistry | None = None
@@ -147,9 +145,7 @@ class PreparePool(Generic[T]):
             self._pool = ProcessPoolExecutor(self.workers, mp_context=_context())
         return self._pool
 
-    def submit(
-        self, tag: T, parser_name: str, data: bytes, path: Path
-    ) -> Iterator[tuple[T, Prepared | Failure]]:
+    def submit(self, tag: T, parser_name: str, data: bytes, path: Path) -> Iterator[tuple[T, Prepared | Failure]]:
         """Queue a file; yields results that had to be collected to make room."""
         job: _Job[T] = _Job(tag, (parser_name, data, str(path)))
         self._jobs.append(job)

@@ -222,10 +222,7 @@ class MockLLMServer:
         if path not in ("/v1/models", "/models"):
             return 404, error_body(f"no route GET {path}", "not_found_error"), {}
         now = int(time.time())
-        models = [
-            {"id": m, "object": "model", "created": now, "owned_by": "rlmx-mock"}
-            for m in self.model_names()
-        ]
+        models = [{"id": m, "object": "model", "created": now, "owned_by": "rlmx-mock"} for m in self.model_names()]
         return 200, {"object": "list", "data": models}, {}
 
     def handle_post(self, path: str, raw: bytes, headers: dict[str, str]) -> Reply:
@@ -253,9 +250,7 @@ class MockLLMServer:
         model = azure.group(1) if azure else body.get("model")
         messages = body.get("messages")
 
-        def answer(
-            status: int, payload: dict[str, Any], extra: dict[str, str] | None = None
-        ) -> Reply:
+        def answer(status: int, payload: dict[str, Any], extra: dict[str, str] | None = None) -> Reply:
             msgs = messages if isinstance(messages, list) else []
             self._record(MockRequest(path, model, msgs, status, body, headers))
             return status, payload, extra or {}
@@ -271,15 +266,11 @@ class MockLLMServer:
             extra = {"Retry-After": "0"} if fault == 429 else {}
             return answer(fault, error_body(text, kind), extra)
         if self.api_key is not None:
-            given = headers.get("api-key") or headers.get("authorization", "").removeprefix(
-                "Bearer "
-            )
+            given = headers.get("api-key") or headers.get("authorization", "").removeprefix("Bearer ")
             if given != self.api_key:
                 return answer(
                     401,
-                    error_body(
-                        "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
-                    ),
+                    error_body("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
                 )
         if not isinstance(model, str) or not model:
             return answer(400, error_body("missing 'model'", "invalid_request_error"))
@@ -366,9 +357,7 @@ def load_script_file(path: str | Path) -> dict[str, list[str]]:
         isinstance(v, list) and all(isinstance(x, str) for x in v) for v in data.values()
     ):
         return {str(k): list(v) for k, v in data.items()}
-    raise ValueError(
-        f"{path}: expected a JSON list of replies or an object mapping model -> list of replies"
-    )
+    raise ValueError(f"{path}: expected a JSON list of replies or an object mapping model -> list of replies")
 
 
 def serve(

@@ -36,8 +36,7 @@ def _import_anthropic() -> Any:
         import anthropic
     except ImportError as exc:
         raise ConfigError(
-            "anthropic:MODEL needs the Anthropic SDK, an optional extra: "
-            "pip install 'rlmx[anthropic]'"
+            "anthropic:MODEL needs the Anthropic SDK, an optional extra: pip install 'rlmx[anthropic]'"
         ) from exc
     return anthropic
 
@@ -87,9 +86,7 @@ class AnthropicClient(LMClient):
         self.model = model
         key = api_key or os.environ.get("ANTHROPIC_API_KEY")
         if not key:
-            raise ConfigError(
-                f"anthropic:{model} needs an API key: export ANTHROPIC_API_KEY=sk-ant-..."
-            )
+            raise ConfigError(f"anthropic:{model} needs an API key: export ANTHROPIC_API_KEY=sk-ant-...")
         self._api_key = key
         self.base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL")
         self.timeout_s = timeout_s

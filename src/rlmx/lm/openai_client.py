@@ -199,9 +199,7 @@ class OpenAIClient(_OpenAICompatible):
         if not model:
             raise ConfigError("openai: empty model name; use openai:MODEL, e.g. openai:gpt-5")
         self.model = model
-        self.base_url = (
-            base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
-        ).rstrip("/")
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL).rstrip("/")
         official = "api.openai.com" in self.base_url
         key = api_key or os.environ.get("OPENAI_API_KEY")
         if not key:
@@ -215,9 +213,7 @@ class OpenAIClient(_OpenAICompatible):
         self.timeout_s = timeout_s
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.max_tokens_param = max_tokens_param or (
-            "max_completion_tokens" if official else "max_tokens"
-        )
+        self.max_tokens_param = max_tokens_param or ("max_completion_tokens" if official else "max_tokens")
 
     def _make_sdk(self) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(

@@ -77,9 +77,7 @@ def _parse(data: Mapping[str, Any], source: str) -> dict[str, _Entry]:
         if ":" not in key:
             raise ConfigError(f"{where}: keys are 'provider:model', e.g. 'openai:gpt-5'")
         if not isinstance(spec, dict):
-            raise ConfigError(
-                f"{where}: expected {{ input = N, output = N }} or {{ same_as = ... }}"
-            )
+            raise ConfigError(f"{where}: expected {{ input = N, output = N }} or {{ same_as = ... }}")
         unknown = set(spec) - {"input", "output", "same_as"}
         if unknown:
             raise ConfigError(f"{where}: unknown fields {sorted(unknown)}")
@@ -104,9 +102,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except OSError as exc:
-        raise ConfigError(
-            f"price file {path}: cannot read it ({exc}); check RLMX_PRICES_FILE"
-        ) from exc
+        raise ConfigError(f"price file {path}: cannot read it ({exc}); check RLMX_PRICES_FILE") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"price file {path}: invalid TOML ({exc})") from exc
 
@@ -118,9 +114,7 @@ class PriceTable:
         """``entries``: spec → Price, or spec → another spec whose price it shares."""
         self._entries: dict[str, _Entry] = {}
         for key, value in (entries or {}).items():
-            self._entries[key] = (
-                _Entry(same_as=value) if isinstance(value, str) else _Entry(price=value)
-            )
+            self._entries[key] = _Entry(same_as=value) if isinstance(value, str) else _Entry(price=value)
 
     @classmethod
     def builtin(cls) -> PriceTable:
@@ -166,11 +160,7 @@ class PriceTable:
         if best is not None:
             return best
         for key in self._entries:
-            if (
-                key.endswith("*")
-                and spec.startswith(key[:-1])
-                and (best is None or len(key) > len(best))
-            ):
+            if key.endswith("*") and spec.startswith(key[:-1]) and (best is None or len(key) > len(best)):
                 best = key
         return best
 

@@ -44,14 +44,11 @@ PAIRED_SUB_MODELS: dict[str, str] = {
 }
 """Root spec → the cheaper sub-model used when none is configured."""
 
-SPEC_FORMS = (
-    "openai:MODEL, azure:DEPLOYMENT, anthropic:MODEL, scripted:PATH, baseline or baseline:NAME"
-)
+SPEC_FORMS = "openai:MODEL, azure:DEPLOYMENT, anthropic:MODEL, scripted:PATH, baseline or baseline:NAME"
 _PROVIDERS = ("openai", "azure", "anthropic", "scripted", "baseline")
 
 NO_MODEL_NOTICE = (
-    "rlmx: no model configured (set OPENAI_API_KEY or pass --model/RLMX_MODEL); "
-    "using the offline baseline policy"
+    "rlmx: no model configured (set OPENAI_API_KEY or pass --model/RLMX_MODEL); using the offline baseline policy"
 )
 AZURE_NO_DEPLOYMENT_NOTICE = (
     "rlmx: AZURE_OPENAI_ENDPOINT is set but no deployment was chosen (pass "

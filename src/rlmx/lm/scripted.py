@@ -129,8 +129,7 @@ class ScriptedLM(LMClient):
             text = await result if inspect.isawaitable(result) else result
             if not isinstance(text, str):
                 raise ProviderError(
-                    f"scripted:{self.model}: the script function returned "
-                    f"{type(text).__name__}, not str"
+                    f"scripted:{self.model}: the script function returned {type(text).__name__}, not str"
                 )
         elif self._queue:
             text = self._queue.pop(0)

@@ -131,18 +131,14 @@ class RetryingLM(WrapperLM):
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(self.max_attempts),
             wait=self._wait,
-            retry=tenacity.retry_if_exception(
-                lambda e: isinstance(e, ProviderError) and e.retryable
-            ),
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
             reraise=False,
         )
         try:
             async for attempt in retrying:
                 with attempt:
                     self.attempts += 1
-                    return await self.inner.complete(
-                        messages, max_tokens=max_tokens, temperature=temperature
-                    )
+                    return await self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature)
         except tenacity.RetryError as exc:
             last = exc.last_attempt.exception()
             assert isinstance(last, ProviderError)
@@ -162,9 +158,7 @@ class ConcurrencyLimitedLM(WrapperLM):
 
     def __init__(self, inner: LMClient, semaphore: asyncio.Semaphore | None = None) -> None:
         super().__init__(inner)
-        self.semaphore = (
-            semaphore if semaphore is not None else asyncio.Semaphore(DEFAULT_CONCURRENCY)
-        )
+        self.semaphore = semaphore if semaphore is not None else asyncio.Semaphore(DEFAULT_CONCURRENCY)
         self.in_flight = 0
         self.peak_in_flight = 0
 
@@ -179,9 +173,7 @@ class ConcurrencyLimitedLM(WrapperLM):
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
-                return await self.inner.complete(
-                    messages, max_tokens=max_tokens, temperature=temperature
-                )
+                return await self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature)
             finally:
                 self.in_flight -= 1
 
@@ -233,9 +225,7 @@ class CachedLM(WrapperLM):
         self.hits = 0
         self.misses = 0
 
-    def key_for(
-        self, messages: list[Message], max_tokens: int | None, temperature: float | None
-    ) -> str:
+    def key_for(self, messages: list[Message], max_tokens: int | None, temperature: float | None) -> str:
         return cache_key(
             self.provider,
             self.model,
@@ -307,16 +297,12 @@ class CachedLM(WrapperLM):
             else:
                 self.hits += 1
                 raw = {**shared.raw, "cache_key": key, "coalesced": True}
-                return replace(
-                    shared, cached=True, latency_s=time.perf_counter() - started, raw=raw
-                )
+                return replace(shared, cached=True, latency_s=time.perf_counter() - started, raw=raw)
         self.misses += 1
         future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            result = await self.inner.complete(
-                messages, max_tokens=max_tokens, temperature=temperature
-            )
+            result = await self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature)
         except asyncio.CancelledError:
             future.cancel()
             raise

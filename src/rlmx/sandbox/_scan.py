@@ -147,9 +147,7 @@ def grep(
         return
     found = 0
     last_end = start
-    for base, text, lo, hi in iter_blocks(
-        read, start, end, block=block, overlap=overlap, prefix=_GREP_PREFIX_CHARS
-    ):
+    for base, text, lo, hi in iter_blocks(read, start, end, block=block, overlap=overlap, prefix=_GREP_PREFIX_CHARS):
         last_block = base + hi >= end
         for m in regex.finditer(text, max(lo, last_end - base)):
             s, e = m.span()
@@ -206,11 +204,7 @@ def keyword_scores(
     k1, b = 1.2, 0.75
     scored = []
     for doc_id, s, e, dl, tfs in matches:
-        score = sum(
-            idf[i] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avg))
-            for i, tf in enumerate(tfs)
-            if tf
-        )
+        score = sum(idf[i] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avg)) for i, tf in enumerate(tfs) if tf)
         scored.append((score, doc_id, s, e))
     scored.sort(key=lambda r: -r[0])
     return scored[:k]

@@ -78,9 +78,7 @@ class _Context:
             near = difflib.get_close_matches(ref, [v.name for v in self.views], n=3)
             hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
             raise KeyError(f"no document with id or name {ref!r}{hint}")
-        raise TypeError(
-            f"expected a document, an index, a doc_id or a name, got {type(ref).__name__}"
-        )
+        raise TypeError(f"expected a document, an index, a doc_id or a name, got {type(ref).__name__}")
 
     def search(self, query: str, k: int, views: list[DocView]) -> list[Hit]:
         """BM25 hits among ``views`` (clipped to their windows), best first."""
@@ -130,9 +128,7 @@ class _Context:
         return index if self._use_index else None
 
 
-def _grep(
-    views: list[DocView], pattern: str | re.Pattern[str], flags: int, max_hits: int
-) -> list[Hit]:
+def _grep(views: list[DocView], pattern: str | re.Pattern[str], flags: int, max_hits: int) -> list[Hit]:
     regex = _scan.compile_pattern(pattern, flags)
     hits: list[Hit] = []
     for v in views:
@@ -271,9 +267,7 @@ class DocView:
 
     def __contains__(self, sub: object) -> bool:
         if not isinstance(sub, str):
-            raise TypeError(
-                f"'in <document>' requires str as left operand, not {type(sub).__name__}"
-            )
+            raise TypeError(f"'in <document>' requires str as left operand, not {type(sub).__name__}")
         return self.find(sub) >= 0
 
     def __eq__(self, other: object) -> bool:
@@ -313,18 +307,14 @@ class DocView:
         b = self._bounds(start, end)
         if b is None:
             return -1
-        return self._scan_result(
-            _scan.find(self._src.read, _as_str(sub), self._lo + b[0], self._lo + b[1]), len(sub)
-        )
+        return self._scan_result(_scan.find(self._src.read, _as_str(sub), self._lo + b[0], self._lo + b[1]), len(sub))
 
     def rfind(self, sub: str, start: int | None = None, end: int | None = None) -> int:
         """Like ``str.rfind``: the highest offset of ``sub`` in ``doc[start:end]``, or -1."""
         b = self._bounds(start, end)
         if b is None:
             return -1
-        return self._scan_result(
-            _scan.rfind(self._src.read, _as_str(sub), self._lo + b[0], self._lo + b[1]), len(sub)
-        )
+        return self._scan_result(_scan.rfind(self._src.read, _as_str(sub), self._lo + b[0], self._lo + b[1]), len(sub))
 
     def index(self, sub: str, start: int | None = None, end: int | None = None) -> int:
         """Like :meth:`find` but raises ``ValueError`` when not found."""
@@ -355,9 +345,7 @@ class DocView:
         suffixes = (suffix,) if isinstance(suffix, str) else suffix
         return any(len(s) <= len(self) and self[len(self) - len(s) :] == s for s in suffixes)
 
-    def grep(
-        self, pattern: str | re.Pattern[str], flags: int = 0, max_hits: int = 1000
-    ) -> list[Hit]:
+    def grep(self, pattern: str | re.Pattern[str], flags: int = 0, max_hits: int = 1000) -> list[Hit]:
         """Regex matches in this document, in order, at most ``max_hits``; see
         :meth:`ContextView.grep`."""
         return _grep([self], pattern, flags, max_hits)
@@ -441,9 +429,7 @@ class ContextView:
         """The document with this id, name or index. Raises ``KeyError`` (with suggestions)."""
         return self._ctx.resolve(name_or_id)
 
-    def grep(
-        self, pattern: str | re.Pattern[str], flags: int = 0, max_hits: int = 1000
-    ) -> list[Hit]:
+    def grep(self, pattern: str | re.Pattern[str], flags: int = 0, max_hits: int = 1000) -> list[Hit]:
         """Regex (``re`` syntax, ``flags`` as for ``re.compile``) matches across documents,
         in document order, at most ``max_hits``. Hits carry spans; matches are scans, not
         reads. A match may not extend more than 4,096 characters past a ~1M-character block

@@ -310,9 +310,7 @@ class LocalREPL(REPL):
                         raise TimeoutError
                 st.wake.clear()
                 wake = asyncio.ensure_future(st.wake.wait())
-                done, _ = await asyncio.wait(
-                    {read, wake}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
+                done, _ = await asyncio.wait({read, wake}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 wake.cancel()
                 if read not in done:
                     continue  # woken (a tool result went back) or timed out: re-check
@@ -352,9 +350,7 @@ class LocalREPL(REPL):
         rid = str(msg.get("id"))
         reply: dict[str, Any]
         try:
-            req = ToolRequest.model_validate(
-                {"id": rid, "kind": msg.get("kind"), "payload": msg.get("payload") or {}}
-            )
+            req = ToolRequest.model_validate({"id": rid, "kind": msg.get("kind"), "payload": msg.get("payload") or {}})
             value = await resolver(req)
             reply = {"type": "tool_result", "id": rid, "value": value}
             json.dumps(value)

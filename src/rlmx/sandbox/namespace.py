@@ -71,10 +71,7 @@ def _span(view: DocView, start: Any, end: Any, what: str) -> dict[str, Any]:
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
         raise TypeError(f"citation {what}: start and end must be int")
     if not 0 <= start <= end <= len(view):
-        raise ValueError(
-            f"citation {what}: span {start}:{end} is outside document {view.name!r} "
-            f"(length {len(view)})"
-        )
+        raise ValueError(f"citation {what}: span {start}:{end} is outside document {view.name!r} (length {len(view)})")
     lo = view.window[0]
     return {"doc_id": view.id, "start": lo + start, "end": lo + end}
 
@@ -92,9 +89,7 @@ def normalise_citations(cits: Any, ctx: _Context, log: SpanLog) -> list[dict[str
     if cits is None:
         return None
     single = (Hit, DocView, dict, str)
-    if isinstance(cits, single) or (
-        isinstance(cits, tuple) and len(cits) == 3 and isinstance(cits[1], int)
-    ):
+    if isinstance(cits, single) or (isinstance(cits, tuple) and len(cits) == 3 and isinstance(cits[1], int)):
         cits = [cits]
     if not isinstance(cits, Iterable):
         raise TypeError("citations must be a list of hits, spans or (doc, start, end) tuples")
@@ -138,9 +133,7 @@ def user_variables(ns: dict[str, Any], injected: dict[str, Any]) -> list[str]:
     return [
         k
         for k, v in ns.items()
-        if not k.startswith("_")
-        and not isinstance(v, types.ModuleType)
-        and not (k in injected and injected[k] is v)
+        if not k.startswith("_") and not isinstance(v, types.ModuleType) and not (k in injected and injected[k] is v)
     ]
 
 
@@ -227,9 +220,7 @@ class ReplTools:
         for t, sid in zip(texts, sids, strict=True):
             self.log.tag(t, sid)
         rid = sids[0] if len(sids) == 1 else f"{sids[0]}..{sids[-1].rsplit('.', 1)[1]}"
-        value = self._call(
-            "llm_query_batched", rid, {"prompts": texts, "model": model, "subcall_ids": sids}
-        )
+        value = self._call("llm_query_batched", rid, {"prompts": texts, "model": model, "subcall_ids": sids})
         if not isinstance(value, list) or len(value) != len(texts):
             raise ToolError("llm_query_batched: the orchestrator returned a malformed reply")
         return [v if isinstance(v, str) else str(v) for v in value]
@@ -269,10 +260,7 @@ class ReplTools:
         if isinstance(context, list | tuple):
             docs = [self._doc_spec(c) for c in context]
             if any(d is None for d in docs) or not docs:
-                raise TypeError(
-                    "rlm_query(context=[...]): items must be documents, hits or "
-                    "text read from context"
-                )
+                raise TypeError("rlm_query(context=[...]): items must be documents, hits or text read from context")
             return {"docs": docs, "index_path": index_path, "kind": "corpus"}
         d = self._doc_spec(context)
         if d is not None:
@@ -297,8 +285,7 @@ class ReplTools:
         if isinstance(name, str):
             if name not in self.ns:
                 raise NameError(
-                    f"FINAL_VAR({name!r}): no variable named {name!r}; assign it "
-                    "first, or call FINAL(answer)"
+                    f"FINAL_VAR({name!r}): no variable named {name!r}; assign it first, or call FINAL(answer)"
                 )
             value = self.ns[name]
         else:
@@ -311,26 +298,21 @@ class ReplTools:
         """End the execution with the output schema's fields (JSON values)."""
         if self.schema_fields is None:
             raise RuntimeError(
-                "SUBMIT is only available when an output schema was given; "
-                "end with FINAL(answer) instead"
+                "SUBMIT is only available when an output schema was given; end with FINAL(answer) instead"
             )
         missing = [f for f in self.schema_fields if f not in fields]
         unknown = [f for f in fields if f not in self.schema_fields]
         if missing or unknown:
             raise TypeError(
-                f"SUBMIT needs exactly the fields {self.schema_fields}; "
-                f"missing: {missing}, unknown: {unknown}"
+                f"SUBMIT needs exactly the fields {self.schema_fields}; missing: {missing}, unknown: {unknown}"
             )
         clean = {
-            k: (str(v) if isinstance(v, DocView) else v.text if isinstance(v, Hit) else v)
-            for k, v in fields.items()
+            k: (str(v) if isinstance(v, DocView) else v.text if isinstance(v, Hit) else v) for k, v in fields.items()
         }
         try:
             answer = json.dumps(clean, ensure_ascii=False)
         except (TypeError, ValueError) as e:
-            raise TypeError(
-                f"SUBMIT fields must be JSON values (str, number, bool, None, list, dict): {e}"
-            ) from None
+            raise TypeError(f"SUBMIT fields must be JSON values (str, number, bool, None, list, dict): {e}") from None
         self._end({"kind": "SUBMIT", "answer": answer, "citations": None, "fields": clean})
 
     def SHOW_VARS(self) -> None:

@@ -42,9 +42,7 @@ class _Event:
         "turn",
     )
 
-    def __init__(
-        self, kind: str, doc_id: str, start: int, end: int, turn: int, read: TextSource | None
-    ) -> None:
+    def __init__(self, kind: str, doc_id: str, start: int, end: int, turn: int, read: TextSource | None) -> None:
         self.kind = kind
         self.doc_id = doc_id
         self.start = start
@@ -78,9 +76,7 @@ class SpanLog:
     Events beyond ``max_step_events`` in one step are not logged; :attr:`dropped` counts them.
     """
 
-    def __init__(
-        self, *, max_events: int = 100_000, max_step_events: int = 50_000, min_tag_chars: int = 8
-    ) -> None:
+    def __init__(self, *, max_events: int = 100_000, max_step_events: int = 50_000, min_tag_chars: int = 8) -> None:
         self.turn = 0
         self.dropped = 0
         self._max_events = max_events

@@ -55,6 +55,4 @@ def spec_from_texts(
     finally:
         if search is not None:
             search.close()
-    return ContextSpec(
-        docs=docs, index_path=str(folder / "index.sqlite") if index else None, kind=kind
-    )
+    return ContextSpec(docs=docs, index_path=str(folder / "index.sqlite") if index else None, kind=kind)

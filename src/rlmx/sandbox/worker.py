@@ -262,9 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     if init.get("type") != "init":
         return 2
     try:
-        worker = Worker(
-            init["spec"], channel, int(init.get("output_cap", 2_000_000)), init.get("schema_fields")
-        )
+        worker = Worker(init["spec"], channel, int(init.get("output_cap", 2_000_000)), init.get("schema_fields"))
     except Exception as e:
         channel.send({"type": "fatal", "error": f"{type(e).__name__}: {e}"})
         return 2

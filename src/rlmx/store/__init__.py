@@ -73,9 +73,7 @@ def open_store(home: str | Path | None = None) -> Store:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StoreError(
-            f"cannot create the rlmx home folder {root}: {e}; set RLMX_HOME to a writable folder"
-        ) from e
+        raise StoreError(f"cannot create the rlmx home folder {root}: {e}; set RLMX_HOME to a writable folder") from e
     root = root.resolve()
     from rlmx.store.blobs import LocalBlobStore
     from rlmx.store.sqlite import SQLiteMetadataStore

@@ -24,9 +24,7 @@ _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 def validate_key(key: str) -> str:
     """Return ``key`` when it is a valid blob key, else raise ``ValueError`` saying why."""
     if not isinstance(key, str) or not key:
-        raise ValueError(
-            f"invalid blob key {key!r}: expected a non-empty string such as 'text/ab12.txt'"
-        )
+        raise ValueError(f"invalid blob key {key!r}: expected a non-empty string such as 'text/ab12.txt'")
     for seg in key.split("/"):
         if seg in ("", ".", "..") or not _SEGMENT.fullmatch(seg):
             raise ValueError(

@@ -158,11 +158,7 @@ class SQLiteMetadataStore(MetadataStore):
         if stmt is None:
             insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             base = insert(table)
-            update = {
-                c.name: base.excluded[c.name]
-                for c in table.columns
-                if c.name not in keys and c.name not in keep
-            }
+            update = {c.name: base.excluded[c.name] for c in table.columns if c.name not in keys and c.name not in keep}
             stmt = base.on_conflict_do_update(index_elements=keys, set_=update)
             self._upserts[cache_key] = stmt
         conn.execute(stmt, dict(row))
@@ -193,9 +189,7 @@ class SQLiteMetadataStore(MetadataStore):
     )
     _GET_DOCUMENT = select(t.documents).where(t.documents.c.doc_id == bindparam("doc_id"))
 
-    def find_document(
-        self, raw_sha256: str, parser: str, parser_version: str
-    ) -> DocumentRecord | None:
+    def find_document(self, raw_sha256: str, parser: str, parser_version: str) -> DocumentRecord | None:
         """Return the Document parsed from these raw bytes by this parser version, or None."""
         params = {"raw_sha256": raw_sha256, "parser": parser, "parser_version": parser_version}
         with self._read() as conn:
@@ -255,10 +249,7 @@ class SQLiteMetadataStore(MetadataStore):
             if corpus.failures:
                 conn.execute(
                     t.corpus_failures.insert(),
-                    [
-                        {"corpus_id": cid, "position": i, **f.model_dump()}
-                        for i, f in enumerate(corpus.failures)
-                    ],
+                    [{"corpus_id": cid, "position": i, **f.model_dump()} for i, f in enumerate(corpus.failures)],
                 )
 
     def get_corpus(self, corpus_id: str) -> CorpusRecord:
@@ -314,24 +305,14 @@ class SQLiteMetadataStore(MetadataStore):
             )
         return ExecutionRecord.model_validate(dict(row._mapping))
 
-    def list_executions(
-        self, *, parent_id: str | None = None, limit: int = 50
-    ) -> list[ExecutionRecord]:
+    def list_executions(self, *, parent_id: str | None = None, limit: int = 50) -> list[ExecutionRecord]:
         """Root executions (no parent) newest first when ``parent_id`` is None, else the
         children of ``parent_id`` in the order they were created; at most ``limit``."""
         e = t.executions
         if parent_id is None:
-            q = (
-                select(e)
-                .where(e.c.parent_id.is_(None))
-                .order_by(e.c.created_at.desc(), e.c.execution_id.desc())
-            )
+            q = select(e).where(e.c.parent_id.is_(None)).order_by(e.c.created_at.desc(), e.c.execution_id.desc())
         else:
-            q = (
-                select(e)
-                .where(e.c.parent_id == parent_id)
-                .order_by(e.c.created_at, e.c.execution_id)
-            )
+            q = select(e).where(e.c.parent_id == parent_id).order_by(e.c.created_at, e.c.execution_id)
         with self._read() as conn:
             rows = conn.execute(q.limit(max(0, int(limit)))).all()
         return [ExecutionRecord.model_validate(dict(r._mapping)) for r in rows]
@@ -348,22 +329,14 @@ class SQLiteMetadataStore(MetadataStore):
 
     def get_turns(self, execution_id: str) -> list[dict[str, Any]]:
         """The turns' data in index order (empty for an unknown execution)."""
-        q = (
-            select(t.turns.c.data)
-            .where(t.turns.c.execution_id == execution_id)
-            .order_by(t.turns.c.idx)
-        )
+        q = select(t.turns.c.data).where(t.turns.c.execution_id == execution_id).order_by(t.turns.c.idx)
         with self._read() as conn:
             return [r.data for r in conn.execute(q)]
 
     def add_subcall(self, execution_id: str, data: dict[str, Any]) -> None:
         """Append one sub-call record (JSON-able) to the execution."""
         with self._write() as conn:
-            conn.execute(
-                t.subcalls.insert().values(
-                    execution_id=execution_id, data=data, created_at=utcnow()
-                )
-            )
+            conn.execute(t.subcalls.insert().values(execution_id=execution_id, data=data, created_at=utcnow()))
 
     def get_subcalls(self, execution_id: str) -> list[dict[str, Any]]:
         """The execution's sub-call records in the order they were added."""
@@ -382,6 +355,4 @@ class SQLiteMetadataStore(MetadataStore):
     def cache_put(self, key: str, value: dict[str, Any]) -> None:
         """Store (or replace) the cached value for ``key``."""
         with self._write() as conn:
-            self._upsert(
-                conn, t.llm_cache, {"key": key, "value": value, "created_at": utcnow()}, ["key"]
-            )
+            self._upsert(conn, t.llm_cache, {"key": key, "value": value, "created_at": utcnow()}, ["key"])

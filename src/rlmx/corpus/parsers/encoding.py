@@ -82,9 +82,7 @@ def badness(text: str) -> int:
                 score += 1
         if len(run) == 1 and _is_cjk(run) and prev.isascii() and nxt.isascii():
             score += 1
-        if letters >= 3 and all(
-            c[0] != "L" or _is_latin(ch) for ch, c in zip(run, cats, strict=True)
-        ):
+        if letters >= 3 and all(c[0] != "L" or _is_latin(ch) for ch, c in zip(run, cats, strict=True)):
             score += 1
         if (0 < letters < len(run) and any(c[0] in "SP" for c in cats)) or (
             letters == 0

@@ -107,7 +107,5 @@ class HtmlParser(Parser):
         if title or page_title:
             meta["title"] = title or page_title
         if not text.strip():
-            raise ParseError(
-                "no text: the HTML page has no visible text", media_type=self.media_type
-            )
+            raise ParseError("no text: the HTML page has no visible text", media_type=self.media_type)
         return ParsedText(text, self.media_type, encoding, meta)

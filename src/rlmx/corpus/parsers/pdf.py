@@ -49,13 +49,9 @@ class PdfParser(Parser):
                 try:
                     ok = reader.decrypt("")
                 except Exception as e:  # missing crypto backend, unsupported algorithm
-                    raise self._fail(
-                        f"encrypted PDF that cannot be opened ({e}); save an unencrypted copy"
-                    ) from e
+                    raise self._fail(f"encrypted PDF that cannot be opened ({e}); save an unencrypted copy") from e
                 if not ok:
-                    raise self._fail(
-                        "encrypted PDF: a password is needed; save an unencrypted copy"
-                    )
+                    raise self._fail("encrypted PDF: a password is needed; save an unencrypted copy")
             _ = len(reader.pages)
         except ParseError:
             raise
@@ -93,9 +89,7 @@ class PdfParser(Parser):
         if errors and len(errors) == len(page_objs):
             raise self._fail("corrupt PDF: no page's text could be extracted")
         if not any(p.strip() for p in pages):
-            raise self._fail(
-                "PDF has no text layer (scanned images?); run OCR on it first (e.g. ocrmypdf)"
-            )
+            raise self._fail("PDF has no text layer (scanned images?); run OCR on it first (e.g. ocrmypdf)")
         starts, pos = [], 0
         for p in pages:
             starts.append(pos)

@@ -58,9 +58,7 @@ class ParserRegistry:
         self._by_filename: dict[str, Parser] = {}
         self._by_name: dict[str, Parser] = {}
 
-    def register(
-        self, parser: Parser, extensions: Iterable[str] = (), filenames: Iterable[str] = ()
-    ) -> None:
+    def register(self, parser: Parser, extensions: Iterable[str] = (), filenames: Iterable[str] = ()) -> None:
         """Use ``parser`` for these extensions (with the dot, any case) and file names."""
         self._by_name[parser.name] = parser
         for ext in extensions:

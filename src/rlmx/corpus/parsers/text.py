@@ -33,9 +33,7 @@ def decode_checked(data: bytes, path: Path, media_type: str) -> tuple[str, str]:
     text, encoding = decode_text(data)
     sample = text[:65536]
     if sample and len(_CONTROL.findall(sample)) > _MAX_CONTROL_SHARE * len(sample):
-        raise ParseError(
-            "binary content (control characters) in a text file", media_type=media_type
-        )
+        raise ParseError("binary content (control characters) in a text file", media_type=media_type)
     if not text.strip():
         raise ParseError("no text: the file holds only whitespace", media_type=media_type)
     return text, encoding
@@ -51,9 +49,7 @@ class PlainTextParser(Parser):
 
     def parse(self, data: bytes, path: Path) -> ParsedText:
         text, encoding = decode_checked(data, path, self.media_type)
-        media = {".csv": "text/csv", ".tsv": "text/tab-separated-values"}.get(
-            path.suffix.lower(), self.media_type
-        )
+        media = {".csv": "text/csv", ".tsv": "text/tab-separated-values"}.get(path.suffix.lower(), self.media_type)
         return ParsedText(text, media, encoding, {"lines": text.count("\n") + 1})
 
 
@@ -161,6 +157,4 @@ class SourceCodeParser(Parser):
         language = CODE_FILENAMES.get(path.name) or CODE_LANGUAGES.get(path.suffix.lower(), "text")
         media = _CODE_MEDIA.get(language, f"text/x-{language}")
         text, encoding = decode_checked(data, path, media)
-        return ParsedText(
-            text, media, encoding, {"language": language, "lines": text.count("\n") + 1}
-        )
+        return ParsedText(text, media, encoding, {"language": language, "lines": text.count("\n") + 1})
