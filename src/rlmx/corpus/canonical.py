@@ -26,6 +26,7 @@ from pathlib import Path
 __all__ = ["CHECKPOINT", "TextReader", "build_offset_index", "canonicalize"]
 
 CHECKPOINT = 4096
+_PREFETCH_BYTES = 1 << 18
 
 
 def canonicalize(text: str) -> str:
@@ -74,6 +75,10 @@ class TextReader:
         size = os.fstat(self._file.fileno()).st_size
         self._size = size
         self._mm: mmap.mmap | None = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        if self._mm is not None and hasattr(mmap, "MADV_RANDOM"):
+            # Slices touch only the pages they read (no 2 MB read-around per fault), so the
+            # REPL's resident memory follows what the code reads, not the corpus size.
+            self._mm.madvise(mmap.MADV_RANDOM)
         self._idx: array[int] | None = None
         if size != length:
             if index_path is None:
@@ -100,14 +105,23 @@ class TextReader:
         cb = (b - 1) // CHECKPOINT + 1
         return self._idx[ca], self._idx[min(cb, len(self._idx) - 1)], ca * CHECKPOINT
 
+    def _prefetch(self, b0: int, b1: int) -> None:
+        """Ask the kernel to read a large byte range ahead (random-access mode otherwise
+        faults it in page by page)."""
+        if self._mm is not None and b1 - b0 >= _PREFETCH_BYTES and hasattr(mmap, "MADV_WILLNEED"):
+            lo = b0 - b0 % mmap.PAGESIZE
+            self._mm.madvise(mmap.MADV_WILLNEED, lo, b1 - lo)
+
     def read(self, start: int, end: int) -> str:
         """Return canonical text ``[start, end)`` (clamped to the text, Python slice rules)."""
         start, end, _ = slice(start, end).indices(self.length)
         if end <= start or self._mm is None:
             return ""
         if self._idx is None:
+            self._prefetch(start, end)
             return self._mm[start:end].decode("ascii")
         b0, b1, base = self._byte_range(start, end)
+        self._prefetch(b0, b1)
         chunk = self._mm[b0:b1].decode("utf-8")
         return chunk[start - base : end - base]
 
