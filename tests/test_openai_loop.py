@@ -123,3 +123,17 @@ def test_batched_sub_calls_fan_out_with_bounded_concurrency(small_corpus: Path, 
         peak = srv.peak_in_flight
     assert ans.status is Status.COMPLETED and ans.text == "40" and ans.usage.sub_calls == 40
     assert 1 < peak <= 8
+
+
+def test_provider_failure_after_retries_ends_as_failed(small_corpus: Path, monkeypatch: pytest.MonkeyPatch):
+    with MockLLMServer(faults=[500] * 10) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+        rlm = RLM(model="openai:root", sub_model="openai:sub")
+        rlm.settings = rlm.settings.model_copy(update={"max_retries": 1})
+        ans = rlm.ask(small_corpus, "q?")
+        statuses = [r.status for r in srv.requests]
+    assert ans.status is Status.FAILED and "ProviderError" in (ans.error or "")
+    assert statuses == [500, 500]  # one try + one retry
+    rec = rlm.store.meta.get_execution(ans.execution_id)
+    assert rec.status == "FAILED" and rec.finished_at is not None

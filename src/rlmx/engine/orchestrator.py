@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..corpus.canonical import TextReader
-from ..errors import BudgetExceededError, ReplError, SchemaError
+from ..errors import BudgetExceededError, RlmxError, SchemaError
 from ..ids import new_id
 from ..lm.base import LMClient, Message
 from ..sandbox.base import REPL, ContextSpec, FinalSignal, SpanEvent, StepResult
@@ -26,7 +26,7 @@ from ..store.base import ExecutionRecord, utcnow
 from ..types import Budgets, SpanRef, Status
 from .blocks import parse_response
 from .budget import BudgetTracker
-from .citations import Span, build_spanrefs, derive_spans, merge_spans
+from .citations import Span, answer_uses, build_spanrefs, derive_spans, merge_spans
 from .prompts import load_prompt
 from .resolver import ToolResolverImpl
 from .schema import OutputSchema
@@ -160,6 +160,16 @@ class Engine:
             self._names[doc_id] = self.store.meta.get_document(doc_id).name
         return self._names[doc_id]
 
+    def _best_so_far(self, st: ExecutionState) -> str:
+        """Best answer so far when an execution ends early: the last printed output (its last
+        2,000 characters), else the root LM's last prose."""
+        turns = self.store.meta.get_turns(st.execution_id)
+        for key in ("stdout", "response"):
+            for t in reversed(turns):
+                if t.get(key):
+                    return str(t[key])[-2000:]
+        return ""
+
     def close(self) -> None:
         for r in self._readers.values():
             r.close()
@@ -185,7 +195,8 @@ class Engine:
         execution_id: str | None = None,
     ) -> ExecutionOutcome:
         """Run one execution (root or child) to its end; never raises for model errors.
-        Raises :class:`ReplError` when the REPL process cannot start."""
+        Model errors, provider failures and a REPL that cannot start end it as FAILED (with the reason); it
+        raises only on cancellation or a bug, after recording the execution as CANCELLED or FAILED."""
         eid = execution_id or new_id("exe")
         st = ExecutionState(tree, eid, root_id or eid, corpus_id, spec, depth)
         tree.tracker.note_depth(depth)
@@ -210,11 +221,13 @@ class Engine:
             await repl.start()
             out = await self._loop(st, repl, resolver, question, schema)
         except BudgetExceededError as e:
-            out = ExecutionOutcome(eid, Status.BUDGET_EXCEEDED, st_best(st), [], error=str(e))
-        except ReplError as e:
-            out = ExecutionOutcome(eid, Status.FAILED, "", [], error=str(e))
-        except asyncio.CancelledError:
-            rec.status, rec.error, rec.finished_at = Status.CANCELLED.value, "cancelled", utcnow()
+            out = ExecutionOutcome(eid, Status.BUDGET_EXCEEDED, self._best_so_far(st), [], error=str(e))
+        except RlmxError as e:  # provider failed after retries, REPL could not start, ...
+            out = ExecutionOutcome(eid, Status.FAILED, self._best_so_far(st), [], error=f"{type(e).__name__}: {e}")
+        except BaseException as e:
+            cancelled = isinstance(e, asyncio.CancelledError | KeyboardInterrupt)
+            rec.status = (Status.CANCELLED if cancelled else Status.FAILED).value
+            rec.error, rec.finished_at = ("cancelled" if cancelled else repr(e)), utcnow()
             self.store.meta.put_execution(rec)
             raise
         finally:
@@ -406,23 +419,12 @@ class Engine:
         answer = final.answer
         spans = derive_spans(answer, final.citations, st.events.values(), resolver.responses, self.text_of)
         if not final.citations:
-            from .citations import answer_uses
-
             for sid, refs in resolver.child_citations.items():
                 if answer_uses(answer, resolver.responses.get(sid, "")):
                     spans.extend(Span(r.doc_id, r.start, r.end) for r in refs)
             spans = merge_spans(spans)
         refs = build_spanrefs(spans, self.text_of, self.name_of)
         return ExecutionOutcome(st.execution_id, status, answer, refs, fields=fields)
-
-
-def st_best(st: ExecutionState) -> str:
-    """Best answer so far when a budget ends an execution: the last turn's printed output."""
-    turns = st.tree.engine.store.meta.get_turns(st.execution_id)
-    for t in reversed(turns):
-        if t.get("stdout"):
-            return str(t["stdout"])[-2000:]
-    return ""
 
 
 def _local_repl(spec: ContextSpec, options: EngineOptions, schema_fields: list[str] | None) -> REPL:
