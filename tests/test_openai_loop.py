@@ -74,15 +74,20 @@ def test_loop_over_openai_sdk_with_faults_and_usage(state_union: Path, monkeypat
 
 
 def test_cli_uses_openai_base_url_for_root_and_sub(state_union: Path, tmp_path: Path):
-    srv, _ = _server()
+    """Done-when: the same command, with only OPENAI_BASE_URL set, runs the loop with that
+    server as root and sub LM (the server's listed model is used for both)."""
+
+    def script(model, messages):
+        if sum(m["role"] == "assistant" for m in messages) == 0 and "<question>" in messages[-1]["content"]:
+            return ROOT_TURN_1
+        if messages[0]["role"] == "system":
+            return ROOT_TURN_2
+        prompt = messages[-1]["content"]
+        return prompt[prompt.index(":") + 1 :].strip()[:120]
+
+    srv = MockLLMServer(scripts={"local-model": script})
     with srv:
-        env = {
-            **os.environ,
-            "OPENAI_BASE_URL": srv.base_url,
-            "OPENAI_API_KEY": "sk-local-test",
-            "RLMX_MODEL": "openai:mock-root",
-            "RLMX_SUB_MODEL": "openai:mock-sub",
-        }
+        env = {**os.environ, "OPENAI_BASE_URL": srv.base_url}
         proc = subprocess.run(
             [
                 sys.executable,
@@ -102,7 +107,8 @@ def test_cli_uses_openai_base_url_for_root_and_sub(state_union: Path, tmp_path: 
         models = {r.model for r in srv.requests}
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["status"] == "COMPLETED" and models == {"mock-root", "mock-sub"}
+    assert out["status"] == "COMPLETED" and models == {"local-model"}
+    assert "1951-Truman.txt, 1966-Johnson.txt, 1972-Nixon.txt" in out["answer"]
     verify = subprocess.run(
         [sys.executable, "-m", "rlmx.cli", "verify", "-"],
         input=proc.stdout,

@@ -208,3 +208,20 @@ def test_public_names_are_pinned_and_openai_is_imported_lazily() -> None:
     code = "import sys, rlmx.lm; print('openai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_openai_base_url_alone_selects_the_servers_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlmx.dev import MockLLMServer
+
+    env = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    assert resolve_models(None, None, environ=env) == ("openai:auto", "openai:auto", None)
+    # the official endpoint keeps the usual default
+    official = {"OPENAI_BASE_URL": "https://api.openai.com/v1", "OPENAI_API_KEY": "k"}
+    assert resolve_models(None, None, environ=official)[0] == "openai:gpt-5"
+    with MockLLMServer(scripts={"served-model": ["hi"]}) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        assert make_client("openai:auto").spec == "openai:served-model"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
+    with pytest.raises(ConfigError, match="could not list the models"):
+        make_client("openai:auto")

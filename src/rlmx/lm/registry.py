@@ -10,7 +10,10 @@ Spec forms (``--model``, ``--sub-model``, ``RLMX_MODEL``, ``RLMX_SUB_MODEL``)::
     baseline[:NAME]   the offline baseline policy (no network, no key)
 
 Resolution (:func:`resolve_models`): root = explicit ``--model`` → ``RLMX_MODEL`` →
-``openai:gpt-5`` when ``OPENAI_API_KEY`` is set → ``baseline`` with a one-line notice.
+``openai:auto`` when ``OPENAI_BASE_URL`` names a server other than api.openai.com (the
+first model the server lists at ``GET /models``: vLLM, llama.cpp, Ollama need no other
+setting) → ``openai:gpt-5`` when ``OPENAI_API_KEY`` is set → ``baseline`` with a one-line
+notice.
 Sub = explicit ``--sub-model`` → ``RLMX_SUB_MODEL`` → the root's paired default
 (``openai:gpt-5`` → ``openai:gpt-5-mini``, as in the paper) → the root spec itself.
 """
@@ -26,6 +29,7 @@ from rlmx.errors import ConfigError
 from rlmx.lm.base import LMClient
 
 __all__ = [
+    "AUTO_OPENAI_MODEL",
     "DEFAULT_OPENAI_MODEL",
     "PAIRED_SUB_MODELS",
     "SPEC_FORMS",
@@ -35,6 +39,8 @@ __all__ = [
 ]
 
 DEFAULT_OPENAI_MODEL = "openai:gpt-5"
+AUTO_OPENAI_MODEL = "openai:auto"
+"""Resolved by :func:`make_client` to the first model the OpenAI-compatible server lists."""
 
 PAIRED_SUB_MODELS: dict[str, str] = {
     "openai:gpt-5": "openai:gpt-5-mini",
@@ -74,6 +80,26 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return provider, name
 
 
+def _server_model(timeout_s: float) -> str:
+    """The first model id listed by the server at ``OPENAI_BASE_URL`` (``GET /models``).
+    Raises ConfigError when it cannot be listed."""
+    import openai
+
+    base_url = os.environ.get("OPENAI_BASE_URL")
+    try:
+        client = openai.OpenAI(
+            base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY", timeout=min(timeout_s, 15.0)
+        )
+        ids = [m.id for m in client.models.list()]
+    except openai.OpenAIError as e:
+        raise ConfigError(
+            f"could not list the models of OPENAI_BASE_URL={base_url} ({e}); pass --model openai:NAME"
+        ) from e
+    if not ids:
+        raise ConfigError(f"the server at OPENAI_BASE_URL={base_url} lists no model; pass --model openai:NAME")
+    return ids[0]
+
+
 def make_client(spec: str, *, settings: Settings | None = None, role: str = "root") -> LMClient:
     """A bare provider client for ``spec`` (no retry, cache or concurrency wrappers; see
     :func:`rlmx.lm.wrappers.wrap_client`). ``role`` (``"root"`` or ``"sub"``) picks the
@@ -86,6 +112,8 @@ def make_client(spec: str, *, settings: Settings | None = None, role: str = "roo
     if provider == "openai":
         from rlmx.lm.openai_client import OpenAIClient
 
+        if name == "auto":
+            name = _server_model(timeout_s)
         return OpenAIClient(name, timeout_s=timeout_s)
     if provider == "azure":
         from rlmx.lm.openai_client import AzureOpenAIClient
@@ -124,7 +152,10 @@ def resolve_models(
     notice: str | None = None
     root = model or env_model
     if not root:
-        if environ.get("OPENAI_API_KEY"):
+        base_url = environ.get("OPENAI_BASE_URL", "")
+        if base_url and "api.openai.com" not in base_url:
+            root = AUTO_OPENAI_MODEL
+        elif environ.get("OPENAI_API_KEY"):
             root = DEFAULT_OPENAI_MODEL
         elif environ.get("AZURE_OPENAI_ENDPOINT"):
             root, notice = "baseline", AZURE_NO_DEPLOYMENT_NOTICE
