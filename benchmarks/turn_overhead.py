@@ -24,11 +24,11 @@ from rlmx.lm import ScriptedLM
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "state_union"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--turns", type=int, default=100)
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     events: list[tuple[float, str, dict[str, Any]]] = []
 
     def on_event(kind: str, data: dict[str, Any]) -> None:

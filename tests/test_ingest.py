@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -332,6 +333,7 @@ def test_a_worker_crash_fails_only_its_file(store: Store, tmp_path: Path, monkey
         body = "CRASH now" if i == 2 else f"fine page number {i}"
         (root / f"f{i}.html").write_text(f"<html><body><p>{body}</p></body></html>")
     (root / "notes.txt").write_text("parsed in the main process\n")
+    assert prepare.can_fork(), f"forked parsing needs a single-threaded process: {threading.enumerate()}"
     corpus = ingest([root], store, workers=2)
     names = [d.name for d in corpus.documents]
     assert names == ["f0.html", "f1.html", "f3.html", "f4.html", "f5.html", "notes.txt"]

@@ -233,3 +233,11 @@ def test_single_string_context_behaves_like_str():
     assert "context is a str" in root.calls[0][0]["content"]
     (c,) = ans.citations
     assert text[c.start : c.end] == ans.text
+
+
+def test_unsaveable_variables_are_named_to_the_model(small_corpus: Path):
+    root = ScriptedLM([repl("import threading\nlock = threading.Lock()\nx = 1"), repl("FINAL(str(x))")])
+    ans = RLM(model=root).ask(small_corpus, "q?")
+    assert ans.status is Status.COMPLETED and ans.text == "1"
+    obs = root.calls[1][-1]["content"]
+    assert "Note:" in obs and "lock" in obs

@@ -119,9 +119,9 @@ def test_timeout_kills_and_restarts(spec):
 
     slow, after, pid1, pid2 = session(spec, steps, step_timeout_s=1.0)
     assert slow.timed_out and "wall-clock limit of 1 s" in slow.error
-    assert "variables from earlier turns are lost" in slow.error
+    assert "restored to its state after turn 1: kept" in slow.error  # from the snapshot
     assert pid1 != pid2
-    assert after.stdout == "alive\nFalse\n" and after.error is None
+    assert after.stdout == "alive\nTrue\n" and after.error is None
 
 
 def test_tool_wait_does_not_count_towards_the_step_limit(spec):
@@ -359,7 +359,8 @@ def test_a_dead_process_is_reported_and_replaced(spec):
 
     r = session(spec, steps)
     assert "died" in r[1].error and "exit status 7" in r[1].error
-    assert r[2].stdout == "False\n" and r[2].error is None
+    assert "restored to its state after turn 1: x" in r[1].error
+    assert r[2].stdout == "True\n" and r[2].error is None
 
 
 def test_protocol_is_not_disturbed_by_the_code_writing_to_fd_1(spec):

@@ -141,29 +141,59 @@ class RLM:
             lm = CachedLM(lm, self.store.meta)
         return BudgetedLM(lm, tracker, role=role)
 
+    def make_tree(
+        self,
+        engine: Engine,
+        *,
+        sub_lm: LMClient | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Tree:
+        """The shared state of one execution tree: a fresh budget tracker and the root and
+        sub LMs wrapped (retry, concurrency bound, cache, budget). ``sub_lm`` replaces the
+        sub-LM client (e.g. an MCP client's own model); ``should_stop`` is asked at every
+        turn boundary (cancellation)."""
+        tracker = BudgetTracker(self.budgets, self.prices)
+        sem = asyncio.Semaphore(self.max_concurrency)
+        return Tree(
+            engine,
+            self.budgets,
+            tracker,
+            self._wrap(self._root, tracker, sem, "root"),
+            self._wrap(sub_lm or self._sub, tracker, sem, "sub"),
+            self.on_event,
+            should_stop,
+        )
+
     async def aask(
         self,
         paths_or_corpus: PathsOrCorpus,
         question: str,
         output_schema: dict[str, Any] | type[BaseModel] | None = None,
+        *,
+        execution_id: str | None = None,
+        resume: bool = False,
+        should_stop: Callable[[], bool] | None = None,
+        sub_lm: LMClient | None = None,
     ) -> Answer:
-        """Answer ``question`` over a corpus (async). See :meth:`ask`."""
+        """Answer ``question`` over a corpus (async). See :meth:`ask`.
+
+        Service hooks: ``execution_id`` names the root execution; ``resume=True`` goes on
+        from the committed turns of that execution (:mod:`rlmx.engine.resume`; a fresh
+        start when none was committed); ``should_stop()`` is asked at each turn boundary
+        and True ends the execution as CANCELLED; ``sub_lm`` replaces the sub-LM client."""
         if not question or not question.strip():
             raise ConfigError("the question is empty: pass a question (or --question-file)")
         schema = OutputSchema(output_schema) if output_schema is not None else None
         corpus = paths_or_corpus if isinstance(paths_or_corpus, CorpusRecord) else self.ingest(paths_or_corpus)
         spec = context_spec(corpus, self.store)
-        tracker = BudgetTracker(self.budgets, self.prices)
-        sem = asyncio.Semaphore(self.max_concurrency)
         engine = Engine(self.store, self.options)
-        tree = Tree(
-            engine,
-            self.budgets,
-            tracker,
-            self._wrap(self._root, tracker, sem, "root"),
-            self._wrap(self._sub, tracker, sem, "sub"),
-            self.on_event,
-        )
+        tree = self.make_tree(engine, sub_lm=sub_lm, should_stop=should_stop)
+        tracker = tree.tracker
+        resumer = None
+        if resume and execution_id is not None:
+            from .engine.resume import prepare_resume
+
+            resumer = prepare_resume(self.store.meta, execution_id, tracker)
         try:
             out = await engine.run_execution(
                 tree,
@@ -174,6 +204,8 @@ class RLM:
                 parent_id=None,
                 root_id=None,
                 schema=schema,
+                execution_id=execution_id,
+                resume=resumer,
             )
         finally:
             engine.close()

@@ -11,6 +11,7 @@ says how to fix the problem::
     │   └── NotFoundError    an id (document, corpus, execution) that does not exist
     ├── ProviderError        an LM provider failed after retries (HTTP status, timeout)
     ├── BudgetExceededError  a budget of the execution tree is spent
+    ├── ExecutionCancelled   a client asked to cancel (checked at turn boundaries)
     ├── ReplError            the REPL process could not start or broke its protocol
     ├── SchemaError          SUBMIT fields do not match the output schema
     └── CitationError        a citation is malformed or does not match stored text
@@ -22,6 +23,7 @@ __all__ = [
     "BudgetExceededError",
     "CitationError",
     "ConfigError",
+    "ExecutionCancelled",
     "IngestError",
     "NotFoundError",
     "ProviderError",
@@ -73,6 +75,10 @@ class BudgetExceededError(RlmxError):
     def __init__(self, message: str, *, budget: str):
         super().__init__(message)
         self.budget = budget
+
+
+class ExecutionCancelled(RlmxError):
+    """A client asked to cancel the execution; it stops at the next turn boundary."""
 
 
 class ReplError(RlmxError):

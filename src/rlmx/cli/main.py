@@ -276,3 +276,25 @@ def mock_llm(host: str, port: int, latency_ms: float, error_rate: float, script_
 
 def main() -> None:
     cli()
+
+
+from .bench import bench  # noqa: E402
+
+cli.add_command(bench)
+
+from .serve import serve, worker  # noqa: E402
+
+cli.add_command(serve)
+cli.add_command(worker)
+
+from .keys import keys  # noqa: E402
+
+cli.add_command(keys)
+
+from .mcp_cmd import mcp  # noqa: E402
+
+cli.add_command(mcp)
+
+from .doctor import doctor  # noqa: E402
+
+cli.add_command(doctor)

@@ -20,6 +20,7 @@ import os
 import sys
 import unicodedata
 from array import array
+from bisect import bisect_right
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,6 +125,31 @@ class TextReader:
         self._prefetch(b0, b1)
         chunk = self._mm[b0:b1].decode("utf-8")
         return chunk[start - base : end - base]
+
+    def byte_offset(self, char: int) -> int:
+        """The byte offset of code point ``char`` (0 <= char <= length)."""
+        if self._idx is None:
+            return char
+        k = char // CHECKPOINT
+        b0 = self._idx[k]
+        if char == k * CHECKPOINT or self._mm is None:
+            return int(b0)
+        b1 = self._idx[min(k + 1, len(self._idx) - 1)]
+        return int(b0) + len(self._mm[b0:b1].decode("utf-8")[: char - k * CHECKPOINT].encode("utf-8"))
+
+    def char_offset(self, byte: int) -> int:
+        """The code point at byte offset ``byte``, which must start a character."""
+        if self._idx is None or self._mm is None:
+            return byte
+        k = bisect_right(self._idx, byte) - 1
+        return k * CHECKPOINT + len(self._mm[self._idx[k] : byte].decode("utf-8"))
+
+    def find_bytes(self, needle: bytes, start: int, end: int) -> int:
+        """The lowest byte offset of ``needle`` in bytes ``[start, end)`` of the file, or -1
+        (no decoding: a UTF-8 needle only matches at a character boundary)."""
+        if self._mm is None:
+            return -1
+        return self._mm.find(needle, start, end)
 
     def __getitem__(self, key: int | slice) -> str:
         if isinstance(key, int):

@@ -89,13 +89,15 @@ def fts_query(query: str) -> str:
 
 
 class SearchIndex:
-    """The FTS5 chunk index. ``SearchIndex(path, readonly=False)``.
+    """The FTS5 chunk index. ``SearchIndex(path, readonly=False, immutable=False)``.
 
+    ``immutable`` (read-only only): open without locks or WAL files, for a reader that can
+    create no file beside the index (the sandboxed REPL); it must not change meanwhile.
     Raises ``sqlite3.Error`` on a corrupt file; a missing file in read-only mode yields an
     index with no rows.
     """
 
-    def __init__(self, path: str | Path, *, readonly: bool = False):
+    def __init__(self, path: str | Path, *, readonly: bool = False, immutable: bool = False):
         self.path = Path(path)
         self.readonly = readonly
         if readonly:
@@ -103,7 +105,8 @@ class SearchIndex:
                 self._db = sqlite3.connect(":memory:")
                 self._db.executescript(_SCHEMA)
             else:
-                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+                opts = "mode=ro&immutable=1" if immutable else "mode=ro"
+                self._db = sqlite3.connect(f"file:{self.path}?{opts}", uri=True)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)

@@ -14,10 +14,10 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..corpus.canonical import TextReader
-from ..errors import BudgetExceededError, RlmxError, SchemaError
+from ..errors import BudgetExceededError, ExecutionCancelled, RlmxError, SchemaError
 from ..ids import new_id
 from ..lm.base import LMClient, Message
 from ..sandbox.base import REPL, ContextSpec, FinalSignal, SpanEvent, StepResult
@@ -32,7 +32,7 @@ from .resolver import ToolResolverImpl
 from .schema import OutputSchema
 from .truncate import truncate_output
 
-__all__ = ["Engine", "EngineOptions", "ExecutionOutcome", "ExecutionState", "Tree"]
+__all__ = ["Engine", "EngineOptions", "ExecutionOutcome", "ExecutionState", "ResumePoint", "Resumer", "Tree"]
 
 EventSink = Callable[[str, dict[str, Any]], None]
 ReplFactory = Callable[[ContextSpec, "EngineOptions", list[str] | None], REPL]
@@ -69,10 +69,40 @@ class Tree:
     root_lm: LMClient
     sub_lm: LMClient
     on_event: EventSink | None = None
+    should_stop: Callable[[], bool] | None = None
+    """Asked at every turn boundary; True ends the execution as CANCELLED (service hook)."""
 
     def emit(self, event: str, /, **data: Any) -> None:
         if self.on_event is not None:
             self.on_event(event, data)
+
+    def check_stop(self) -> None:
+        """Raise :class:`ExecutionCancelled` when cancellation was asked for."""
+        if self.should_stop is not None and self.should_stop():
+            raise ExecutionCancelled("cancelled at a turn boundary, as requested")
+
+
+@dataclass
+class ResumePoint:
+    """Where a resumed execution goes on: the root messages so far, the next turn, the last
+    printed output; or ``outcome`` when its committed turns already ended it."""
+
+    messages: list[Message]
+    next_turn: int
+    last_output: str = ""
+    outcome: ExecutionOutcome | None = None
+
+
+class Resumer(Protocol):
+    """Restores an execution from its committed turns (:mod:`rlmx.engine.resume`): the
+    record to go on with, and ``restore`` brings the REPL back to the state after the last
+    committed turn (replay today; a snapshot restore later) and says where to go on."""
+
+    record: ExecutionRecord
+
+    async def restore(
+        self, engine: Engine, st: ExecutionState, repl: REPL, resolver: ToolResolverImpl, schema: OutputSchema | None
+    ) -> ResumePoint: ...
 
 
 @dataclass
@@ -193,10 +223,15 @@ class Engine:
         root_id: str | None,
         schema: OutputSchema | None,
         execution_id: str | None = None,
+        resume: Resumer | None = None,
     ) -> ExecutionOutcome:
         """Run one execution (root or child) to its end; never raises for model errors.
         Model errors, provider failures and a REPL that cannot start end it as FAILED (with the reason); it
-        raises only on cancellation or a bug, after recording the execution as CANCELLED or FAILED."""
+        raises only on cancellation or a bug, after recording the execution as CANCELLED or FAILED.
+        ``resume``: go on from the committed turns of an existing execution (its id and record
+        come from ``resume.record``). ``tree.should_stop`` ends it as CANCELLED at a turn boundary."""
+        if resume is not None:
+            execution_id = resume.record.execution_id
         eid = execution_id or new_id("exe")
         st = ExecutionState(tree, eid, root_id or eid, corpus_id, spec, depth)
         tree.tracker.note_depth(depth)
@@ -211,17 +246,21 @@ class Engine:
             sub_model=tree.sub_lm.spec,
             budgets=tree.budgets.model_dump(),
         )
+        if resume is not None:
+            rec = resume.record.model_copy(update={"status": Status.RUNNING.value, "error": None, "finished_at": None})
         self.store.meta.put_execution(rec)
-        tree.emit("execution_started", execution_id=eid, depth=depth, question=question)
+        tree.emit("execution_started", execution_id=eid, depth=depth, question=question, resumed=resume is not None)
         resolver = ToolResolverImpl(st)
         repl = self.repl_factory(spec, self.options, schema.field_names if schema else None)
         out: ExecutionOutcome
         t_exec = time.monotonic()
         try:
             await repl.start()
-            out = await self._loop(st, repl, resolver, question, schema)
+            out = await self._loop(st, repl, resolver, question, schema, resume)
         except BudgetExceededError as e:
             out = ExecutionOutcome(eid, Status.BUDGET_EXCEEDED, self._best_so_far(st), [], error=str(e))
+        except ExecutionCancelled as e:
+            out = ExecutionOutcome(eid, Status.CANCELLED, self._best_so_far(st), [], error=str(e))
         except RlmxError as e:  # provider failed after retries, REPL could not start, ...
             out = ExecutionOutcome(eid, Status.FAILED, self._best_so_far(st), [], error=f"{type(e).__name__}: {e}")
         except BaseException as e:
@@ -254,6 +293,7 @@ class Engine:
         resolver: ToolResolverImpl,
         question: str,
         schema: OutputSchema | None,
+        resume: Resumer | None = None,
     ) -> ExecutionOutcome:
         tree, opts = st.tree, self.options
         budgets = tree.budgets
@@ -276,7 +316,14 @@ class Engine:
             {"role": "user", "content": load_prompt("first_turn").format(question=question)},
         ]
         last_output = ""
-        for turn in range(1, budgets.max_turns + 1):
+        first_turn = 1
+        if resume is not None:
+            point = await resume.restore(self, st, repl, resolver, schema)
+            if point.outcome is not None:
+                return point.outcome
+            messages, first_turn, last_output = point.messages, point.next_turn, point.last_output
+        for turn in range(first_turn, budgets.max_turns + 1):
+            tree.check_stop()
             st.turn = turn
             if st.depth == 0:
                 tree.tracker.turns = turn
@@ -310,9 +357,9 @@ class Engine:
                 last_output = output or last_output
                 observation = load_prompt("observation").format(
                     turn=turn,
-                    duration_s=step.duration_s if step else 0.0,
                     output=truncate_output(output, opts.output_max_chars) if output else "(no output)",
-                    error_block=f"\nError:\n{error}" if error else "",
+                    error_block=(f"\nError:\n{error}" if error else "")
+                    + "".join(f"\nNote: {n}" for n in (step.notes if step else [])),
                     variables_block=f"\nVariables: {', '.join(step.variables[:60])}" if step and step.variables else "",
                     question=question,
                     turns_left=budgets.max_turns - turn,
@@ -375,6 +422,7 @@ class Engine:
         last_output: str,
     ) -> ExecutionOutcome:
         """Max turns spent: one last root call asks for the answer (issue 2, item 4)."""
+        st.tree.check_stop()
         ask = load_prompt("final_request").format(max_turns=st.tree.budgets.max_turns, question=question)
         completion = await st.tree.root_lm.complete([*messages, {"role": "user", "content": ask}])
         parsed = parse_response(completion.text)
@@ -428,9 +476,9 @@ class Engine:
 
 
 def _local_repl(spec: ContextSpec, options: EngineOptions, schema_fields: list[str] | None) -> REPL:
-    from ..sandbox import LocalREPL
+    from ..sandbox import make_repl
 
-    return LocalREPL(
+    return make_repl(
         spec,
         step_timeout_s=options.step_timeout_s,
         output_cap_chars=options.repl_output_cap_chars,

@@ -2,7 +2,9 @@
 
 Public names: the seam (:class:`REPL`, :class:`ContextSpec`, :class:`ContextDoc`,
 :class:`StepResult`, :class:`SpanEvent`, :class:`FinalSignal`, :class:`ToolRequest`,
-``ToolResolver``) and :class:`LocalREPL`, the process runner. The worker side
+``ToolResolver``), the runners (:class:`LocalREPL`, :class:`BwrapREPL`) and
+:func:`make_repl`, which picks one from :class:`SandboxPolicy` (``RLMX_SANDBOX_*``), and
+:class:`Snapshot` (sealed REPL state, to resume an execution in another process). The worker side
 (:mod:`.worker`, :mod:`.context`, :mod:`.namespace`, :mod:`.spanlog`) runs inside the REPL
 process.
 
@@ -26,22 +28,32 @@ if TYPE_CHECKING:
         ToolRequest,
         ToolResolver,
     )
+    from .bwrap import BwrapREPL
+    from .factory import make_repl
     from .local import LocalREPL
+    from .policy import SandboxPolicy
+    from .snapshot import Snapshot
 
 __all__ = [
     "REPL",
+    "BwrapREPL",
     "ContextDoc",
     "ContextSpec",
     "FinalSignal",
     "LocalREPL",
+    "SandboxPolicy",
+    "Snapshot",
     "SpanEvent",
     "StepResult",
     "ToolRequest",
     "ToolResolver",
+    "make_repl",
 ]
 
 _HOME = {name: ".base" for name in __all__}
-_HOME["LocalREPL"] = ".local"
+_HOME.update(
+    LocalREPL=".local", BwrapREPL=".bwrap", make_repl=".factory", SandboxPolicy=".policy", Snapshot=".snapshot"
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -105,8 +105,11 @@ class StepResult(BaseModel):
     ``stdout``: printed output, capped at the REPL's output cap (characters) — truncation
     for the root LM happens in the engine; ``error``: the traceback's last lines or the
     limit that was hit; ``span_log``: events of this step; ``duration_s``: wall seconds;
-    ``timed_out``: the step hit its wall-clock limit (the REPL was restarted, its variables
-    are lost); ``variables``: names defined in the namespace after the step.
+    ``timed_out``: the step hit its wall-clock limit (the REPL was restarted and restored
+    from the snapshot of the previous step); ``variables``: names defined in the namespace
+    after the step; ``notes``: what the sandbox tells the model besides the code's output
+    (a restart and what was restored, variables that cannot be saved in the snapshot) —
+    show them in the observation.
     """
 
     stdout: str = ""
@@ -116,6 +119,7 @@ class StepResult(BaseModel):
     duration_s: float = 0.0
     timed_out: bool = False
     variables: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
 
 class REPL(ABC):

@@ -21,14 +21,17 @@ the corpus.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from rlmx.corpus.canonical import TextReader
 from rlmx.corpus.index import SearchIndex
 
 from . import _scan
@@ -120,7 +123,7 @@ class _Context:
         (search scans instead)."""
         index: SearchIndex | None = getattr(self._indexes, "index", None)
         if index is None and self.index_path and os.path.exists(self.index_path):
-            index = self._indexes.index = SearchIndex(Path(self.index_path), readonly=True)
+            index = self._indexes.index = _open_readonly(Path(self.index_path))
         with self._lock:
             if self._use_index is None:
                 ids = {v.id for v in self.views}
@@ -128,13 +131,41 @@ class _Context:
         return index if self._use_index else None
 
 
+def _open_readonly(path: Path) -> SearchIndex | None:
+    """The index read-only; immutable when the sandbox lets the reader create no ``-shm``
+    file beside a WAL index; None (search scans) when it cannot be opened at all."""
+    for immutable in (False, True):
+        try:
+            index = SearchIndex(path, readonly=True, immutable=immutable)
+            index.has("")
+            return index
+        except sqlite3.Error:
+            continue
+    return None
+
+
 def _grep(views: list[DocView], pattern: str | re.Pattern[str], flags: int, max_hits: int) -> list[Hit]:
     regex = _scan.compile_pattern(pattern, flags)
+    literal = _scan.required_literal(regex)
     hits: list[Hit] = []
     for v in views:
-        for s, e in _scan.grep(v._src.read, regex, v._lo, v._hi, int(max_hits) - len(hits)):
-            v._ctx.log.scan(v.id, s, e)
-            hits.append(Hit(v, s - v._lo, e - v._lo, None))
+        left = int(max_hits) - len(hits)
+        reader = None
+        if literal is not None:  # search the raw bytes for the literal every match contains
+            with contextlib.suppress(OSError, ValueError):
+                reader = TextReader(v._src.text_path, v._src.length, v._src.index_path)
+        try:
+            if reader is not None and literal is not None:
+                text, offset = literal
+                spans = _scan.grep_prefiltered(reader, v._src.read, regex, text, v._lo, v._hi, left, offset=offset)
+            else:
+                spans = _scan.grep(v._src.read, regex, v._lo, v._hi, left)
+            for s, e in spans:
+                v._ctx.log.scan(v.id, s, e)
+                hits.append(Hit(v, s - v._lo, e - v._lo, None))
+        finally:
+            if reader is not None:
+                reader.close()
         if len(hits) >= max_hits:
             break
     return hits

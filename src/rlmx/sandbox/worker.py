@@ -5,25 +5,36 @@ Runs model-written code over a lazy ``context`` and talks to the orchestrator
 stdout, which the code owns. It imports neither pydantic nor the orchestrator.
 
 Protocol: JSON lines (one UTF-8 JSON object per ``\\n``-terminated line; lone surrogates
-pass through as ``surrogatepass``). ``→`` orchestrator to worker, ``←`` worker to orchestrator::
+pass through as ``surrogatepass``); a message with ``"_bytes": n`` is followed by ``n`` raw
+bytes (snapshots). ``→`` orchestrator to worker, ``←`` worker to orchestrator::
 
     → {"type": "init", "spec": ContextSpec-dict, "output_cap": int (characters),
-       "schema_fields": [str] | null}
-    ← {"type": "ready", "pid": int}            or  {"type": "fatal", "error": str} (then exit 2)
-    → {"type": "run", "code": str, "turn": int}
+       "schema_fields": [str] | null, "env": {str: str} | null, "cwd": str | null,
+       "sandbox": {...} (see rlmx.sandbox._layers),
+       "outside": {layer: status} (applied by the launcher), "snapshot_max_bytes": int}
+    ← {"type": "ready", "pid": int, "layers": {layer: {"active": bool, "detail": str}}}
+      or {"type": "fatal", "error": str} (then exit 2)
+    → {"type": "restore", "vars": [[name, size], ...], "_bytes": n} + the variables' bytes
+    ← {"type": "restored", "restored": [name], "failed": {name: reason}}
+    → {"type": "run", "code": str, "turn": int, "cpu_s": float | null}
         ← {"type": "tool_request", "id": str, "kind": "llm_query"|"llm_query_batched"|
            "rlm_query", "payload": {...}}     (ToolRequest's payloads; any number, possibly
                                                several outstanding when code uses threads)
         → {"type": "tool_result", "id": str, "value": Any}
           or {"type": "tool_result", "id": str, "error": str,
               "error_type": "BudgetExceededError" | "ToolError"}
-    ← {"type": "step_result", "result": StepResult-dict}
+    ← {"type": "step_result", "result": StepResult-dict,
+       "snapshot": {"changed": [[name, size]], "deleted": [name], "unsaved": {name: reason}}
+                   | null, "_bytes": n} + the changed variables' bytes
     → {"type": "shutdown"}                      (or EOF) → exit 0
 
+The layers are applied before the first thread starts and before the context is opened;
+with ``sandbox.hardened`` a missing required layer ends the process with ``fatal``.
 A ``tool_result`` error raises :class:`~rlmx.sandbox.namespace.ToolError` (a RuntimeError)
 inside the code, or :class:`~rlmx.sandbox.namespace.BudgetExceeded` (a BaseException that
 ends the step). Request ids are sub-call ids ``t{turn}.{n}`` (``t{turn}.{a}..{b}`` for a
-batch). Wall-clock limits are the orchestrator's: it kills this process.
+batch). Wall-clock limits are the orchestrator's: it kills this process; the CPU limit of a
+step (``cpu_s``) is a soft ``RLIMIT_CPU`` whose ``SIGXCPU`` ends the step with an error.
 """
 
 from __future__ import annotations
@@ -34,6 +45,8 @@ import json
 import linecache
 import os
 import queue
+import resource
+import signal
 import socket
 import sys
 import threading
@@ -42,11 +55,15 @@ import traceback
 from collections import deque
 from typing import Any
 
-from .context import open_context
-from .namespace import BudgetExceeded, FinalAnswer, ReplTools, ToolError, user_variables
+from .context import context_state, open_context
+from .namespace import BudgetExceeded, FinalAnswer, ReplSignal, ReplTools, ToolError, user_variables
 from .spanlog import SpanLog
 
-__all__ = ["CappedOutput", "main"]
+__all__ = ["CappedOutput", "CpuLimitExceeded", "main", "serve"]
+
+
+class CpuLimitExceeded(ReplSignal):
+    """The step used more CPU time than its limit (``SIGXCPU``)."""
 
 
 class CappedOutput(io.TextIOBase):
@@ -109,10 +126,12 @@ class CappedOutput(io.TextIOBase):
 
 class _Channel:
     """JSON lines over the socket: a reader thread routes ``tool_result``s to the waiting
-    caller and everything else to :attr:`inbox`; :meth:`send` is thread-safe."""
+    caller and everything else to :attr:`inbox`; :meth:`send` is thread-safe. A message
+    with ``"_bytes": n`` carries ``n`` raw bytes after its line, as ``msg["_data"]``."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, rfile: Any = None) -> None:
         self.sock = sock
+        self.rfile = rfile if rfile is not None else sock.makefile("rb")
         self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
         self._send_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -121,10 +140,11 @@ class _Channel:
         threading.Thread(target=self._read_loop, name="rlmx-channel", daemon=True).start()
 
     def _read_loop(self) -> None:
-        f = self.sock.makefile("rb")
         try:
-            for line in f:
-                msg = json.loads(line.decode("utf-8", "surrogatepass"))
+            while True:
+                msg = read_message(self.rfile)
+                if msg is None:
+                    break
                 if msg.get("type") == "tool_result":
                     with self._lock:
                         slot = self._waiting.pop(str(msg.get("id")), None)
@@ -142,10 +162,14 @@ class _Channel:
             slot[0].set()
         self.inbox.put({"type": "eof"})
 
-    def send(self, msg: dict[str, Any]) -> None:
-        data = json.dumps(msg, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
+    def send(self, msg: dict[str, Any], data: list[bytes] | None = None) -> None:
+        if data:
+            msg = {**msg, "_bytes": sum(len(d) for d in data)}
+        line = json.dumps(msg, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
         with self._send_lock:
-            self.sock.sendall(data)
+            self.sock.sendall(line)
+            for d in data or ():
+                self.sock.sendall(d)
 
     def request(self, kind: str, rid: str, payload: dict[str, Any]) -> Any:
         """Send a tool request and block until its result; raise its error inside the code."""
@@ -171,6 +195,23 @@ class _Channel:
         return msg.get("value")
 
 
+def read_message(rfile: Any) -> dict[str, Any] | None:
+    """One message from the buffered socket file (None at EOF); raises ValueError."""
+    line = rfile.readline()
+    if not line:
+        return None
+    msg = json.loads(line.decode("utf-8", "surrogatepass"))
+    if not isinstance(msg, dict):
+        raise ValueError("malformed message")
+    n = msg.get("_bytes")
+    if n:
+        data = rfile.read(int(n))
+        if len(data) != int(n):
+            return None
+        msg["_data"] = data
+    return msg
+
+
 def _format_error(e: BaseException) -> str:
     """Traceback limited to frames of the model's code (``<repl-N>``), type and message."""
     frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith("<repl")]
@@ -179,6 +220,10 @@ def _format_error(e: BaseException) -> str:
         lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
     lines += traceback.format_exception_only(type(e), e)
     return "".join(lines).rstrip()
+
+
+def _on_sigxcpu(signum: int, frame: Any) -> None:
+    raise CpuLimitExceeded("the step exceeded its CPU time limit")
 
 
 class Worker:
@@ -190,6 +235,7 @@ class Worker:
         channel: _Channel,
         output_cap: int,
         schema_fields: list[str] | None,
+        snapshot_max_bytes: int | None = None,
     ) -> None:
         self.log = SpanLog()
         self.context = open_context(spec, self.log)
@@ -198,8 +244,15 @@ class Worker:
         self.ns: dict[str, Any] = {"__name__": "__repl__", "__builtins__": __builtins__}
         self.ns.update(self.injected)
         self.output_cap = output_cap
+        self.persister = None
+        if snapshot_max_bytes:
+            from ._persist import Persister
 
-    def run(self, code: str, turn: int) -> dict[str, Any]:
+            self.persister = Persister(
+                self.ns, self.context, context_state(self.context), self.injected, snapshot_max_bytes
+            )
+
+    def run(self, code: str, turn: int, cpu_s: float | None = None) -> dict[str, Any]:
         """Run ``code`` as step ``turn``; returns a StepResult dict. Never raises."""
         t0 = time.monotonic()
         self.log.begin_step(turn)
@@ -211,13 +264,18 @@ class Worker:
         sys.stdout = sys.stderr = out
         error: str | None = None
         final: dict[str, Any] | None = None
+        limited = cpu_s is not None and _cpu_limit(cpu_s)
         try:
             final = self._exec(code, f"<repl-{turn}>")
         except FinalAnswer as f:
             final = f.signal
+        except CpuLimitExceeded:
+            error = f"CpuLimitExceeded: the step used more than its CPU time limit of {cpu_s:g} s and was stopped"
         except BaseException as e:  # the model's errors, SystemExit and budget stops included
             error = _format_error(e)
         finally:
+            if limited:
+                _cpu_limit(None)
             sys.stdout, sys.stderr = saved
         if final is None and self.tools.final is not None:  # FINAL swallowed by a bare except
             final = self.tools.final
@@ -235,6 +293,22 @@ class Worker:
             "variables": user_variables(self.ns, self.injected),
         }
 
+    def snapshot(self) -> tuple[dict[str, Any] | None, list[bytes]]:
+        if self.persister is None:
+            return None, []
+        return self.persister.delta()
+
+    def restore(self, msg: dict[str, Any]) -> dict[str, Any]:
+        if self.persister is None:
+            return {"type": "restored", "restored": [], "failed": {"*": "snapshots are disabled"}}
+        data: bytes = msg.get("_data") or b""
+        items, pos = [], 0
+        for name, size in msg.get("vars") or []:
+            items.append((str(name), data[pos : pos + int(size)]))
+            pos += int(size)
+        restored, failed = self.persister.restore(items)
+        return {"type": "restored", "restored": restored, "failed": failed}
+
     def _exec(self, code: str, filename: str) -> dict[str, Any] | None:
         tree = ast.parse(code, filename, "exec")
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
@@ -250,35 +324,93 @@ class Worker:
         return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Serve the protocol on the socket whose fd is ``argv[1]``. Returns the exit status."""
-    argv = sys.argv if argv is None else argv
-    if len(argv) != 2 or not argv[1].isdigit():
-        print("usage: python -m rlmx.sandbox.worker FD", file=sys.stderr)
-        return 2
-    sock = socket.socket(fileno=int(argv[1]))
-    channel = _Channel(sock)
-    init = channel.inbox.get()
-    if init.get("type") != "init":
-        return 2
+def _cpu_limit(seconds: float | None) -> bool:
+    """Set the soft CPU limit to ``seconds`` from now (None: back to the hard limit)."""
     try:
-        worker = Worker(init["spec"], channel, int(init.get("output_cap", 2_000_000)), init.get("schema_fields"))
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        if seconds is None:
+            resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
+            return True
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        soft = int(ru.ru_utime + ru.ru_stime + max(1.0, seconds) + 0.999)
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def serve(fd: int, *, outside: dict[str, Any] | None = None) -> int:
+    """Serve the protocol on the connected socket ``fd``. Returns the exit status.
+
+    Reads ``init`` before any thread starts, applies the isolation layers it asks for
+    (:mod:`rlmx.sandbox._layers`), then opens the context and answers ``ready``.
+    ``outside``: statuses of layers the launcher applied (merged into ``ready``)."""
+    sock = socket.socket(fileno=fd)
+    rfile = sock.makefile("rb")
+
+    def send(msg: dict[str, Any]) -> None:
+        sock.sendall(json.dumps(msg, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n")
+
+    try:
+        init = read_message(rfile)
+    except (OSError, ValueError):
+        return 2
+    if init is None or init.get("type") != "init":
+        return 2
+    layers: dict[str, Any] = {}
+    try:
+        if init.get("env") is not None:  # forked from the zygote: this execution's environment
+            os.environ.clear()
+            os.environ.update({str(k): str(v) for k, v in init["env"].items()})
+        if init.get("cwd"):
+            os.chdir(init["cwd"])
+        if init.get("sandbox") is not None:
+            from . import _layers
+
+            layers = _layers.apply(init["sandbox"], init["spec"], {**(init.get("outside") or {}), **(outside or {})})
+    except Exception as e:
+        send({"type": "fatal", "error": f"{type(e).__name__}: {e}"})
+        return 2
+    signal.signal(signal.SIGXCPU, _on_sigxcpu)
+    channel = _Channel(sock, rfile)
+    try:
+        worker = Worker(
+            init["spec"],
+            channel,
+            int(init.get("output_cap", 2_000_000)),
+            init.get("schema_fields"),
+            init.get("snapshot_max_bytes"),
+        )
     except Exception as e:
         channel.send({"type": "fatal", "error": f"{type(e).__name__}: {e}"})
         return 2
-    channel.send({"type": "ready", "pid": os.getpid()})
+    channel.send({"type": "ready", "pid": os.getpid(), "layers": layers})
     while True:
         msg = channel.inbox.get()
         kind = msg.get("type")
         if kind == "run":
-            channel.send(
-                {
-                    "type": "step_result",
-                    "result": worker.run(str(msg["code"]), int(msg.get("turn", 0))),
-                }
-            )
+            cpu = msg.get("cpu_s")
+            result = worker.run(str(msg["code"]), int(msg.get("turn", 0)), float(cpu) if cpu else None)
+            try:
+                snap, blobs = worker.snapshot()
+            except BaseException as e:  # never lose the step's result to a snapshot failure
+                snap, blobs = {"changed": [], "deleted": [], "unsaved": {"*": f"{type(e).__name__}: {e}"}}, []
+            channel.send({"type": "step_result", "result": result, "snapshot": snap}, blobs)
+        elif kind == "restore":
+            channel.send(worker.restore(msg))
         elif kind in ("shutdown", "eof"):
             return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rlmx.sandbox.worker FD``: serve on the inherited socket ``FD``."""
+    argv = sys.argv if argv is None else argv
+    if len(argv) != 2 or not argv[1].isdigit():
+        print("usage: python -m rlmx.sandbox.worker FD", file=sys.stderr)
+        return 2
+    return serve(int(argv[1]))
 
 
 if __name__ == "__main__":

@@ -15,12 +15,16 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "ApiKeyRecord",
     "BlobStore",
     "CorpusRecord",
     "DocumentRecord",
     "ExecutionRecord",
     "FailedDocument",
+    "JobRecord",
     "MetadataStore",
+    "ServiceExecutionRecord",
+    "SessionRecord",
     "utcnow",
 ]
 
@@ -100,6 +104,77 @@ class ExecutionRecord(BaseModel):
     finished_at: datetime | None = None
 
 
+class ApiKeyRecord(BaseModel):
+    """An API key of the service: only ``key_hmac`` (HMAC-SHA256 with the server's pepper,
+    hex) is stored, never the key. ``key_id`` names it for listing and revocation."""
+
+    key_id: str
+    tenant: str
+    key_hmac: str
+    name: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class SessionRecord(BaseModel):
+    """A service session: a tenant's corpus plus configuration (DESIGN.md vocabulary).
+
+    ``status``: ``CREATING``, ``READY`` or ``FAILED``. ``inputs``: what was asked for
+    (``{"source_name", "path"}``); ``documents``: per-document status
+    (``{"source_name", "path", "status": READY|FAILED, "doc_id"?, "name"?, "chars"?,
+    "error"?}``). ``upload_dir``: folder of uploaded files (removed on delete).
+    ``deleted_at`` set: the session is gone for its tenant (404).
+    """
+
+    session_id: str
+    tenant: str
+    status: str = "CREATING"
+    corpus_id: str | None = None
+    inputs: list[dict[str, Any]] = Field(default_factory=list)
+    documents: list[dict[str, Any]] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    upload_dir: str | None = None
+    expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    deleted_at: datetime | None = None
+
+
+class ServiceExecutionRecord(BaseModel):
+    """Which tenant and session a root execution belongs to, and the request that made it
+    (``mode``: ``answerer`` or ``runtime``)."""
+
+    execution_id: str
+    tenant: str
+    session_id: str
+    mode: str
+    request: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class JobRecord(BaseModel):
+    """A unit of work in the queue. ``kind``: ``ingest`` (``ref_id`` = session id) or
+    ``answerer`` (``ref_id`` = execution id). ``state``: ``QUEUED``, ``RUNNING`` (leased by
+    ``lease_owner`` until ``lease_expires_at``) or ``DONE``. ``attempts`` counts claims."""
+
+    job_id: str
+    kind: str
+    ref_id: str
+    state: str = "QUEUED"
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    attempts: int = 0
+    cancel_requested: bool = False
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+def _service_only(name: str) -> NotImplementedError:
+    return NotImplementedError(f"{name}: this metadata store does not support the service (rlmx.service)")
+
+
 class BlobStore(ABC):
     """Byte blobs by key (``"text/<sha>.txt"``). Keys use ``/`` and ``[A-Za-z0-9._-]``."""
 
@@ -176,3 +251,87 @@ class MetadataStore(ABC):
 
     @abstractmethod
     def cache_put(self, key: str, value: dict[str, Any]) -> None: ...
+
+    # --- service (issue 4): optional, implemented by the SQL store -------------------------
+    # API keys
+    def put_api_key(self, rec: ApiKeyRecord) -> None:
+        raise _service_only("put_api_key")
+
+    def find_api_key(self, key_hmac: str) -> ApiKeyRecord | None:
+        """The key with this HMAC (revoked or not), or None."""
+        raise _service_only("find_api_key")
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Mark the key revoked; False when no such key."""
+        raise _service_only("revoke_api_key")
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:
+        raise _service_only("list_api_keys")
+
+    # sessions
+    def put_session(self, rec: SessionRecord) -> None:
+        """Insert or replace the session row."""
+        raise _service_only("put_session")
+
+    def get_session(self, session_id: str) -> SessionRecord:
+        """Raises ``NotFoundError`` (deleted sessions are still returned: check ``deleted_at``)."""
+        raise _service_only("get_session")
+
+    def list_sessions(self, tenant: str, *, limit: int = 100) -> list[SessionRecord]:
+        """The tenant's sessions that are not deleted, newest first."""
+        raise _service_only("list_sessions")
+
+    def tenant_has_document(self, tenant: str, doc_id: str) -> bool:
+        """True when a live (not deleted) session of ``tenant`` holds the document."""
+        raise _service_only("tenant_has_document")
+
+    # executions of the service
+    def put_service_execution(self, rec: ServiceExecutionRecord) -> None:
+        raise _service_only("put_service_execution")
+
+    def get_service_execution(self, execution_id: str) -> ServiceExecutionRecord | None:
+        raise _service_only("get_service_execution")
+
+    def delete_subcalls_after(self, execution_id: str, turn: int) -> int:
+        """Delete the sub-call records of turns after ``turn`` (a turn that was in flight
+        when a worker stopped); returns how many were deleted."""
+        raise _service_only("delete_subcalls_after")
+
+    # work queue
+    def enqueue_job(self, rec: JobRecord) -> None:
+        raise _service_only("enqueue_job")
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        raise _service_only("get_job")
+
+    def claim_job(self, worker_id: str, lease_s: float, kinds: list[str] | None = None) -> JobRecord | None:
+        """Atomically take the oldest job that is QUEUED, or RUNNING with an expired lease;
+        it becomes RUNNING, leased by ``worker_id`` for ``lease_s`` seconds."""
+        raise _service_only("claim_job")
+
+    def renew_lease(self, job_id: str, worker_id: str, lease_s: float) -> bool:
+        """Extend the lease (heartbeat); False when ``worker_id`` no longer holds it."""
+        raise _service_only("renew_lease")
+
+    def release_job(self, job_id: str, worker_id: str) -> bool:
+        """Give a job held by ``worker_id`` back to the queue (QUEUED) so another worker
+        takes it at once (a worker shutting down); False when it no longer held it."""
+        raise _service_only("release_job")
+
+    def finish_job(self, job_id: str, worker_id: str | None, error: str | None = None) -> bool:
+        """Mark the job DONE (when ``worker_id`` holds it, or unconditionally when None)."""
+        raise _service_only("finish_job")
+
+    def request_cancel(self, job_id: str) -> JobRecord | None:
+        """Set ``cancel_requested``; a QUEUED job becomes DONE at once. Returns the job
+        as it was before, or None when absent."""
+        raise _service_only("request_cancel")
+
+    # events
+    def add_event(self, execution_id: str, kind: str, data: dict[str, Any]) -> int:
+        """Append an event of the execution tree rooted at ``execution_id``; returns its id."""
+        raise _service_only("add_event")
+
+    def get_events(self, execution_id: str, *, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        """Events with id > ``after``, oldest first: ``{"id", "kind", "data", "created_at"}``."""
+        raise _service_only("get_events")

@@ -21,6 +21,15 @@ __all__ = ["LocalBlobStore", "validate_key"]
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def validate_key(key: str) -> str:
     """Return ``key`` when it is a valid blob key, else raise ``ValueError`` saying why."""
     if not isinstance(key, str) or not key:
@@ -71,6 +80,10 @@ class LocalBlobStore(BlobStore):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             try:
+                # mkstemp makes 0600; blobs get the usual 0644 & ~umask so that the sandboxed
+                # REPL, which runs under its own uid, can map them (the store folder's own
+                # permissions keep other users out)
+                os.fchmod(fd, 0o644 & ~_UMASK)
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
                     if self.fsync:

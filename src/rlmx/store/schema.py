@@ -6,6 +6,11 @@
   path *per corpus*), ``corpus_failures``.
 * ``executions``, ``turns`` (one row per ``(execution_id, idx)``), ``subcalls``.
 * ``llm_cache`` — key → JSON value.
+* Service tables (issue 4, :mod:`rlmx.service`): ``api_keys`` (HMAC of each key, never the
+  key), ``service_sessions`` (a tenant's session: status, documents, corpus),
+  ``service_executions`` (which tenant and session an execution belongs to, and its
+  request), ``jobs`` (the work queue: claim by update, lease + heartbeat), ``events``
+  (progress events of an execution tree, for server-sent events).
 
 Timestamps are stored in UTC (:class:`UTCDateTime`) and come back timezone-aware.
 """
@@ -17,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -32,13 +38,18 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "UTCDateTime",
+    "api_keys",
     "corpora",
     "corpus_documents",
     "corpus_failures",
     "documents",
+    "events",
     "executions",
+    "jobs",
     "llm_cache",
     "metadata",
+    "service_executions",
+    "service_sessions",
     "subcalls",
     "turns",
 ]
@@ -174,5 +185,73 @@ llm_cache = Table(
     metadata,
     Column("key", String(255), primary_key=True),
     Column("value", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- service (issue 4) -------------------------------------------------------------------
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("tenant", String(128), nullable=False, index=True),
+    Column("key_hmac", String(128), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+service_sessions = Table(
+    "service_sessions",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("tenant", String(128), nullable=False, index=True),
+    Column("status", String(32), nullable=False),
+    Column("corpus_id", String(64)),
+    Column("inputs", JSON, nullable=False),
+    Column("documents", JSON, nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("error", Text),
+    Column("upload_dir", Text),
+    Column("expires_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime),
+)
+
+service_executions = Table(
+    "service_executions",
+    metadata,
+    Column("execution_id", String(64), primary_key=True),
+    Column("tenant", String(128), nullable=False, index=True),
+    Column("session_id", String(64), nullable=False, index=True),
+    Column("mode", String(32), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("ref_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("lease_owner", String(128)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", String(64), nullable=False, index=True),
+    Column("kind", String(64), nullable=False),
+    Column("data", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path, PurePath
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, select
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, create_engine, event, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -27,11 +27,15 @@ from sqlalchemy.pool import StaticPool
 from rlmx.errors import NotFoundError, StoreError
 from rlmx.store import schema as t
 from rlmx.store.base import (
+    ApiKeyRecord,
     CorpusRecord,
     DocumentRecord,
     ExecutionRecord,
     FailedDocument,
+    JobRecord,
     MetadataStore,
+    ServiceExecutionRecord,
+    SessionRecord,
     utcnow,
 )
 
@@ -356,3 +360,196 @@ class SQLiteMetadataStore(MetadataStore):
         """Store (or replace) the cached value for ``key``."""
         with self._write() as conn:
             self._upsert(conn, t.llm_cache, {"key": key, "value": value, "created_at": utcnow()}, ["key"])
+
+    # --- service (issue 4) -------------------------------------------------------------
+    def put_api_key(self, rec: ApiKeyRecord) -> None:
+        """Insert the key (its HMAC must be new, else ``StoreError``)."""
+        with self._write() as conn:
+            conn.execute(t.api_keys.insert().values(**rec.model_dump()))
+
+    def find_api_key(self, key_hmac: str) -> ApiKeyRecord | None:
+        with self._read() as conn:
+            row = conn.execute(select(t.api_keys).where(t.api_keys.c.key_hmac == key_hmac)).first()
+        return None if row is None else ApiKeyRecord.model_validate(dict(row._mapping))
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        k = t.api_keys
+        with self._write() as conn:
+            res = conn.execute(
+                k.update().where(k.c.key_id == key_id, k.c.revoked_at.is_(None)).values(revoked_at=utcnow())
+            )
+            if res.rowcount:
+                return True
+            return conn.execute(select(k.c.key_id).where(k.c.key_id == key_id)).first() is not None
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:
+        k = t.api_keys
+        q = select(k).order_by(k.c.created_at)
+        if tenant is not None:
+            q = q.where(k.c.tenant == tenant)
+        with self._read() as conn:
+            return [ApiKeyRecord.model_validate(dict(r._mapping)) for r in conn.execute(q)]
+
+    def put_session(self, rec: SessionRecord) -> None:
+        rec.updated_at = utcnow()
+        with self._write() as conn:
+            self._upsert(conn, t.service_sessions, rec.model_dump(), ["session_id"], keep=("created_at",))
+
+    def get_session(self, session_id: str) -> SessionRecord:
+        s = t.service_sessions
+        with self._read() as conn:
+            row = conn.execute(select(s).where(s.c.session_id == session_id)).first()
+        if row is None:
+            raise NotFoundError(f"session {session_id!r} not found")
+        return SessionRecord.model_validate(dict(row._mapping))
+
+    def list_sessions(self, tenant: str, *, limit: int = 100) -> list[SessionRecord]:
+        s = t.service_sessions
+        q = (
+            select(s)
+            .where(s.c.tenant == tenant, s.c.deleted_at.is_(None))
+            .order_by(s.c.created_at.desc(), s.c.session_id.desc())
+            .limit(max(0, int(limit)))
+        )
+        with self._read() as conn:
+            return [SessionRecord.model_validate(dict(r._mapping)) for r in conn.execute(q)]
+
+    def tenant_has_document(self, tenant: str, doc_id: str) -> bool:
+        s, m = t.service_sessions, t.corpus_documents
+        q = (
+            select(m.c.doc_id)
+            .join(s, s.c.corpus_id == m.c.corpus_id)
+            .where(s.c.tenant == tenant, s.c.deleted_at.is_(None), m.c.doc_id == doc_id)
+            .limit(1)
+        )
+        with self._read() as conn:
+            return conn.execute(q).first() is not None
+
+    def put_service_execution(self, rec: ServiceExecutionRecord) -> None:
+        with self._write() as conn:
+            self._upsert(conn, t.service_executions, rec.model_dump(), ["execution_id"], keep=("created_at",))
+
+    def get_service_execution(self, execution_id: str) -> ServiceExecutionRecord | None:
+        e = t.service_executions
+        with self._read() as conn:
+            row = conn.execute(select(e).where(e.c.execution_id == execution_id)).first()
+        return None if row is None else ServiceExecutionRecord.model_validate(dict(row._mapping))
+
+    def delete_subcalls_after(self, execution_id: str, turn: int) -> int:
+        s = t.subcalls
+        with self._write() as conn:
+            rows = conn.execute(select(s.c.id, s.c.data).where(s.c.execution_id == execution_id)).all()
+            ids = [r.id for r in rows if int((r.data or {}).get("turn") or 0) > turn]
+            if ids:
+                conn.execute(s.delete().where(s.c.id.in_(ids)))
+        return len(ids)
+
+    def enqueue_job(self, rec: JobRecord) -> None:
+        with self._write() as conn:
+            conn.execute(t.jobs.insert().values(**rec.model_dump()))
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        j = t.jobs
+        with self._read() as conn:
+            row = conn.execute(select(j).where(j.c.job_id == job_id)).first()
+        return None if row is None else JobRecord.model_validate(dict(row._mapping))
+
+    def claim_job(self, worker_id: str, lease_s: float, kinds: list[str] | None = None) -> JobRecord | None:
+        """Claim by update: pick the oldest claimable job, then update it guarded by the same
+        condition (one transaction, ``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL the guard
+        makes a lost race update no row)."""
+        j = t.jobs
+        now = utcnow()
+        claimable = or_(
+            j.c.state == "QUEUED",
+            and_(j.c.state == "RUNNING", j.c.lease_expires_at < now),
+        )
+        q = select(j.c.job_id).where(claimable).order_by(j.c.created_at, j.c.job_id).limit(1)
+        if kinds:
+            q = q.where(j.c.kind.in_(kinds))
+        with self._write() as conn:
+            row = conn.execute(q).first()
+            if row is None:
+                return None
+            res = conn.execute(
+                j.update()
+                .where(j.c.job_id == row.job_id, claimable)
+                .values(
+                    state="RUNNING",
+                    lease_owner=worker_id,
+                    lease_expires_at=now + timedelta(seconds=lease_s),
+                    attempts=j.c.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            if not res.rowcount:
+                return None
+            got = conn.execute(select(j).where(j.c.job_id == row.job_id)).first()
+        return None if got is None else JobRecord.model_validate(dict(got._mapping))
+
+    def renew_lease(self, job_id: str, worker_id: str, lease_s: float) -> bool:
+        j = t.jobs
+        now = utcnow()
+        with self._write() as conn:
+            res = conn.execute(
+                j.update()
+                .where(j.c.job_id == job_id, j.c.lease_owner == worker_id, j.c.state == "RUNNING")
+                .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now)
+            )
+        return bool(res.rowcount)
+
+    def release_job(self, job_id: str, worker_id: str) -> bool:
+        j = t.jobs
+        with self._write() as conn:
+            res = conn.execute(
+                j.update()
+                .where(j.c.job_id == job_id, j.c.lease_owner == worker_id, j.c.state == "RUNNING")
+                .values(state="QUEUED", lease_owner=None, lease_expires_at=None, updated_at=utcnow())
+            )
+        return bool(res.rowcount)
+
+    def finish_job(self, job_id: str, worker_id: str | None, error: str | None = None) -> bool:
+        j = t.jobs
+        cond = [j.c.job_id == job_id]
+        if worker_id is not None:
+            cond.append(j.c.lease_owner == worker_id)
+        with self._write() as conn:
+            res = conn.execute(
+                j.update().where(*cond).values(state="DONE", lease_expires_at=None, error=error, updated_at=utcnow())
+            )
+        return bool(res.rowcount)
+
+    def request_cancel(self, job_id: str) -> JobRecord | None:
+        j = t.jobs
+        with self._write() as conn:
+            row = conn.execute(select(j).where(j.c.job_id == job_id)).first()
+            if row is None:
+                return None
+            before = JobRecord.model_validate(dict(row._mapping))
+            values: dict[str, Any] = {"cancel_requested": True, "updated_at": utcnow()}
+            if before.state == "QUEUED":
+                values.update(state="DONE", error="cancelled")
+            conn.execute(j.update().where(j.c.job_id == job_id).values(**values))
+        return before
+
+    def add_event(self, execution_id: str, kind: str, data: dict[str, Any]) -> int:
+        with self._write() as conn:
+            res = conn.execute(
+                t.events.insert().values(execution_id=execution_id, kind=kind, data=data, created_at=utcnow())
+            )
+            pk = res.inserted_primary_key
+        return int(pk[0]) if pk else 0
+
+    def get_events(self, execution_id: str, *, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        e = t.events
+        q = (
+            select(e.c.id, e.c.kind, e.c.data, e.c.created_at)
+            .where(e.c.execution_id == execution_id, e.c.id > after)
+            .order_by(e.c.id)
+            .limit(max(1, int(limit)))
+        )
+        with self._read() as conn:
+            return [
+                {"id": r.id, "kind": r.kind, "data": r.data, "created_at": r.created_at.isoformat()}
+                for r in conn.execute(q)
+            ]

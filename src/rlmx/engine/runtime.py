@@ -1,0 +1,403 @@
+"""Runtime mode: the client is the root LM and submits each step's code (issue 4).
+
+A :class:`RuntimeExecution` keeps one REPL alive between the client's requests. Each step
+is a turn: it runs in the REPL, is persisted (``add_turn``, with ``"mode": "runtime"``)
+before the next can start, and its span log feeds citations exactly as in answerer mode.
+``FINAL``/``SUBMIT`` in a step ends the execution (COMPLETED, citations derived from the
+span log); a step that reaches ``max_turns`` without one ends it MAX_TURNS_EXCEEDED; a
+spent budget ends it BUDGET_EXCEEDED.
+
+Sub-calls inside a step (``llm_query``, ``llm_query_batched``, ``rlm_query``) are tool
+requests. With ``client_tools=False`` the server resolves them at once with its models
+(cache → budget → LM client, the engine's resolver). With ``client_tools=True`` each one
+waits for the client: :meth:`step` returns as soon as the step finishes **or** has requests
+waiting (``waiting: true`` and ``tool_requests: [{id, kind, prompt | prompts, subcall_ids}]``);
+the client then calls :meth:`resolve` with its own results (``{id: str}``, a list of str for
+a batch, or an error) and/or asks the server to resolve some (``server_ids``), which lets the
+step go on; ``resolve`` answers like ``step``. Time spent waiting for tool results does not
+count against the step's wall-clock limit.
+
+After a restart, :meth:`open` with ``restore=True`` brings the REPL back by replaying the
+committed steps (:mod:`rlmx.engine.resume`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from typing import Any
+
+from ..errors import RlmxError, SchemaError
+from ..sandbox.base import REPL, ContextSpec, FinalSignal, StepResult, ToolRequest
+from ..store.base import ExecutionRecord, utcnow
+from ..types import Status
+from .orchestrator import Engine, ExecutionOutcome, ExecutionState, Tree
+from .resolver import ToolResolverImpl
+from .resume import ReplayResolver, abandon_in_flight, replay_turns, stored_usage
+from .schema import OutputSchema
+
+__all__ = ["RuntimeConflict", "RuntimeExecution", "ToolResultError"]
+
+SETTLE_S = 0.05
+"""After a tool request arrives, how long to wait for more (threads, batches) before
+answering the client."""
+
+
+class RuntimeConflict(Exception):
+    """The request does not fit the execution's state (finished, or a step is waiting)."""
+
+
+class ToolResultError(ValueError):
+    """A client-supplied tool result is malformed or names no waiting request."""
+
+
+class _ServerResolve:
+    """Marker: the client asked the server to resolve this request."""
+
+
+class RuntimeExecution:
+    """One runtime-mode execution over ``engine``'s store (see the module doc)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        tree: Tree,
+        *,
+        execution_id: str,
+        spec: ContextSpec,
+        corpus_id: str,
+        question: str,
+        schema: OutputSchema | None = None,
+        client_tools: bool = False,
+    ):
+        self.engine = engine
+        self.tree = tree
+        self.store = engine.store
+        self.execution_id = execution_id
+        self.spec = spec
+        self.corpus_id = corpus_id
+        self.question = question
+        self.schema = schema
+        self.client_tools = client_tools
+        self.state = ExecutionState(tree, execution_id, execution_id, corpus_id, spec, 0)
+        self.resolver = ToolResolverImpl(self.state)
+        self.repl: REPL | None = None
+        self.status = Status.RUNNING
+        self.turn = 0
+        self.last_used = time.monotonic()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[StepResult] | None = None
+        self._code = ""
+        self._t0 = 0.0
+        self._pending: dict[str, tuple[ToolRequest, asyncio.Future[Any]]] = {}
+        self._changed = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self, *, restore: bool = False) -> None:
+        """Start the REPL. ``restore``: the execution exists; replay its committed steps."""
+        self.loop = asyncio.get_running_loop()
+        fields = self.schema.field_names if self.schema else None
+        self.repl = self.engine.repl_factory(self.spec, self.engine.options, fields)
+        await self.repl.start()
+        meta = self.store.meta
+        if not restore:
+            rec = ExecutionRecord(
+                execution_id=self.execution_id,
+                corpus_id=self.corpus_id,
+                question=self.question,
+                mode="runtime",
+                root_id=self.execution_id,
+                root_model="client",
+                sub_model="client" if self.client_tools else self.tree.sub_lm.spec,
+                budgets=self.tree.budgets.model_dump(),
+            )
+            meta.put_execution(rec)
+            self.tree.emit("execution_started", execution_id=self.execution_id, depth=0, question=self.question)
+            return
+        turns = meta.get_turns(self.execution_id)
+        abandon_in_flight(meta, self.execution_id, turns[-1]["turn"] if turns else 0)
+        usage = stored_usage(meta, self.execution_id)
+        tr = self.tree.tracker
+        tr.turns, tr.sub_calls, tr.root_calls = usage.turns, usage.sub_calls, usage.root_calls
+        tr.input_tokens, tr.output_tokens, tr.cost_usd = usage.input_tokens, usage.output_tokens, usage.cost_usd
+        recorded = {str(s.get("id")): s for s in meta.get_subcalls(self.execution_id)}
+        await replay_turns(self.state, self.repl, turns, ReplayResolver(self.resolver, recorded, meta))
+        self.turn = len(turns)
+
+    async def close(self) -> None:
+        """Stop the REPL (the execution's record is left as it is)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        self._task = None
+        if self.repl is not None:
+            await self.repl.close()
+            self.repl = None
+
+    def abandon(self) -> None:
+        """Kill the REPL process without the event loop it was started in (that loop is
+        gone); the execution is restored from its committed steps when used again."""
+        pid = getattr(self.repl, "pid", None)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+        self.repl = None
+
+    async def cancel(self, reason: str) -> None:
+        """End the execution as CANCELLED now (a waiting or running step is stopped)."""
+        if self.status is Status.RUNNING:
+            self.finish(ExecutionOutcome(self.execution_id, Status.CANCELLED, "", [], error=reason))
+        await self.close()
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None
+
+    # -- the client's requests ---------------------------------------------------------------
+    async def step(self, code: str) -> dict[str, Any]:
+        """Run ``code`` as the next step; returns the step answer (see the module doc).
+        Raises :class:`RuntimeConflict` when the execution is over or a step is waiting."""
+        async with self._lock:
+            self.last_used = time.monotonic()
+            if self.status is not Status.RUNNING:
+                raise RuntimeConflict(f"the execution is {self.status.value}; start a new one")
+            if self._task is not None:
+                raise RuntimeConflict(
+                    "a step is waiting for tool results: answer them with POST /v1/executions/{id}/tools/resolve"
+                )
+            assert self.repl is not None
+            self.tree.check_stop()
+            self.turn += 1
+            self.state.turn = self.turn
+            self.tree.tracker.turns = self.turn
+            self._code, self._t0 = code, time.monotonic()
+            self.tree.emit("turn_started", execution_id=self.execution_id, depth=0, turn=self.turn)
+            self._task = asyncio.create_task(self.repl.run(code, turn=self.turn, resolver=self._dispatch))
+            return await self._settle()
+
+    async def resolve(self, results: dict[str, Any], server_ids: list[str]) -> dict[str, Any]:
+        """Supply results of waiting tool requests (``{id: value}``; a value is a str, a list
+        of str for a batch, or ``{"error": str}``) and/or let the server resolve those in
+        ``server_ids`` (``["*"]``: every waiting one not in ``results``). Raises
+        :class:`ToolResultError` for an unknown id or a malformed value, and
+        :class:`RuntimeConflict` when no step is waiting."""
+        async with self._lock:
+            self.last_used = time.monotonic()
+            if self._task is None:
+                raise RuntimeConflict("no step is waiting for tool results")
+            everything = "*" in server_ids
+            unknown = [i for i in [*results, *(x for x in server_ids if x != "*")] if i not in self._pending]
+            if unknown:
+                raise ToolResultError(
+                    f"no waiting tool request with id {unknown[0]!r}; waiting: {sorted(self._pending)}"
+                )
+            checked = {rid: self._check(rid, value) for rid, value in results.items()}
+            for rid, value in checked.items():
+                fut = self._pending[rid][1]
+                if not fut.done():
+                    if isinstance(value, Exception):
+                        fut.set_exception(value)
+                    else:
+                        fut.set_result(value)
+            for rid, (_req, fut) in list(self._pending.items()):
+                if rid not in checked and (everything or rid in server_ids) and not fut.done():
+                    fut.set_result(_ServerResolve())
+            return await self._settle()
+
+    def pending_requests(self) -> list[dict[str, Any]]:
+        out = []
+        for rid, (req, fut) in sorted(self._pending.items()):
+            if fut.done():
+                continue
+            p = req.payload
+            item: dict[str, Any] = {"id": rid, "kind": req.kind}
+            if req.kind == "llm_query_batched":
+                item["prompts"] = list(p.get("prompts") or [])
+                item["subcall_ids"] = list(p.get("subcall_ids") or [])
+            else:
+                item["prompt"] = str(p.get("prompt", ""))
+            if req.kind == "rlm_query" and p.get("context") is not None:
+                item["context"] = p.get("context")
+            out.append(item)
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+    def _check(self, rid: str, value: Any) -> Any:
+        req = self._pending[rid][0]
+        if isinstance(value, dict) and set(value) == {"error"}:
+            return RuntimeError(f"the client could not answer: {value['error']}")
+        if req.kind == "llm_query_batched":
+            n = len(req.payload.get("prompts") or [])
+            if not isinstance(value, list) or len(value) != n or not all(isinstance(v, str) for v in value):
+                raise ToolResultError(f"{rid}: an llm_query_batched result is a list of {n} strings")
+            return value
+        if not isinstance(value, str):
+            raise ToolResultError(f"{rid}: an {req.kind} result is a string")
+        return value
+
+    async def _dispatch(self, req: ToolRequest) -> Any:
+        """The REPL's resolver: the server's (``client_tools`` off), else wait for the client."""
+        if not self.client_tools:
+            return await self.resolver(req)
+        p = req.payload
+        if p.get("model"):
+            raise ValueError("choosing a model per call is not supported; call without model=")
+        n = len(p.get("prompts") or []) if req.kind == "llm_query_batched" else 1
+        self.tree.tracker.reserve_sub_calls(n)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[req.id] = (req, fut)
+        self._changed.set()
+        t0 = time.monotonic()
+        try:
+            value = await fut
+        finally:
+            self._pending.pop(req.id, None)
+        if isinstance(value, _ServerResolve):
+            self.tree.tracker.sub_calls -= n  # the server's resolver reserves them itself
+            return await self.resolver(req)
+        seconds = time.monotonic() - t0
+        if req.kind == "llm_query_batched":
+            ids = [str(i) for i in p.get("subcall_ids") or []]
+            for sid, prompt, text in zip(ids, p.get("prompts") or [], value, strict=False):
+                self.resolver._record(sid, req.kind, str(prompt), text, seconds=seconds, resolved_by="client")
+        else:
+            self.resolver._record(
+                str(p.get("subcall_id", req.id)),
+                req.kind,
+                str(p.get("prompt", "")),
+                value,
+                seconds=seconds,
+                resolved_by="client",
+            )
+        return value
+
+    async def _settle(self) -> dict[str, Any]:
+        """Wait until the step finishes, or has tool requests waiting for the client."""
+        task = self._task
+        assert task is not None
+        while True:
+            self._changed.clear()
+            if not self.pending_requests():
+                waiter = asyncio.ensure_future(self._changed.wait())
+                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+            if task.done():
+                break
+            # requests are waiting: give others raised at the same time a moment to arrive
+            await asyncio.wait({task}, timeout=SETTLE_S)
+            if task.done():
+                break
+            if self.pending_requests():
+                return self._view(None, waiting=True)
+        self._task = None
+        if task.cancelled():  # cancelled by the client meanwhile
+            return self._view(None, waiting=False)
+        try:
+            step = task.result()
+        except RlmxError as e:  # the REPL could not be restarted
+            step = StepResult(error=f"{type(e).__name__}: {e}")
+        return self._commit(step)
+
+    def _commit(self, step: StepResult) -> dict[str, Any]:
+        st, meta = self.state, self.store.meta
+        st.log_spans(step.span_log)
+        final, error, fields = step.final, step.error, None
+        if final is not None and self.schema is not None:
+            try:
+                fields = self.schema.validate(final)
+            except SchemaError as e:
+                error, final = f"SchemaError: {e}", None
+        meta.add_turn(
+            self.execution_id,
+            self.turn,
+            {
+                "turn": self.turn,
+                "depth": 0,
+                "mode": "runtime",
+                "code": self._code,
+                "stdout": step.stdout,
+                "error": error,
+                "timed_out": step.timed_out,
+                "final": final.model_dump() if final else None,
+                "span_log": [e.model_dump() for e in step.span_log],
+                "timings": {"step_s": round(step.duration_s, 4), "total_s": round(time.monotonic() - self._t0, 4)},
+            },
+        )
+        self.tree.emit(
+            "turn_finished",
+            execution_id=self.execution_id,
+            depth=0,
+            turn=self.turn,
+            root_s=0.0,
+            step_s=step.duration_s,
+            error=bool(error),
+        )
+        outcome: ExecutionOutcome | None = None
+        if self.tree.tracker.exceeded is not None:
+            outcome = ExecutionOutcome(
+                self.execution_id,
+                Status.BUDGET_EXCEEDED,
+                step.stdout[-2000:],
+                [],
+                error=str(self.tree.tracker.exceeded),
+            )
+        elif final is not None:
+            outcome = self.engine._finish(st, self.resolver, final, Status.COMPLETED, fields)
+        elif self.turn >= self.tree.budgets.max_turns:
+            outcome = ExecutionOutcome(
+                self.execution_id,
+                Status.MAX_TURNS_EXCEEDED,
+                step.stdout[-2000:],
+                [],
+                error=f"the turn budget of {self.tree.budgets.max_turns} steps is spent",
+            )
+        if outcome is not None:
+            self.finish(outcome)
+        return self._view(step, waiting=False, error=error, final=final, outcome=outcome)
+
+    def finish(self, outcome: ExecutionOutcome) -> None:
+        """Record the end of the execution (the REPL is closed by :meth:`close`)."""
+        meta = self.store.meta
+        rec = meta.get_execution(self.execution_id)
+        rec.status = outcome.status.value
+        rec.answer = outcome.text
+        rec.citations = [c.model_dump() for c in outcome.citations]
+        rec.fields = outcome.fields
+        rec.error = outcome.error
+        rec.usage = self.tree.tracker.usage().model_dump()
+        rec.finished_at = utcnow()
+        meta.put_execution(rec)
+        self.status = outcome.status
+        self.tree.emit("execution_finished", execution_id=self.execution_id, depth=0, status=outcome.status.value)
+
+    def _view(
+        self,
+        step: StepResult | None,
+        *,
+        waiting: bool,
+        error: str | None = None,
+        final: FinalSignal | None = None,
+        outcome: ExecutionOutcome | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "execution_id": self.execution_id,
+            "turn": self.turn,
+            "status": self.status.value,
+            "waiting": waiting,
+            "success": None if step is None else error is None,
+            "stdout": step.stdout if step else "",
+            "error": error,
+            "timed_out": step.timed_out if step else False,
+            "span_log": [e.model_dump() for e in step.span_log] if step else [],
+            "variables": step.variables if step else [],
+            "tool_requests": self.pending_requests() if waiting else [],
+            "final": final.model_dump() if final else None,
+            "answer": outcome.text if outcome else None,
+            "citations": [c.model_dump() for c in outcome.citations] if outcome else [],
+            "fields": outcome.fields if outcome else None,
+        }

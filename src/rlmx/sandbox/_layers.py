@@ -1,0 +1,387 @@
+"""The isolation layers, applied by the REPL process to itself before it runs any code.
+
+Runs inside the REPL process, single-threaded, right after it read its ``init`` message
+(:mod:`rlmx.sandbox.worker`). :func:`apply` takes the ``sandbox`` part of that message (a
+JSON dict built by :class:`rlmx.sandbox.policy.SandboxPolicy`) and applies, in this order,
+every layer the host allows:
+
+==============  ==========================================================================
+``netns``       a new, empty network namespace (``unshare``; in a user namespace when not
+                root): no interface but a downed loopback
+``rlimits``     address space (memory + mapped corpus + the interpreter), open files, file
+                size, core dumps, threads (with a dedicated uid); CPU per step (the worker)
+``uid``         when root: a dedicated unprivileged uid/gid, no supplementary groups (the
+                workspace is handed to it; corpus folders stay readable through descriptors
+                opened before the switch)
+``caps``        no capabilities left (effective, permitted, inheritable, bounding set)
+``no_new_privs``  no privilege gain through exec (which seccomp forbids anyway)
+``landlock``    file-system allow-list: read the interpreter and the corpus, read-write the
+                workspace, nothing else (see :mod:`._landlock`)
+``seccomp``     system-call filter (see :mod:`._seccomp`)
+==============  ==========================================================================
+
+``cgroup`` (memory and pids limits) is applied from outside, by the zygote or the bwrap
+runner; its status arrives in the same message. Each layer reports ``{"active": bool,
+"detail": str}``; a layer that cannot be applied is reported with the reason. When the
+policy is hardened and a required layer is missing, :func:`apply` raises
+:class:`Refused` before the context is opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import signal
+import stat
+import sys
+import sysconfig
+from collections.abc import Iterable
+from typing import Any
+
+from . import _landlock, _seccomp
+
+__all__ = ["LAYERS", "Refused", "apply", "interpreter_paths"]
+
+LAYERS = ("netns", "rlimits", "uid", "caps", "no_new_privs", "landlock", "seccomp", "cgroup")
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_PR_SET_NO_NEW_PRIVS = 38
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class Refused(RuntimeError):
+    """Hardened mode: a required layer is unavailable."""
+
+
+def _err() -> str:
+    return os.strerror(ctypes.get_errno())
+
+
+def interpreter_paths() -> list[str]:
+    """Folders the interpreter reads at run time (standard library, site-packages, rlmx's
+    own folder, shared libraries), for the read-only allow-list."""
+    paths: set[str] = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        p = sysconfig.get_paths().get(key)
+        if p:
+            paths.add(p)
+    for p in sys.path:
+        if p and os.path.isabs(p) and os.path.isdir(p):
+            paths.add(p)
+    import rlmx
+
+    paths.add(os.path.dirname(os.path.dirname(os.path.abspath(rlmx.__file__))))
+    paths.update(("/usr/lib", "/lib", "/lib64", "/usr/lib64", "/usr/share/zoneinfo", "/sys/devices/system/cpu"))
+    return sorted(p for p in paths if os.path.exists(p))
+
+
+def corpus_dirs(spec: dict[str, Any]) -> dict[str, list[str]]:
+    """Folders holding the context's files (texts, offset indexes, the FTS index), each with
+    the files of it that the context uses."""
+    dirs: dict[str, list[str]] = {}
+    paths = [d.get(k) for d in spec.get("docs") or [] for k in ("text_path", "index_path")]
+    paths.append(spec.get("index_path"))
+    for p in paths:
+        if p:
+            full = os.path.abspath(str(p))
+            dirs.setdefault(os.path.dirname(full), []).append(full)
+    return dirs
+
+
+def corpus_paths(spec: dict[str, Any], uid: int | None = None, gid: int | None = None) -> list[str]:
+    """What the sandbox must read of the corpus: its folders, or, for a folder closed to
+    ``uid`` itself (mode 0700), the files in it that the context uses."""
+    out: list[str] = []
+    for d, files in sorted(corpus_dirs(spec).items()):
+        if uid is None or _accessible(d, uid, gid if gid is not None else uid, dir_=True):
+            out.append(d)
+        else:
+            out.extend(f for f in sorted(set(files)) if os.path.exists(f))
+    return out
+
+
+def _unreadable_files(spec: dict[str, Any], uid: int, gid: int) -> list[str]:
+    return [
+        f
+        for files in corpus_dirs(spec).values()
+        for f in sorted(set(files))
+        if not _accessible(f, uid, gid, dir_=False)
+    ]
+
+
+def _accessible(path: str, uid: int, gid: int, dir_: bool) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    need = 5 if dir_ else 4  # r-x / r--
+    if st.st_uid == uid:
+        bits = st.st_mode >> 6
+    elif st.st_gid == gid:
+        bits = st.st_mode >> 3
+    else:
+        bits = st.st_mode
+    return (bits & need) == need
+
+
+def _status(active: bool, detail: str) -> dict[str, Any]:
+    return {"active": active, "detail": detail}
+
+
+def _netns() -> dict[str, Any]:
+    if os.geteuid() == 0:
+        if _libc.unshare(_CLONE_NEWNET) == 0:
+            return _status(True, "new network namespace: no interfaces (loopback down)")
+        return _status(False, f"unshare(CLONE_NEWNET) failed: {_err()}")
+    uid, gid = os.getuid(), os.getgid()
+    if _libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0:
+        return _status(False, f"unshare(CLONE_NEWUSER|CLONE_NEWNET) failed: {_err()} (user namespaces disabled?)")
+    try:
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+        with open("/proc/self/uid_map", "w") as f:
+            f.write(f"{uid} {uid} 1")
+        with open("/proc/self/gid_map", "w") as f:
+            f.write(f"{gid} {gid} 1")
+    except OSError as e:
+        return _status(False, f"user namespace map failed: {e}")
+    return _status(True, "new user + network namespace: no interfaces (loopback down)")
+
+
+def _rlimits(cfg: dict[str, Any], spec: dict[str, Any], dedicated_uid: bool) -> dict[str, Any]:
+    done: list[str] = []
+
+    def lim(which: int, value: int, name: str) -> None:
+        _soft, hard = resource.getrlimit(which)
+        v = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(which, (v, v))
+        done.append(name)
+
+    try:
+        mem = cfg.get("memory_bytes")
+        if mem:
+            mapped = 0
+            for d in spec.get("docs") or []:
+                for k in ("text_path", "index_path"):
+                    with contextlib.suppress(OSError, TypeError):
+                        mapped += os.stat(str(d[k])).st_size if d.get(k) else 0
+            with open("/proc/self/statm") as f:
+                vm_now = int(f.read().split()[0]) * resource.getpagesize()
+            slack = int(cfg.get("address_slack_bytes") or 512 << 20)
+            lim(resource.RLIMIT_AS, vm_now + int(mem) + mapped + slack, f"address space {int(mem) >> 20} MB + corpus")
+        if cfg.get("open_files"):
+            lim(resource.RLIMIT_NOFILE, int(cfg["open_files"]), f"{cfg['open_files']} open files")
+        if cfg.get("file_size_bytes"):
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead
+            lim(resource.RLIMIT_FSIZE, int(cfg["file_size_bytes"]), f"file size {int(cfg['file_size_bytes']) >> 20} MB")
+        lim(resource.RLIMIT_CORE, 0, "no core dumps")
+        if dedicated_uid and cfg.get("threads"):
+            lim(resource.RLIMIT_NPROC, int(cfg["threads"]), f"{cfg['threads']} threads")
+    except (OSError, ValueError) as e:
+        return _status(False, f"setrlimit failed after {', '.join(done) or 'none'}: {e}")
+    cpu = cfg.get("cpu_s")
+    if cpu:
+        done.append(f"CPU {cpu:g} s per step")
+    return _status(True, ", ".join(done))
+
+
+def _switch_uid(uid: int, gid: int, workspace: str | None) -> dict[str, Any]:
+    try:
+        if workspace:
+            os.chown(workspace, uid, gid)
+            os.chmod(workspace, 0o700)
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    except OSError as e:
+        return _status(False, f"cannot switch to uid {uid}: {e}")
+    _libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # keeps /proc/self/fd usable by this process
+    return _status(True, f"uid {uid}, gid {gid}, no supplementary groups")
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _drop_bounding_set() -> None:
+    for cap in range(64):
+        if _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() == 22:  # EINVAL: past the last
+            break
+
+
+def _drop_caps() -> dict[str, Any]:
+    hdr = _CapHeader(0x20080522, 0)
+    data = (_CapData * 2)()
+    if _libc.capset(ctypes.byref(hdr), data) != 0:
+        return _status(False, f"capset failed: {_err()}")
+    check = (_CapData * 2)()
+    _libc.capget(ctypes.byref(hdr), check)
+    if any(c.effective or c.permitted or c.inheritable for c in check):
+        return _status(False, "capabilities remain after capset")
+    return _status(True, "no capabilities (effective, permitted, inheritable, bounding)")
+
+
+def _traversable(path: str, uid: int, gid: int) -> bool:
+    st = os.stat(path)
+    if st.st_uid == uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid == gid:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
+
+
+def _blocked_ancestor(path: str, uid: int, gid: int) -> str | None:
+    """The topmost folder above ``path`` that ``uid`` cannot traverse, or None."""
+    parts = os.path.abspath(path).split("/")[1:-1]
+    cur = ""
+    for part in parts:
+        cur += "/" + part
+        try:
+            if not _traversable(cur, uid, gid):
+                return cur
+        except OSError:
+            return None
+    return None
+
+
+def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    if _libc.mount(
+        src.encode() if src else None,
+        target.encode(),
+        fstype.encode() if fstype else None,
+        ctypes.c_ulong(flags),
+        data.encode() if data else None,
+    ):
+        raise OSError(ctypes.get_errno(), f"mount {src or fstype} on {target}: {_err()}")
+
+
+def _unblock(paths: Iterable[str], writable: set[str], uid: int, gid: int) -> str:
+    """Make ``paths`` reachable by ``uid`` when a folder above them is closed to it (Python
+    installed under ``/root``, a corpus under a private folder): in a private mount namespace,
+    cover each such folder with an empty tmpfs and bind the needed paths back at the same
+    place (read-only unless in ``writable``). The rest of the covered folder (``~/.ssh``...)
+    is then invisible. Returns a note ('' when nothing was needed); raises OSError."""
+    by_top: dict[str, list[str]] = {}
+    for p in paths:
+        top = _blocked_ancestor(p, uid, gid)
+        if top is not None:
+            by_top.setdefault(top, []).append(p)
+    if not by_top:
+        return ""
+    if _libc.unshare(_CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), f"unshare(CLONE_NEWNS): {_err()}")
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
+    for top, inner in sorted(by_top.items()):
+        keep = {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p in inner}
+        try:
+            _mount("tmpfs", top, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755,size=64k")
+            for p, fd in sorted(keep.items()):
+                if os.path.isdir(f"/proc/self/fd/{fd}"):
+                    os.makedirs(p, exist_ok=True)
+                else:
+                    os.makedirs(os.path.dirname(p), exist_ok=True)
+                    open(p, "a").close()
+                _mount(f"/proc/self/fd/{fd}", p, None, _MS_BIND | _MS_REC)
+                if p not in writable:
+                    _mount(None, p, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+        finally:
+            for fd in keep.values():
+                os.close(fd)
+    return f"; {', '.join(sorted(by_top))} covered (private mount namespace), needed paths bound back"
+
+
+def apply(cfg: dict[str, Any], spec: dict[str, Any], outside: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply the layers (see module doc); returns ``{layer: {"active", "detail"}}``.
+    ``outside``: statuses of layers applied by the launcher (``cgroup``, ``netns``...).
+    Raises :class:`Refused` when hardened and a required layer is missing."""
+    st: dict[str, Any] = dict(outside or {})
+    workspace = cfg.get("workspace")
+    off = _status(False, "disabled by the sandbox policy")
+    root = os.geteuid() == 0
+    uid: int = int(cfg["uid"]) if cfg.get("uid") is not None else -1
+    gid: int = int(cfg["gid"]) if cfg.get("gid") is not None else uid
+    switch = root and uid >= 0 and bool(cfg.get("uid_switch", True))
+
+    if "netns" not in st:
+        st["netns"] = _netns() if cfg.get("netns", True) else off
+    rules: list[Any] = []
+    want_landlock = cfg.get("landlock", True)
+    if want_landlock:
+        read = interpreter_paths() + corpus_paths(spec, uid if switch else None, gid)
+        rules = _landlock.open_rules(read, [workspace] if workspace else [], _DEVICES)
+    if cfg.get("seccomp", True):
+        with contextlib.suppress(_seccomp.SeccompUnavailable):
+            _seccomp.load_library()  # before landlock hides the library folders' listings
+    st["rlimits"] = _rlimits(cfg.get("limits") or {}, spec, bool(switch))
+    closed = _unreadable_files(spec, uid, gid) if switch else []
+    if closed:
+        switch = False
+        st["uid"] = _status(
+            False,
+            f"not switched: {len(closed)} corpus file(s) are not readable by other users, e.g. {closed[0]} "
+            "(mode 0600: ingest again with this version, or chmod o+r)",
+        )
+    if switch:
+        try:
+            needed = interpreter_paths() + corpus_paths(spec, uid, gid) + ([workspace] if workspace else [])
+            note = _unblock(needed, {workspace} if workspace else set(), uid, gid)
+        except OSError as e:
+            st["uid"] = _status(False, f"not switched: paths the REPL needs are closed to uid {uid} ({e})")
+        else:
+            _drop_bounding_set()
+            st["uid"] = _switch_uid(uid, gid, workspace)
+            st["uid"]["detail"] += note
+    elif "uid" in st or closed:
+        pass
+    else:
+        st["uid"] = (
+            _status(True, f"not root: runs as uid {os.getuid()}")
+            if not root
+            else (off if not cfg.get("uid_switch", True) else _status(False, "no sandbox uid configured"))
+        )
+    if root and not switch:
+        _drop_bounding_set()
+    st["caps"] = _drop_caps()
+    pdeath = _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    if pdeath and cfg.get("parent_pid") and os.getppid() != int(cfg["parent_pid"]):
+        os._exit(3)  # the launcher is already gone
+    if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
+        st["no_new_privs"] = _status(True, "set")
+    else:
+        st["no_new_privs"] = _status(False, f"prctl failed: {_err()}")
+    if want_landlock:
+        try:
+            st["landlock"] = _status(True, _landlock.restrict(rules))
+        except _landlock.LandlockUnavailable as e:
+            st["landlock"] = _status(False, str(e))
+    else:
+        st["landlock"] = off
+    if cfg.get("seccomp", True):
+        try:
+            st["seccomp"] = _status(True, _seccomp.install(os.getpid()))
+        except _seccomp.SeccompUnavailable as e:
+            st["seccomp"] = _status(False, str(e))
+    else:
+        st["seccomp"] = off
+    st.setdefault("cgroup", _status(False, "not applied by this launcher"))
+    if cfg.get("hardened"):
+        missing = [f"{k}: {st[k]['detail']}" for k in cfg.get("required") or () if not st.get(k, {}).get("active")]
+        if missing:
+            raise Refused("hardened sandbox: required layers are unavailable: " + "; ".join(missing))
+    return st
+
+
+_DEVICES = [("/dev/null", True), ("/dev/zero", False), ("/dev/urandom", False), ("/dev/random", False)]

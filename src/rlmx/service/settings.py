@@ -1,0 +1,52 @@
+"""Settings of the service (prefix ``RLMX_``; see ``docs/service.md``).
+
+* ``RLMX_ALLOWED_PATHS`` — ``:``-separated server folders that ``POST /v1/sessions`` may read
+  documents from (empty by default: only uploads).
+* ``RLMX_KEY_PEPPER`` — the secret HMAC key of API keys; when unset, one is generated and
+  kept in ``$RLMX_HOME/key_pepper`` (mode 0600).
+* ``RLMX_SERVICE_MODELS`` — ``,``-separated model specs clients may ask for, besides the
+  server's default pair and ``baseline``.
+* ``RLMX_RATE_LIMIT_PER_MINUTE`` — requests per API key per minute (429 beyond).
+* ``RLMX_MAX_REQUEST_BYTES`` / ``RLMX_MAX_UPLOAD_BYTES`` — body limits (413 beyond).
+* ``RLMX_LEASE_SECONDS`` — a worker's lease on a job; a killed worker's job is taken over
+  after this long. ``RLMX_POLL_SECONDS`` — how often an idle worker looks for work.
+* ``RLMX_WORKER_CONCURRENCY`` — jobs one worker runs at once.
+* ``RLMX_PUBLIC_DOCS`` — serve ``/docs`` and ``/openapi.json`` without a key (default true).
+* ``RLMX_RUNTIME_IDLE_SECONDS`` — a runtime execution's REPL idle this long is stopped (it
+  is restored on the next request).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..config import default_home
+
+__all__ = ["ServiceSettings"]
+
+
+class ServiceSettings(BaseSettings):
+    """See the module doc. Units: seconds, bytes."""
+
+    model_config = SettingsConfigDict(env_prefix="RLMX_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    allowed_paths: str = ""
+    key_pepper: SecretStr | None = None
+    service_models: str = ""
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    max_request_bytes: int = Field(default=1 << 20, ge=1024)
+    max_upload_bytes: int = Field(default=64 << 20, ge=1024)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    poll_seconds: float = Field(default=0.5, gt=0)
+    worker_concurrency: int = Field(default=4, ge=1)
+    public_docs: bool = True
+    runtime_idle_seconds: float = Field(default=900.0, gt=0)
+    events_poll_seconds: float = Field(default=0.25, gt=0)
+
+    def allowed_roots(self) -> list[Path]:
+        """The allowed folders, resolved (symlinks followed); empty entries ignored."""
+        return [Path(p).expanduser().resolve() for p in self.allowed_paths.split(":") if p.strip()]
