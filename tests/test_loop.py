@@ -241,3 +241,10 @@ def test_unsaveable_variables_are_named_to_the_model(small_corpus: Path):
     assert ans.status is Status.COMPLETED and ans.text == "1"
     obs = root.calls[1][-1]["content"]
     assert "Note:" in obs and "lock" in obs
+
+
+def test_prompt_says_when_sub_calls_are_disabled(small_corpus: Path):
+    root = ScriptedLM([repl("FINAL('x')")])
+    RLM(model=root, budgets={"max_sub_calls": 0}).ask(small_corpus, "q?")
+    system = root.calls[0][0]["content"]
+    assert "disabled in this execution" in system and "llm_query(prompt) -> str" not in system

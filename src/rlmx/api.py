@@ -235,7 +235,15 @@ class RLM:
         empty question), ``IngestError`` (nothing ingested), ``ReplError`` (REPL could not
         start). Use :meth:`aask` inside a running event loop.
         """
-        return asyncio.run(self.aask(paths_or_corpus, question, output_schema))
+
+        async def ask_once() -> Answer:
+            try:
+                return await self.aask(paths_or_corpus, question, output_schema)
+            finally:  # this event loop ends here: release the clients' connection pools
+                await self._root.aclose()
+                await self._sub.aclose()
+
+        return asyncio.run(ask_once())
 
 
 def status_exit_code(status: Status) -> int:

@@ -297,16 +297,25 @@ class Engine:
     ) -> ExecutionOutcome:
         tree, opts = st.tree, self.options
         budgets = tree.budgets
-        rlm_help = (
-            "starts a child RLM, with its own REPL, on `context` (a document view, hits, a slice "
-            "you read, or any text; default: this context) and returns its answer."
-            if st.depth + 1 <= budgets.max_depth
-            else "is a plain sub-LM call here (maximum recursion depth reached)."
-        )
+        if budgets.max_sub_calls == 0:
+            sub_help = "`llm_query` and `llm_query_batched` are disabled in this execution (no sub-call budget)."
+            rlm_help = "`rlm_query` is disabled too: work with the REPL alone."
+        else:
+            sub_help = (
+                f"`llm_query(prompt) -> str` asks a sub-LM (it can read about {opts.sub_lm_chars:,} characters "
+                "in one prompt). `llm_query_batched(prompts) -> list[str]` runs many prompts concurrently: "
+                "prefer it over a loop of `llm_query`."
+            )
+            rlm_help = "`rlm_query(prompt, context=None) -> str` " + (
+                "starts a child RLM, with its own REPL, on `context` (a document view, hits, a slice "
+                "you read, or any text; default: this context) and returns its answer."
+                if st.depth + 1 <= budgets.max_depth
+                else "is a plain sub-LM call here (maximum recursion depth reached)."
+            )
         submit = load_prompt("submit_help").format(schema=json.dumps(schema.json_schema)) if schema else ""
         system = load_prompt("root_system").format(
             **_context_description(st.spec),
-            sub_lm_chars=f"{opts.sub_lm_chars:,}",
+            sub_lm_help=sub_help,
             output_chars=f"{opts.output_max_chars:,}",
             rlm_query_help=rlm_help,
             submit_help=submit,
