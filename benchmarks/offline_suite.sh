@@ -1,5 +1,5 @@
 #!/bin/sh
-# The offline benchmark suite behind docs/bench-results.md: generate the tasks (fixed
+# The offline benchmark suite behind docs/benchmarks.md (section "Benchmark harness"): generate the tasks (fixed
 # seeds), run every method with the offline policies (no API key, no network), report.
 # Usage: sh benchmarks/offline_suite.sh [OUT_DIR]   (default: bench-data; ~5 minutes)
 # Against a real model: add --model openai:gpt-5 --sub-model openai:gpt-5-mini to `run`.
