@@ -73,6 +73,21 @@ def test_session_paths_must_be_allowed(svc, key, tmp_path: Path, small_corpus: P
         assert r.status_code == 415
 
 
+def test_allowed_root_reached_through_a_symlink(tmp_path: Path, small_corpus: Path):
+    """A root configured through a symlinked folder (e.g. ../shared -> /data/shared) allows the
+    paths under it, written either way; a link inside it that escapes stays refused."""
+    linked = tmp_path / "linked"
+    linked.symlink_to(small_corpus)
+    service = make_service(tmp_path / "h2", allowed_paths=str(linked))
+    assert service.check_path(str(linked / "alpha.txt")) == (small_corpus / "alpha.txt").resolve()
+    assert service.check_path(str(small_corpus / "alpha.txt")) == (small_corpus / "alpha.txt").resolve()
+    outside = tmp_path / "secret.txt"
+    outside.write_text("x", encoding="utf-8")
+    (small_corpus / "escape.txt").symlink_to(outside)
+    with pytest.raises(Exception, match="RLMX_ALLOWED_PATHS"):
+        service.check_path(str(linked / "escape.txt"))
+
+
 def test_answerer_execution_end_to_end(svc, key, small_corpus: Path):
     with client(svc) as c:
         s = ready_session(c, key, [{"source_name": "corpus", "path": str(small_corpus)}])

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -48,5 +49,12 @@ class ServiceSettings(BaseSettings):
     events_poll_seconds: float = Field(default=0.25, gt=0)
 
     def allowed_roots(self) -> list[Path]:
-        """The allowed folders, resolved (symlinks followed); empty entries ignored."""
-        return [Path(p).expanduser().resolve() for p in self.allowed_paths.split(":") if p.strip()]
+        """The allowed folders, each as written (absolute) and resolved (symlinks followed), so
+        a path is checked lexically and after resolution against the matching form; empty
+        entries ignored."""
+        roots: list[Path] = []
+        for p in self.allowed_paths.split(":"):
+            if p.strip():
+                given = Path(p).expanduser()
+                roots += [Path(os.path.abspath(given)), given.resolve()]
+        return list(dict.fromkeys(roots))
