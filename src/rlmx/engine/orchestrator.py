@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..corpus.canonical import TextReader
@@ -99,6 +102,8 @@ class Resumer(Protocol):
     committed turn (replay today; a snapshot restore later) and says where to go on."""
 
     record: ExecutionRecord
+    last_turn: int
+    """The last committed turn (0: none): a REPL snapshot of that turn can be restored."""
 
     async def restore(
         self, engine: Engine, st: ExecutionState, repl: REPL, resolver: ToolResolverImpl, schema: OutputSchema | None
@@ -115,6 +120,8 @@ class ExecutionState:
     depth: int
     turn: int = 0
     events: dict[tuple[str, str, int, int], SpanEvent] = field(default_factory=dict)
+    restored_turn: int = 0
+    """The turn whose REPL snapshot the REPL was restored from on resume (0: none)."""
 
     def log_spans(self, events: list[SpanEvent]) -> None:
         for ev in events:
@@ -169,6 +176,7 @@ class Engine:
         self.store = store
         self.options = options
         self.repl_factory = repl_factory or _local_repl
+        self.snapshot_key = _snapshot_key(store.home) if repl_factory is None else None
         self._readers: dict[str, TextReader] = {}
         self._names: dict[str, str] = {}
 
@@ -189,6 +197,33 @@ class Engine:
         if doc_id not in self._names:
             self._names[doc_id] = self.store.meta.get_document(doc_id).name
         return self._names[doc_id]
+
+    # -- REPL snapshots (durable state) -------------------------------------------
+    def _new_repl(self, spec: ContextSpec, schema_fields: list[str] | None, snapshot: Any = None) -> REPL:
+        if self.repl_factory is _local_repl:
+            return _local_repl(spec, self.options, schema_fields, snapshot=snapshot, key=self.snapshot_key)
+        return self.repl_factory(spec, self.options, schema_fields)
+
+    def _save_snapshot(self, execution_id: str, turn: int, repl: REPL) -> None:
+        """Store the REPL's sealed snapshot of ``turn`` as opaque bytes (never unpickled here),
+        so that another process can resume the execution from it; skipped above
+        ``MAX_STORED_SNAPSHOT_BYTES`` (resume then replays the committed turns)."""
+        snap = getattr(repl, "snapshot", None)
+        if snap is None or snap.turn != turn or snap.size > MAX_STORED_SNAPSHOT_BYTES:
+            self.store.blobs.delete(f"snapshots/{execution_id}.snap")
+            return
+        self.store.blobs.put(f"snapshots/{execution_id}.snap", snap.to_bytes())
+
+    def _load_snapshot(self, execution_id: str, turn: int) -> Any:
+        """The stored snapshot of ``execution_id`` when it is the one of ``turn``, else None."""
+        from ..errors import NotFoundError
+        from ..sandbox.snapshot import Snapshot, SnapshotError
+
+        try:
+            snap = Snapshot.from_bytes(self.store.blobs.get(f"snapshots/{execution_id}.snap"))
+        except (NotFoundError, SnapshotError, ValueError):
+            return None
+        return snap if turn and snap.turn == turn else None
 
     def _best_so_far(self, st: ExecutionState) -> str:
         """Best answer so far when an execution ends early: the last printed output (its last
@@ -251,11 +286,14 @@ class Engine:
         self.store.meta.put_execution(rec)
         tree.emit("execution_started", execution_id=eid, depth=depth, question=question, resumed=resume is not None)
         resolver = ToolResolverImpl(st)
-        repl = self.repl_factory(spec, self.options, schema.field_names if schema else None)
+        snapshot = self._load_snapshot(eid, resume.last_turn) if resume is not None else None
+        repl = self._new_repl(spec, schema.field_names if schema else None, snapshot)
         out: ExecutionOutcome
         t_exec = time.monotonic()
         try:
             await repl.start()
+            if snapshot is not None and getattr(repl, "snapshot", None) is not None:
+                st.restored_turn = resume.last_turn if resume is not None else 0
             out = await self._loop(st, repl, resolver, question, schema, resume)
         except BudgetExceededError as e:
             out = ExecutionOutcome(eid, Status.BUDGET_EXCEEDED, self._best_so_far(st), [], error=str(e))
@@ -401,6 +439,7 @@ class Engine:
                     },
                 },
             )
+            self._save_snapshot(st.execution_id, turn, repl)
             tree.emit(
                 "turn_finished",
                 execution_id=st.execution_id,
@@ -484,12 +523,51 @@ class Engine:
         return ExecutionOutcome(st.execution_id, status, answer, refs, fields=fields)
 
 
-def _local_repl(spec: ContextSpec, options: EngineOptions, schema_fields: list[str] | None) -> REPL:
-    from ..sandbox import make_repl
+MAX_STORED_SNAPSHOT_BYTES = 64 << 20
 
+
+def _snapshot_key(home: Path) -> bytes | None:
+    """The key that seals stored REPL snapshots, shared by every process of this store:
+    ``RLMX_SANDBOX_SNAPSHOT_KEY`` when set (the sandbox policy reads it), else the file
+    ``$RLMX_HOME/snapshot_key`` (created with mode 0600 on first use)."""
+    if os.environ.get("RLMX_SANDBOX_SNAPSHOT_KEY"):
+        return None
+    path = home / "snapshot_key"
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    home.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+def _local_repl(
+    spec: ContextSpec,
+    options: EngineOptions,
+    schema_fields: list[str] | None,
+    *,
+    snapshot: Any = None,
+    key: bytes | None = None,
+) -> REPL:
+    from pydantic import SecretStr
+
+    from ..sandbox import SandboxPolicy, make_repl
+
+    policy = SandboxPolicy()
+    if key is not None and policy.snapshot_key is None:
+        policy = policy.model_copy(update={"snapshot_key": SecretStr(key.decode())})
     return make_repl(
         spec,
+        policy=policy,
         step_timeout_s=options.step_timeout_s,
         output_cap_chars=options.repl_output_cap_chars,
         schema_fields=schema_fields,
+        snapshot=snapshot,
     )

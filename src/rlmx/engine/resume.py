@@ -14,9 +14,11 @@ in flight. :func:`prepare_resume` readies an execution to go on, on any worker:
    provider sees no duplicate request; a sub-call with no record (it failed, or the code is
    not deterministic) goes to the live resolver, whose LLM cache answers repeated requests.
 
-The redone turn's root call is usually an LLM-cache hit too (same messages). Replay is the
-stand-in for REPL snapshots: anything implementing :class:`~rlmx.engine.orchestrator.Resumer`
-(``record`` + ``restore``) can replace it with a snapshot restore without touching the loop.
+The redone turn's root call is usually an LLM-cache hit too (same messages). When the
+engine restored the REPL from its stored snapshot of the last committed turn
+(``ExecutionState.restored_turn``), step 3 runs no code: :func:`restore_logs` reads the span
+logs and sub-call answers back from the trace instead. Replay is the fallback when no usable
+snapshot exists.
 Limits: code whose effect depends on time, randomness or the outside world replays
 differently; a turn that hit the step timeout is not replayed (its REPL had been restarted,
 so its variables were lost then too).
@@ -28,7 +30,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, SchemaError
-from ..sandbox.base import REPL, FinalSignal, ToolRequest
+from ..sandbox.base import REPL, FinalSignal, SpanEvent, ToolRequest
 from ..store.base import ExecutionRecord, MetadataStore, utcnow
 from ..types import SpanRef, Status, Usage
 from .budget import BudgetTracker
@@ -39,7 +41,15 @@ from .schema import OutputSchema
 if TYPE_CHECKING:
     from ..lm.base import Message
 
-__all__ = ["ReplayResolver", "ReplayResumer", "abandon_in_flight", "prepare_resume", "replay_turns", "stored_usage"]
+__all__ = [
+    "ReplayResolver",
+    "ReplayResumer",
+    "abandon_in_flight",
+    "prepare_resume",
+    "replay_turns",
+    "restore_logs",
+    "stored_usage",
+]
 
 
 def _tree_ids(meta: MetadataStore, execution_id: str, max_depth: int = 16) -> list[str]:
@@ -189,6 +199,21 @@ async def replay_turns(st: ExecutionState, repl: REPL, turns: list[dict[str, Any
     return last_output
 
 
+def restore_logs(st: ExecutionState, turns: list[dict[str, Any]], recorded: ReplayResolver) -> str:
+    """Bring back what citations need without running code: each committed turn's span log
+    (into ``st``) and every recorded sub-call answer (into the live resolver); returns the
+    last printed output."""
+    last_output = ""
+    for t in turns:
+        st.turn = int(t["turn"])
+        st.log_spans([SpanEvent.model_validate(e) for e in t.get("span_log") or []])
+        if t.get("stdout"):
+            last_output = str(t["stdout"])
+    for sid in recorded.recorded:
+        recorded._answer(sid)
+    return last_output
+
+
 class ReplayResumer:
     """The replay :class:`~rlmx.engine.orchestrator.Resumer` (see the module doc)."""
 
@@ -196,6 +221,7 @@ class ReplayResumer:
         self.record = record
         self.turns = turns
         self.meta = meta
+        self.last_turn = int(turns[-1]["turn"]) if turns else 0
 
     async def restore(
         self,
@@ -207,8 +233,17 @@ class ReplayResumer:
     ) -> ResumePoint:
         recorded = {str(s.get("id")): s for s in self.meta.get_subcalls(st.execution_id)}
         replay = ReplayResolver(resolver, recorded, self.meta)
-        last_output = await replay_turns(st, repl, self.turns, replay)
-        st.tree.emit("execution_resumed", execution_id=st.execution_id, depth=st.depth, turns=len(self.turns))
+        if st.restored_turn and st.restored_turn == self.last_turn:
+            # The REPL came back from its snapshot of the last committed turn: no code runs
+            # again; the span logs and sub-call answers that citations need come from the trace.
+            last_output = restore_logs(st, self.turns, replay)
+            how = "snapshot"
+        else:
+            last_output = await replay_turns(st, repl, self.turns, replay)
+            how = "replay"
+        st.tree.emit(
+            "execution_resumed", execution_id=st.execution_id, depth=st.depth, turns=len(self.turns), restored=how
+        )
         last = self.turns[-1]
         if last.get("final") is not None:  # it had ended; only its record was not written
             final = FinalSignal.model_validate(last["final"])
