@@ -49,7 +49,7 @@ def test_sub_call_budget_is_strict_under_parallel_children():
 
 
 def test_token_budget_counts_calls_in_flight():
-    t = tracker(max_total_tokens=250)
+    t = tracker(max_total_tokens=800)  # each call reserves ≈ 100 input + 256 output tokens
     lm = BudgetedLM(Echo(delay=0.01), t, role="sub")
     big = [{"role": "user", "content": "x" * 400}]  # ≈ 100 tokens estimated
 
@@ -62,14 +62,15 @@ def test_token_budget_counts_calls_in_flight():
 
 
 def test_cost_budget_and_unknown_cost():
-    t = tracker(max_cost_usd=0.0002)
+    t = tracker(max_cost_usd=0.0006)  # each call costs 110e-6 and reserves ≈ 257e-6 while in flight
     lm = BudgetedLM(Echo(), t, role="root")
     asyncio.run(lm.complete([{"role": "user", "content": "q"}]))
     assert t.cost_usd == pytest.approx(110e-6)
-    asyncio.run(lm.complete([{"role": "user", "content": "q"}]))
     with pytest.raises(BudgetExceededError) as e:
-        asyncio.run(lm.complete([{"role": "user", "content": "q"}]))
-    assert e.value.budget == "max_cost_usd"
+        for _ in range(10):
+            asyncio.run(lm.complete([{"role": "user", "content": "q"}]))
+    assert e.value.budget == "max_cost_usd" and t.cost_usd <= 0.0006
+    assert t.cost_usd == pytest.approx(440e-6)  # the 5th call would have passed the budget
 
     t2 = tracker()
     unknown = Echo()
@@ -97,3 +98,18 @@ def test_wall_budget_bounds_a_slow_call():
     with pytest.raises(BudgetExceededError) as e:
         asyncio.run(lm.complete([{"role": "user", "content": "q"}]))
     assert e.value.budget == "max_wall_seconds" and t.exceeded is e.value
+
+
+def test_cost_budget_holds_for_parallel_calls():
+    """50 concurrent calls must not all pass a cost check that only looks at money spent."""
+    t = tracker(max_cost_usd=0.002)  # Prices: 1e-6 USD a token; each call reserves ≈ 257e-6
+    lm = BudgetedLM(Echo(delay=0.01), t, role="sub")
+
+    async def main():
+        return await asyncio.gather(
+            *(lm.complete([{"role": "user", "content": "q"}]) for _ in range(50)), return_exceptions=True
+        )
+
+    results = asyncio.run(main())
+    done = sum(isinstance(r, Completion) for r in results)
+    assert done == 7 and t.cost_usd is not None and t.cost_usd <= 0.002  # 7 x 257e-6 reserved fits

@@ -248,3 +248,40 @@ def test_prompt_says_when_sub_calls_are_disabled(small_corpus: Path):
     RLM(model=root, budgets={"max_sub_calls": 0}).ask(small_corpus, "q?")
     system = root.calls[0][0]["content"]
     assert "disabled in this execution" in system and "llm_query(prompt) -> str" not in system
+
+
+def test_forged_citations_and_spans_outside_the_context_are_dropped(small_corpus: Path, tmp_path: Path):
+    from rlmx.engine.orchestrator import ExecutionState
+    from rlmx.sandbox.base import ContextDoc, ContextSpec, SpanEvent
+
+    secret = tmp_path / "other"
+    secret.mkdir()
+    (secret / "secret.txt").write_text("TENANT-A SECRET: the vault code is 99-31-77.\n", encoding="utf-8")
+    rlm = RLM(model="baseline")
+    other = rlm.ingest(secret)
+    secret_id = other.documents[0].doc_id
+    forge = (
+        "try:\n    FINAL('x')\nexcept BaseException as e:\n"
+        f"    e.signal['citations'] = [{{'doc_id': {secret_id!r}, 'start': 0, 'end': 40}}]\n    raise"
+    )
+    ans = RLM(model=ScriptedLM([repl(forge)])).ask(small_corpus, "q?")
+    assert ans.status is Status.COMPLETED and ans.text == "x"
+    assert all(c.doc_id != secret_id for c in ans.citations) and "SECRET" not in str(ans.citations)
+    # the span log is filtered the same way, windows included
+    spec = ContextSpec(docs=[ContextDoc(doc_id="d", name="d.txt", length=100, text_path="/x", window=(10, 50))])
+    st = ExecutionState(None, "e", "e", "c", spec, 0)  # type: ignore[arg-type]
+    st.log_spans(
+        [
+            SpanEvent(kind="read", doc_id="d", start=12, end=20),
+            SpanEvent(kind="read", doc_id="d", start=40, end=60),  # runs past the window
+            SpanEvent(kind="read", doc_id=secret_id, start=0, end=10),
+        ]
+    )
+    assert [(k[1], k[2], k[3]) for k in st.events] == [("d", 12, 20)]
+
+
+def test_misspelt_budget_is_refused():
+    from rlmx.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="max_cost"):
+        RLM(model="baseline", budgets={"max_cost": 0.01})

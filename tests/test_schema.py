@@ -36,3 +36,21 @@ def test_bad_schema():
         OutputSchema({"type": "nonsense-type"})
     with pytest.raises(ConfigError):
         OutputSchema("not a schema")  # type: ignore[arg-type]
+
+
+def test_unsafe_schemas_are_refused():
+    with pytest.raises(ConfigError, match="pattern"):
+        OutputSchema({"type": "object", "properties": {"x": {"type": "string", "pattern": "^(a+)+$"}}})
+    with pytest.raises(ConfigError, match="local references"):
+        OutputSchema({"type": "object", "properties": {"x": {"$ref": "http://example.invalid/s.json"}}})
+    deep: dict = {"type": "object"}
+    node = deep
+    for _ in range(40):
+        node["properties"] = {"x": {"type": "object"}}
+        node = node["properties"]["x"]
+    with pytest.raises(ConfigError, match="nested"):
+        OutputSchema(deep)
+    ok = OutputSchema(
+        {"type": "object", "$defs": {"n": {"type": "integer"}}, "properties": {"x": {"$ref": "#/$defs/n"}}}
+    )
+    assert ok.validate(FinalSignal(kind="SUBMIT", answer="", fields={"x": 3})) == {"x": 3}

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from .config import Settings
 from .corpus import context_spec, corpus_from_texts, ingest
@@ -64,7 +64,13 @@ class RLM:
         self.settings = settings or Settings()
         if home is not None:
             self.settings = self.settings.model_copy(update={"home": Path(home)})
-        self.budgets = budgets if isinstance(budgets, Budgets) else Budgets(**(budgets or {}))
+        try:
+            self.budgets = budgets if isinstance(budgets, Budgets) else Budgets(**(budgets or {}))
+        except ValidationError as e:
+            fields = ", ".join(Budgets.model_fields)
+            raise ConfigError(
+                f"invalid budgets ({e.errors()[0]['msg']}: {e.errors()[0]['loc']}); fields: {fields}"
+            ) from None
         spec_root = model if isinstance(model, str) else None
         spec_sub = sub_model if isinstance(sub_model, str) else None
         root_spec, sub_spec, msg = resolve_models(

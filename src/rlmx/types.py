@@ -84,8 +84,11 @@ class Budgets(BaseModel):
     ``max_turns`` applies to each execution (root or child) separately; the others hold for
     the whole tree. ``None`` means unlimited. Units: tokens (input + output), USD, seconds.
     ``max_depth`` is the deepest child depth ``rlm_query`` may start (root = 0); at that
-    depth ``rlm_query`` degrades to a plain sub-LM call (paper §2).
+    depth ``rlm_query`` degrades to a plain sub-LM call (paper §2). Unknown fields are
+    refused (a misspelt limit must not silently mean "unlimited").
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     max_turns: int = Field(default=30, ge=1)
     max_sub_calls: int | None = Field(default=None, ge=0)

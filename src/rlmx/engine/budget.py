@@ -3,9 +3,12 @@
 One :class:`BudgetTracker` is shared by the root execution and every child, including
 children running in parallel. Sub-calls are reserved before they start (so parallel
 children cannot overshoot ``max_sub_calls``); tokens and USD are checked before each call
-against what was spent plus an estimate of the calls in flight (≈ 4 characters a token),
-and charged from provider-reported usage afterwards. A cost is ``None`` (unknown) as soon
-as one call used a model with no price — never silently zero.
+against what was spent plus an estimate of every call in flight — input at ≈ 4 characters
+a token, output at ``max_tokens`` or ``OUTPUT_TOKENS_ESTIMATE`` — and charged from
+provider-reported usage afterwards. A batch therefore stops where its estimates would pass
+the budget; a call whose real output exceeds its estimate can still overshoot by that much.
+A cost is ``None`` (unknown) as soon as one call used a model with no price — never
+silently zero.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from ..lm.base import Completion, LMClient, Message, estimate_tokens
 from ..lm.wrappers import WrapperLM
 from ..types import Budgets, Usage
 
-__all__ = ["BudgetTracker", "BudgetedLM"]
+__all__ = ["OUTPUT_TOKENS_ESTIMATE", "BudgetTracker", "BudgetedLM"]
+
+OUTPUT_TOKENS_ESTIMATE = 256
+"""Output tokens reserved for a call in flight when it sets no ``max_tokens``."""
 
 
 class _Prices(Protocol):
@@ -46,6 +52,7 @@ class BudgetTracker:
         self.cost_usd: float | None = 0.0
         self.max_depth_reached = 0
         self._inflight_tokens = 0
+        self._inflight_cost = 0.0
         self.exceeded: BudgetExceededError | None = None
 
     # -- limits ---------------------------------------------------------------
@@ -63,8 +70,9 @@ class BudgetTracker:
         b = self.budgets.max_wall_seconds
         return None if b is None else max(0.0, b - self.elapsed())
 
-    def check(self, *, extra_tokens: int = 0) -> None:
-        """Raise when any tree-wide budget is already spent (or would be by ``extra_tokens``)."""
+    def check(self, *, extra_tokens: int = 0, extra_cost: float = 0.0) -> None:
+        """Raise when any tree-wide budget is already spent, or would be by a call estimated at
+        ``extra_tokens`` (input + output) and ``extra_cost`` USD on top of the calls in flight."""
         if self.exceeded is not None:
             raise self.exceeded
         b = self.budgets
@@ -76,8 +84,12 @@ class BudgetTracker:
                 "max_total_tokens",
                 f"token budget of {b.max_total_tokens:,} spent ({spent:,} used or in flight)",
             )
-        if b.max_cost_usd is not None and self.cost_usd is not None and self.cost_usd >= b.max_cost_usd:
-            raise self._fail("max_cost_usd", f"cost budget of ${b.max_cost_usd:g} spent")
+        if b.max_cost_usd is not None and self.cost_usd is not None:
+            committed = self.cost_usd + self._inflight_cost
+            if self.cost_usd >= b.max_cost_usd or (extra_cost and committed + extra_cost > b.max_cost_usd):
+                raise self._fail(
+                    "max_cost_usd", f"cost budget of ${b.max_cost_usd:g} spent (${committed:.6f} used or in flight)"
+                )
 
     def reserve_sub_calls(self, n: int = 1) -> None:
         """Count ``n`` sub-calls before they start, all or none; raise when ``max_sub_calls``
@@ -143,11 +155,15 @@ class BudgetedLM(WrapperLM):
         max_tokens: int | None = None,
         temperature: float | None = None,
     ) -> Completion:
-        estimate = estimate_tokens("".join(m["content"] for m in messages))
-        self.tracker.check(extra_tokens=estimate)
+        est_in = estimate_tokens("".join(m["content"] for m in messages))
+        est_out = max_tokens or self.inner.max_tokens or OUTPUT_TOKENS_ESTIMATE
+        estimate = est_in + est_out
+        est_cost = self.tracker.prices.cost(self.spec, est_in, est_out) or 0.0
+        self.tracker.check(extra_tokens=estimate, extra_cost=est_cost)
         if self.role == "root":
             self.tracker.root_calls += 1
         self.tracker._inflight_tokens += estimate
+        self.tracker._inflight_cost += est_cost
         call = self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature)
         try:
             left = self.tracker.seconds_left()
@@ -158,6 +174,7 @@ class BudgetedLM(WrapperLM):
             ) from None
         finally:
             self.tracker._inflight_tokens -= estimate
+            self.tracker._inflight_cost -= est_cost
         cost = self.tracker.charge(completion)
         completion.raw = {**completion.raw, "cost_usd": cost}
         return completion

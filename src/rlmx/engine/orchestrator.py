@@ -122,9 +122,29 @@ class ExecutionState:
     events: dict[tuple[str, str, int, int], SpanEvent] = field(default_factory=dict)
     restored_turn: int = 0
     """The turn whose REPL snapshot the REPL was restored from on resume (0: none)."""
+    ranges: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for d in self.spec.docs:
+            self.ranges.setdefault(d.doc_id, []).append(d.window or (0, d.length))
+            self.names.setdefault(d.doc_id, d.name)
+
+    def clip(self, doc_id: str, start: int, end: int) -> Span | None:
+        """The part of ``[start, end)`` this execution's context may see, or None.
+
+        Span logs and FINAL citations come from the sandbox, which model code controls: only
+        documents (and windows) of the execution's own context are ever read or cited."""
+        for lo, hi in self.ranges.get(doc_id, ()):
+            a, b = max(start, lo), min(end, hi)
+            if a < b:
+                return Span(doc_id, a, b)
+        return None
 
     def log_spans(self, events: list[SpanEvent]) -> None:
         for ev in events:
+            if self.clip(ev.doc_id, ev.start, ev.end) != Span(ev.doc_id, ev.start, ev.end):
+                continue  # outside the context: forged or stale, never a citation
             key = (ev.kind, ev.doc_id, ev.start, ev.end)
             old = self.events.get(key)
             if old is None:
@@ -513,14 +533,30 @@ class Engine:
         fields: dict[str, Any] | None,
     ) -> ExecutionOutcome:
         answer = final.answer
-        spans = derive_spans(answer, final.citations, st.events.values(), resolver.responses, self.text_of)
+        explicit: list[dict[str, int | str]] | None = None
+        if final.citations:
+            clipped = (st.clip(str(c.get("doc_id")), _int(c.get("start")), _int(c.get("end"))) for c in final.citations)
+            explicit = [{"doc_id": c.doc_id, "start": c.start, "end": c.end} for c in clipped if c is not None]
+        spans = derive_spans(answer, explicit, st.events.values(), resolver.responses, self.text_of)
         if not final.citations:
-            for sid, refs in resolver.child_citations.items():
+            for sid, refs in resolver.child_citations.items():  # made by the engine for the child
                 if answer_uses(answer, resolver.responses.get(sid, "")):
                     spans.extend(Span(r.doc_id, r.start, r.end) for r in refs)
             spans = merge_spans(spans)
-        refs = build_spanrefs(spans, self.text_of, self.name_of)
+        refs = []
+        for span in spans:
+            try:
+                refs += build_spanrefs([span], self.text_of, lambda d: st.names.get(d) or self.name_of(d))
+            except (RlmxError, ValueError, OSError):
+                continue  # a document that vanished from the store cannot be cited
         return ExecutionOutcome(st.execution_id, status, answer, refs, fields=fields)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
 
 
 MAX_STORED_SNAPSHOT_BYTES = 64 << 20

@@ -11,11 +11,36 @@ from typing import Any
 
 import jsonschema
 from pydantic import BaseModel, ValidationError
+from referencing.exceptions import Unresolvable
 
 from ..errors import ConfigError, SchemaError
 from ..sandbox.base import FinalSignal
 
-__all__ = ["OutputSchema"]
+__all__ = ["MAX_SCHEMA_DEPTH", "OutputSchema"]
+
+MAX_SCHEMA_DEPTH = 32
+_UNSAFE_KEYWORDS = ("pattern", "patternProperties", "$dynamicRef", "$recursiveRef")
+
+
+def _check_safe(schema: Any, depth: int = 0) -> None:
+    """Refuse what would let a caller's schema hurt the server: regular expressions
+    (``pattern``: catastrophic backtracking runs in the service's event loop), references
+    outside the schema (``$ref`` not starting with ``#``: fetched or unresolvable), and
+    nesting deeper than ``MAX_SCHEMA_DEPTH``. Raises :class:`ConfigError` saying which."""
+    if depth > MAX_SCHEMA_DEPTH:
+        raise ConfigError(f"output_schema is nested deeper than {MAX_SCHEMA_DEPTH} levels")
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key in _UNSAFE_KEYWORDS:
+                raise ConfigError(
+                    f"output_schema may not use {key!r} (regular expressions and dynamic references are refused)"
+                )
+            if key == "$ref" and not (isinstance(value, str) and value.startswith("#")):
+                raise ConfigError("output_schema may only use local references ($ref starting with '#')")
+            _check_safe(value, depth + 1)
+    elif isinstance(schema, list):
+        for item in schema:
+            _check_safe(item, depth + 1)
 
 
 class OutputSchema:
@@ -29,10 +54,13 @@ class OutputSchema:
             self.model = schema
             self.json_schema: dict[str, Any] = schema.model_json_schema()
         elif isinstance(schema, dict):
+            _check_safe(schema)
             try:
                 jsonschema.Draft202012Validator.check_schema(schema)
             except jsonschema.SchemaError as e:
                 raise ConfigError(f"output_schema is not a valid JSON Schema: {e.message}") from e
+            except RecursionError:
+                raise ConfigError("output_schema is nested too deeply") from None
             self.json_schema = schema
         else:
             raise ConfigError("output_schema must be a JSON Schema dict or a pydantic model class")
@@ -63,7 +91,10 @@ class OutputSchema:
                 return self.model.model_validate(fields).model_dump(mode="json")
             except ValidationError as e:
                 raise SchemaError(f"SUBMIT fields do not match the schema: {e}") from None
-        errors = sorted(jsonschema.Draft202012Validator(self.json_schema).iter_errors(fields), key=str)
+        try:
+            errors = sorted(jsonschema.Draft202012Validator(self.json_schema).iter_errors(fields), key=str)
+        except (RecursionError, jsonschema.exceptions.ValidationError, Unresolvable, LookupError, ValueError) as e:
+            raise SchemaError(f"SUBMIT fields could not be checked against the schema: {e}") from None
         if errors:
             msgs = "; ".join(f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:5])
             raise SchemaError(f"SUBMIT fields do not match the schema: {msgs}")
