@@ -565,22 +565,28 @@ MAX_STORED_SNAPSHOT_BYTES = 64 << 20
 def _snapshot_key(home: Path) -> bytes | None:
     """The key that seals stored REPL snapshots, shared by every process of this store:
     ``RLMX_SANDBOX_SNAPSHOT_KEY`` when set (the sandbox policy reads it), else the file
-    ``$RLMX_HOME/snapshot_key`` (created with mode 0600 on first use)."""
+    ``$RLMX_HOME/snapshot_key`` (mode 0600). It is written to a temporary file and linked
+    into place, so a process never reads a half-written key."""
     if os.environ.get("RLMX_SANDBOX_SNAPSHOT_KEY"):
         return None
     path = home / "snapshot_key"
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    home.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32).encode()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        tmp = home / f".snapshot_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_hex(32).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # atomic; fails when another process won the race
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    key = path.read_bytes().strip()
+    if len(key) < 32:
+        raise RlmxError(f"{path} holds no usable key: delete it (snapshots sealed with it become unusable)")
     return key
 
 
