@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rlmx.corpus.canonical import CHECKPOINT, canonicalize
+from rlmx.engine.resolver import ContextSearch
 from rlmx.sandbox import _scan
 from rlmx.sandbox.context import ContextView, DocView, Hit, open_context
 from rlmx.sandbox.spanlog import SpanLog
@@ -36,7 +37,7 @@ def corpus(tmp_path: Path) -> tuple[ContextView, SpanLog, dict[str, str]]:
     }
     spec = spec_from_texts(tmp_path, texts)
     log = SpanLog()
-    ctx = open_context(spec.model_dump(), log)
+    ctx = open_context(spec.model_dump(), log, ContextSearch(spec))  # search: as the orchestrator answers it
     assert isinstance(ctx, ContextView)
     return ctx, log, {n: canonicalize(t) for n, t in texts.items()}
 
@@ -198,7 +199,8 @@ def test_search_clips_to_windows_and_scans_without_index(tmp_path):
         folder = tmp_path / str(index)
         base = spec_from_texts(folder, {"z.txt": text}, index=index)
         d = base.docs[0].model_copy(update={"window": (at - 100, at + 100)})
-        ctx = open_context(base.model_copy(update={"docs": [d]}).model_dump(), SpanLog())
+        spec = base.model_copy(update={"docs": [d]})
+        ctx = open_context(spec.model_dump(), SpanLog(), ContextSearch(spec))
         (hit,) = ctx.search("zebra", k=5)
         assert 0 <= hit.start < hit.end <= 200
         assert "zebra" in hit.text

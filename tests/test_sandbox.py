@@ -158,6 +158,40 @@ def test_snapshots_can_be_turned_off(spec):
     assert r[2].stdout == "False\n"
 
 
+def test_the_snapshot_stays_within_its_limit_across_steps(spec):
+    """Unchanged immutable values count toward the limit too: a snapshot never grows past it
+    over several steps (the orchestrator refuses one that does)."""
+    r, repl = steps(spec, ["s1 = 'x' * 600_000", "s2 = 'y' * 600_000", "print(len(s1))"], snapshot_max_mb=1)
+    assert r[0].error is None and r[1].error is None and r[2].stdout == "600000\n"
+    assert any("s2 (too large to save" in n for n in r[1].notes), r[1].notes
+    assert repl.snapshot is not None and set(repl.snapshot.vars) == {"s1"} and repl.snapshot.size <= 1 << 20
+
+
+def test_the_orchestrator_refuses_malformed_or_oversized_snapshots(spec):
+    from rlmx.sandbox.local import _Violation
+
+    repl = LocalREPL(spec, policy=SandboxPolicy(snapshot_max_mb=1))
+    data = b"x" * 1_100_000
+    assert repl._keep_snapshot(1, {"changed": [["a", len(data)]], "_data": data}) == []
+    first = repl.snapshot
+    assert first is not None and set(first.vars) == {"a"}
+    for bad in [
+        {"changed": [["b", len(data)]], "_data": data},  # 2.2 MB sealed: past 1 MB + slack
+        {"changed": [["b", 10]], "_data": b"x" * 5},
+        {"changed": [["b", 5]], "_data": b"x" * 10},
+        {"changed": [["b", -1]], "_data": b""},
+        {"changed": [["b", True]], "_data": b"x"},
+        {"changed": {"b": 1}, "_data": b"x"},
+        {"changed": [[1, 1]], "_data": b"x"},
+        {"deleted": [1]},
+        {"deleted": "a"},
+        {"unsaved": ["a"]},
+    ]:
+        with pytest.raises(_Violation):
+            repl._keep_snapshot(2, bad)
+        assert repl.snapshot is first, bad
+
+
 # -- limits feed back --------------------------------------------------------------------------
 
 
@@ -271,3 +305,69 @@ def test_prefiltered_grep_finds_exactly_what_block_grep_finds(tmp_path, unicode)
     assert _scan.literal_prefix(re.compile(r"\babba")) == "abba"
     assert _scan.required_literal(re.compile(r"[Nn]eedle-\d+")) == ("eedle-", 1)
     assert _scan.required_literal(re.compile(r"\w+needle")) is None  # variable width before it
+
+
+def test_grep_matches_are_not_cut_at_window_ends(tmp_path):
+    """``$``, ``\\Z``, ``\\b`` and greedy repeats must not match at the end of the window a
+    match is first looked for in (a block's overlap, or the prefilter's candidate window):
+    both greps must find exactly what ``re.finditer`` finds over the whole range."""
+    import random
+    import re
+
+    from rlmx.corpus.canonical import TextReader, build_offset_index
+    from rlmx.sandbox import _scan
+
+    rnd = random.Random(11)
+    lines = ["abc" + "x" * 5000, "more", "abc" + "x" * 4093, "abc" + "x" * 4092 + " y"]  # the reviewer's case first
+    for _ in range(60):
+        n = rnd.choice([0, 3, 60, 61, 62, 63, 64, 65, 200, 1000, 3000])
+        lines.append("".join(rnd.choice("xxxxab c") for _ in range(n)) + rnd.choice(["", "abc", "abcxx"]))
+    text = "\n".join(lines) + "\n"
+    (tmp_path / "t.txt").write_bytes(text.encode())
+    idx = build_offset_index(text)
+    if idx is not None:
+        (tmp_path / "t.idx").write_bytes(idx)
+    reader = TextReader(tmp_path / "t.txt", len(text), tmp_path / "t.idx" if idx else None)
+    patterns = [
+        r"abc.*$",
+        r"abc.*\Z",
+        r"(?m)abc.*$",
+        r"abcx*\b",
+        r"abc[^\n]*",
+        r"abcx*(?!x)",
+        r"abc(?=x)",
+        r"(?m)^\w+$",
+        r"abc.*",
+    ]
+    ranges = [(0, len(text)), (0, 5003), (1, 4000), (5009, len(text) - 7)]
+    try:
+        for pattern in patterns:
+            regex = re.compile(pattern)
+            for lo, hi in ranges:
+                want = [(m.start() + lo, m.end() + lo) for m in regex.finditer(text[lo:hi]) if m.end() > m.start()]
+                for block, overlap in [(256, 64), (4096, 100), (_scan.BLOCK_CHARS, _scan.GREP_OVERLAP_CHARS)]:
+                    got = list(_scan.grep(reader.read, regex, lo, hi, 10**6, block=block, overlap=overlap))
+                    assert got == want, (pattern, lo, hi, block, overlap)
+                literal = _scan.required_literal(regex)
+                if literal is not None:
+                    for overlap in (64, _scan.GREP_OVERLAP_CHARS):
+                        got = list(
+                            _scan.grep_prefiltered(
+                                reader,
+                                reader.read,
+                                regex,
+                                literal[0],
+                                lo,
+                                hi,
+                                10**6,
+                                offset=literal[1],
+                                overlap=overlap,
+                            )
+                        )
+                        assert got == want, (pattern, lo, hi, overlap)
+    finally:
+        reader.close()
+    # the reviewer's case, through the REPL's context
+    spec = spec_from_texts(tmp_path / "store", {"t.txt": "abc" + "x" * 5000 + "\nmore\n"})
+    (hits,), _ = steps(spec, ["print([(h.start, h.end) for h in context[0].grep(r'abc.*$')])"])
+    assert hits.error is None and hits.stdout == "[]\n", hits

@@ -15,9 +15,12 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -69,6 +72,7 @@ def run_steps(
     *,
     step_timeout_s: float = 30,
     before: Callable[[Any], None] | None = None,
+    resolver: Callable[[ToolRequest], Any] = _resolver,
     **kw: Any,
 ) -> tuple[list[StepResult], Any]:
     async def go() -> tuple[list[StepResult], Any]:
@@ -76,7 +80,7 @@ def run_steps(
         async with repl:
             if before is not None:
                 before(repl)
-            out = [await repl.run(c, turn=i + 1, resolver=_resolver) for i, c in enumerate(codes)]
+            out = [await repl.run(c, turn=i + 1, resolver=resolver) for i, c in enumerate(codes)]
             return out, repl
 
     return asyncio.run(go())
@@ -363,3 +367,201 @@ def test_every_layer_this_host_allows_is_active(spec, runner):
         if _landlock.abi_version() >= 1:
             assert layers["landlock"]["active"], layers["landlock"]
     assert layers["seccomp"]["active"] or "libseccomp" in layers["seccomp"]["detail"]
+
+
+@pytest.fixture(params=["private", "traversable"])
+def two_tenants(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """One store holding corpus A (a secret) and corpus B: same blob folder, same FTS index.
+    ``private``: under pytest's 0700 folder; ``traversable``: under a 0755 folder of /tmp,
+    so that the sandbox's own layers (Landlock, bwrap binds) are all that stands between."""
+    from rlmx.corpus import context_spec, corpus_from_texts
+    from rlmx.store import open_store
+
+    if request.param == "private":
+        home = tmp_path / "home"
+    else:
+        home = Path(tempfile.mkdtemp(prefix="rlmx-battery-store-"))
+        home.chmod(0o755)
+        request.addfinalizer(lambda: shutil.rmtree(home, ignore_errors=True))
+    store = open_store(home)
+    a = corpus_from_texts({"secret-a.txt": f"Tenant A only: {SECRET} is the vault code.\n" * 3}, store)
+    b = corpus_from_texts({"notes-b.txt": "Tenant B notes: the zebra crossing.\n" * 3}, store)
+    yield SimpleNamespace(store=store, spec_a=context_spec(a, store), spec_b=context_spec(b, store))
+    store.close()
+
+
+def test_other_corpora_and_the_search_index_are_unreadable(two_tenants, runner):
+    from rlmx.engine.resolver import ToolResolverImpl
+
+    t = two_tenants
+    spec_b, a_doc = t.spec_b, t.spec_a.docs[0]
+    if runner[0] == "local" and not layer_active(spec_b, runner, "landlock"):
+        pytest.skip("Landlock is unavailable on this host (see rlmx doctor)")
+    resolver = ToolResolverImpl(SimpleNamespace(spec=spec_b))  # the orchestrator's answer: spec B only
+    blobs = os.path.dirname(spec_b.docs[0].text_path)
+    assert os.path.dirname(a_doc.text_path) == blobs and spec_b.index_path == t.spec_a.index_path
+    index = str(t.store.index_path)
+    attacks = {
+        "list the blob folder": f"import os\nprint(os.listdir({blobs!r}))",
+        "read another corpus's document": f"print(open({a_doc.text_path!r}).read())",
+        "read the search index's bytes": f"print(open({index!r}, 'rb').read(64))",
+        "query the search index": (
+            "import sqlite3\n"
+            f"db = sqlite3.connect('file:{index}?mode=ro&immutable=1', uri=True)\n"
+            "print(db.execute('select doc_id from chunks').fetchall())"
+        ),
+    }
+    for what, code in attacks.items():
+        hit = attack(spec_b, runner, code, resolver=resolver)
+        assert hit.error, (what, hit)
+        assert any(e in hit.error for e in ("PermissionError", "FileNotFoundError", "OperationalError", "Guard")), (
+            what,
+            hit.error,
+        )
+        assert SECRET not in hit.stdout and os.path.basename(a_doc.text_path) not in hit.stdout, what
+        assert a_doc.doc_id not in hit.stdout, what
+    # a search request naming A's document returns nothing; B's own search and text still work
+    forged = (
+        f"print(context._ctx.searcher({{'query': 'vault code', 'k': 5, 'doc_ids': [{a_doc.doc_id!r}], "
+        f"'windows': [[{a_doc.doc_id!r}, 0, 10**9]]}}))\n"
+        "hits = context.search('vault zebra', 5)\n"
+        "print([(h.doc_name, h.start, h.end) for h in hits], context.doc('notes-b.txt')[9:24])"
+    )
+    hit = attack(spec_b, runner, forged, resolver=resolver)
+    assert hit.error is None, hit.error
+    assert hit.stdout == "[]\n[('notes-b.txt', 0, 108)] notes: the zebr\n", hit.stdout
+
+
+# -- what the REPL leaves for the orchestrator: its output log, its workspace, its messages ---------
+
+
+def test_a_linked_log_name_neither_truncates_nor_leaks_a_file_outside(spec, runner, tmp_path):
+    """The REPL's output goes to an unlinked file of the orchestrator, never to a name in the
+    workspace: links planted there are not followed when the REPL is restarted (create,
+    truncate, hand out) nor when its last output is reported."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text(SECRET + "\n")
+    victim.chmod(0o600)
+    code = (
+        "import os\n"
+        "for name in ('.repl.log', 'repl.log', '.log', 'output.log'):\n"
+        "    try:\n        os.unlink(name)\n    except OSError:\n        pass\n"
+        f"    os.symlink({str(victim)!r}, name)\n"
+        "os.write(2, b'last words of the REPL')\n"
+        "os._exit(3)\n"
+    )
+    (_setup, hit, crash, after), _ = run_steps(
+        spec,
+        runner,
+        ["canary = 41", code, "import os\nos.write(1, b'written to fd 1')\nos._exit(4)", "print(canary + 1)"],
+    )
+    assert after.error is None and after.stdout == "42\n", after
+    assert hit.error and SECRET not in hit.error + hit.stdout
+    if "Guard" not in hit.error:
+        assert "died" in hit.error and "last words of the REPL" in hit.error, hit.error
+        assert "written to fd 1" in (crash.error or "") and SECRET not in (crash.error or "")
+    assert victim.read_text() == SECRET + "\n"  # not truncated, not written
+
+
+def test_the_quota_cleanup_never_acts_through_a_link(spec, runner, tmp_path):
+    """Over the quota the orchestrator removes the workspace's largest regular files, whatever
+    their times say (the code can back-date them), and never truncates, removes or counts
+    anything a link points to."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text(SECRET + "\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "big.bin").write_bytes(b"y" * (20 << 20))
+    code = (
+        "import os\n"
+        "for i in range(3):\n"
+        "    open(f'old{i}.bin', 'wb').write(b'x' * (8 << 20))\n"
+        "    os.utime(f'old{i}.bin', (1, 1))\n"
+        f"os.symlink({str(victim)!r}, 'zz-link')\n"
+        f"os.symlink({str(outside)!r}, 'zz-dir')\n"
+        f"os.symlink({str(outside / 'big.bin')!r}, 'zz-big')\n"
+    )
+    hit = attack(spec, runner, code, workspace_mb=16)
+    assert hit.error and ("WorkspaceQuotaExceeded" in hit.error or "Guard" in hit.error), hit.error
+    if "Guard" not in hit.error:
+        assert "removed from the workspace" in hit.error and "old" in hit.error and "zz-" not in hit.error
+    assert victim.read_text() == SECRET + "\n"
+    assert (outside / "big.bin").stat().st_size == 20 << 20
+
+
+_CHANNEL = (
+    "import os, stat\n"
+    "def channel():\n"
+    "    for fd in range(3, 1024):\n"
+    "        try:\n"
+    "            if stat.S_ISSOCK(os.fstat(fd).st_mode):\n"
+    "                return fd\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "ch = channel()\n"
+    "def send(data):\n"
+    "    while data:\n"
+    "        data = data[os.write(ch, data):]\n"
+)
+_PROTOCOL_ATTACKS = {
+    # a 300 MB line: the orchestrator must stop reading past its line limit
+    "huge-line": 'send(b\'{"type": "tool_request", "id": "x", "kind": "llm_query", "payload": {"prompt": "\')\n'
+    "chunk = b'x' * (1 << 20)\nfor i in range(300):\n    send(chunk)\nsend(b'\"}}\\n')\n",
+    # raw bytes announced with a message that never carries any
+    "bytes-on-a-request": 'send(b\'{"type": "tool_request", "id": "x", "kind": "llm_query", '
+    '"payload": {"prompt": "p"}, "_bytes": 314572800}\\n\')\n'
+    "chunk = b'x' * (1 << 20)\nfor i in range(300):\n    send(chunk)\n",
+    # a step result announcing more snapshot bytes than the snapshot limit
+    "oversized-snapshot": 'send(b\'{"type": "step_result", "result": {}, "snapshot": {"changed": [["a", 1073741824]]}, '
+    '"_bytes": 1073741824}\\n\')\n'
+    "chunk = b'x' * (1 << 20)\nfor i in range(300):\n    send(chunk)\n",
+    # a snapshot whose sizes do not match its bytes
+    "malformed-snapshot": 'send(b\'{"type": "step_result", "result": {}, "snapshot": {"changed": [["canary", 99]]}, '
+    '"_bytes": 5}\\nxxxxx\')\nimport time\ntime.sleep(30)\n',
+    # JSON nested past the parser's recursion limit
+    "deep-nesting": "send(b'[' * 1000000 + b'\\n')\nimport time\ntime.sleep(30)\n",
+    # a step result with half a million wrong values (a costly validation error, a huge message)
+    "bad-step-result": "items = b'{},' * 500000 + b'{}'\n"
+    'send(b\'{"type": "step_result", "result": {"variables": [\' + items + b\']}}\\n\')\n'
+    "import time\ntime.sleep(30)\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PROTOCOL_ATTACKS))
+def test_protocol_abuse_stops_the_repl_without_costing_the_orchestrator(spec, runner, name):
+    """Messages over the limits or malformed are never buffered whole: the REPL is stopped and
+    restored, the model is told, ``run`` does not raise, and the orchestrator's memory stays
+    small (the attacks send hundreds of megabytes)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        hit = attack(spec, runner, _CHANNEL + _PROTOCOL_ATTACKS[name], step_timeout_s=20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert hit.error, hit
+    if "Guard" not in hit.error:
+        assert "broke the sandbox protocol" in hit.error, hit.error
+        assert "restored to its state after turn 1: canary" in hit.error, hit.error
+        assert len(hit.error) < 2000
+    assert peak < 120 << 20, f"the orchestrator buffered {peak >> 20} MB"
+
+
+def test_a_malformed_tool_request_does_not_stop_the_step_clock(spec, runner):
+    """A request whose payload is not an object is answered with an error (it used to leave
+    the step's clock paused forever: an endless step)."""
+
+    async def go() -> StepResult:
+        repl = make_repl(spec, policy=policy(runner), step_timeout_s=2, output_cap_chars=10_000)
+        async with repl:
+            await repl.run("canary = 41", turn=1, resolver=_resolver)
+            request = '{"type": "tool_request", "id": "x", "kind": "llm_query_batched", "payload": [1]}'
+            code = _CHANNEL + f"send(b'{request}\\n')\nwhile True:\n    pass\n"
+            hit = await asyncio.wait_for(repl.run(code, turn=2, resolver=_resolver), 30)
+            after = await repl.run("print(canary + 1)", turn=3, resolver=_resolver)
+            assert after.stdout == "42\n", after
+            return hit
+
+    hit = asyncio.run(go())
+    assert hit.error and (hit.timed_out or "Guard" in hit.error), hit

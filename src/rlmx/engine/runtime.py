@@ -241,8 +241,10 @@ class RuntimeExecution:
         return value
 
     async def _dispatch(self, req: ToolRequest) -> Any:
-        """The REPL's resolver: the server's (``client_tools`` off), else wait for the client."""
-        if not self.client_tools:
+        """The REPL's resolver: the server's (``client_tools`` off), else wait for the client.
+        ``search`` (``context.search``) is always the server's, at once: it reads the
+        store's index for this execution's context only, and is never a pending request."""
+        if not self.client_tools or req.kind == "search":
             return await self.resolver(req)
         p = req.payload
         if p.get("model"):

@@ -11,12 +11,14 @@ every layer the host allows:
 ``rlimits``     address space (memory + mapped corpus + the interpreter), open files, file
                 size, core dumps, threads (with a dedicated uid); CPU per step (the worker)
 ``uid``         when root: a dedicated unprivileged uid/gid, no supplementary groups (the
-                workspace is handed to it; corpus folders stay readable through descriptors
-                opened before the switch)
+                workspace is handed to it; folders above the interpreter or the corpus files
+                it cannot traverse are covered, the needed paths bound back)
 ``caps``        no capabilities left (effective, permitted, inheritable, bounding set)
 ``no_new_privs``  no privilege gain through exec (which seccomp forbids anyway)
-``landlock``    file-system allow-list: read the interpreter and the corpus, read-write the
-                workspace, nothing else (see :mod:`._landlock`)
+``landlock``    file-system allow-list: read the interpreter and the context's own files
+                (each text and offset index, file by file: not their folder, which other
+                corpora share, nor the store's search index), read-write the workspace,
+                nothing else (see :mod:`._landlock`)
 ``seccomp``     system-call filter (see :mod:`._seccomp`)
 ==============  ==========================================================================
 
@@ -84,38 +86,27 @@ def interpreter_paths() -> list[str]:
     return sorted(p for p in paths if os.path.exists(p))
 
 
-def corpus_dirs(spec: dict[str, Any]) -> dict[str, list[str]]:
-    """Folders holding the context's files (texts, offset indexes, the FTS index), each with
-    the files of it that the context uses."""
-    dirs: dict[str, list[str]] = {}
-    paths = [d.get(k) for d in spec.get("docs") or [] for k in ("text_path", "index_path")]
-    paths.append(spec.get("index_path"))
-    for p in paths:
-        if p:
-            full = os.path.abspath(str(p))
-            dirs.setdefault(os.path.dirname(full), []).append(full)
-    return dirs
+def corpus_files(spec: dict[str, Any]) -> list[str]:
+    """The files of the context, and only those: each document's canonical text and its
+    offset index (absolute, sorted, existing or not). Never their folders — the blob folder
+    is shared by every corpus (and tenant) of the store — and never the store-wide search
+    index: ``search`` is answered by the orchestrator (a ``search`` tool request)."""
+    files: set[str] = set()
+    for d in spec.get("docs") or []:
+        for k in ("text_path", "index_path"):
+            if d.get(k):
+                files.add(os.path.abspath(str(d[k])))
+    return sorted(files)
 
 
-def corpus_paths(spec: dict[str, Any], uid: int | None = None, gid: int | None = None) -> list[str]:
-    """What the sandbox must read of the corpus: its folders, or, for a folder closed to
-    ``uid`` itself (mode 0700), the files in it that the context uses."""
-    out: list[str] = []
-    for d, files in sorted(corpus_dirs(spec).items()):
-        if uid is None or _accessible(d, uid, gid if gid is not None else uid, dir_=True):
-            out.append(d)
-        else:
-            out.extend(f for f in sorted(set(files)) if os.path.exists(f))
-    return out
+def corpus_paths(spec: dict[str, Any]) -> list[str]:
+    """What the sandbox may read of the corpus: the context's files that exist (see
+    :func:`corpus_files`), granted file by file."""
+    return [f for f in corpus_files(spec) if os.path.exists(f)]
 
 
 def _unreadable_files(spec: dict[str, Any], uid: int, gid: int) -> list[str]:
-    return [
-        f
-        for files in corpus_dirs(spec).values()
-        for f in sorted(set(files))
-        if not _accessible(f, uid, gid, dir_=False)
-    ]
+    return [f for f in corpus_files(spec) if not _accessible(f, uid, gid, dir_=False)]
 
 
 def _accessible(path: str, uid: int, gid: int, dir_: bool) -> bool:
@@ -320,7 +311,7 @@ def apply(cfg: dict[str, Any], spec: dict[str, Any], outside: dict[str, Any] | N
     rules: list[Any] = []
     want_landlock = cfg.get("landlock", True)
     if want_landlock:
-        read = interpreter_paths() + corpus_paths(spec, uid if switch else None, gid)
+        read = interpreter_paths() + corpus_paths(spec)
         rules = _landlock.open_rules(read, [workspace] if workspace else [], _DEVICES)
     if cfg.get("seccomp", True):
         with contextlib.suppress(_seccomp.SeccompUnavailable):
@@ -336,7 +327,7 @@ def apply(cfg: dict[str, Any], spec: dict[str, Any], outside: dict[str, Any] | N
         )
     if switch:
         try:
-            needed = interpreter_paths() + corpus_paths(spec, uid, gid) + ([workspace] if workspace else [])
+            needed = interpreter_paths() + corpus_paths(spec) + ([workspace] if workspace else [])
             note = _unblock(needed, {workspace} if workspace else set(), uid, gid)
         except OSError as e:
             st["uid"] = _status(False, f"not switched: paths the REPL needs are closed to uid {uid} ({e})")

@@ -134,6 +134,7 @@ class Persister:
         self.tool_ids = {id(v): k for k, v in tools.items() if k != "context"}
         self.max_bytes = max_bytes
         self._digest: dict[str, bytes] = {}
+        self._size: dict[str, int] = {}  # bytes of each saved variable
         self._same: dict[str, Any] = {}  # immutable values already saved, by identity
 
     def dumps(self, value: Any) -> bytes:
@@ -154,7 +155,9 @@ class Persister:
 
     def delta(self) -> tuple[dict[str, Any], list[bytes]]:
         """``(meta, blobs)``: meta ``{"changed": [[name, size]...], "deleted": [...],
-        "unsaved": {name: reason}}``; ``blobs`` the changed variables' bytes, in order."""
+        "unsaved": {name: reason}}``; ``blobs`` the changed variables' bytes, in order. The
+        saved variables together (unchanged ones included) stay within ``max_bytes``: the
+        orchestrator refuses a snapshot that grows past it."""
         changed: list[list[Any]] = []
         blobs: list[bytes] = []
         unsaved: dict[str, str] = {}
@@ -162,8 +165,9 @@ class Persister:
         names = self._names()
         for name in names:
             value = self.ns[name]
-            if name in self._same and self._same[name] is value:
-                continue
+            if name in self._same and self._same[name] is value and total + self._size.get(name, 0) <= self.max_bytes:
+                total += self._size.get(name, 0)
+                continue  # saved already (past the limit now: saved again below, and refused)
             try:
                 data = self.dumps(value)
             except BaseException as e:  # the value's own code may raise anything
@@ -179,6 +183,7 @@ class Persister:
                 self._same[name] = value
             else:
                 self._same.pop(name, None)
+            self._size[name] = len(data)
             if self._digest.get(name) != digest:
                 self._digest[name] = digest
                 changed.append([name, len(data)])
@@ -187,6 +192,7 @@ class Persister:
         deleted = [n for n in self._digest if n not in live]
         for n in deleted:
             self._digest.pop(n, None)
+            self._size.pop(n, None)
             self._same.pop(n, None)
         return {"changed": changed, "deleted": deleted, "unsaved": unsaved}, blobs
 

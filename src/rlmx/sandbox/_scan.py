@@ -17,6 +17,7 @@ from rlmx.corpus.index import chunk_spans, fts_query
 
 __all__ = [
     "BLOCK_CHARS",
+    "GREP_MAX_MATCH_CHARS",
     "GREP_OVERLAP_CHARS",
     "Reader",
     "compile_pattern",
@@ -35,9 +36,16 @@ BLOCK_CHARS = 1 << 20
 """Characters read per block (≈ 1–4 MB of UTF-8)."""
 
 GREP_OVERLAP_CHARS = 4096
-"""A regex match starting in one block may extend this many characters into the next."""
+"""A regex match starting in one block may extend this many characters into the next (the
+text a match is first looked for in; see :data:`GREP_MAX_MATCH_CHARS`)."""
+
+GREP_MAX_MATCH_CHARS = 1 << 22
+"""A match that ends near the end of the text it was found in is looked for again in more
+text (doubling, up to this many characters from its start), so that ``$``, ``\\Z``, ``\\b``,
+lookaheads and greedy repeats never stop at an artificial cut."""
 
 _GREP_PREFIX_CHARS = 64  # context before a block so that ``^``, ``\\b`` and lookbehinds see it
+_GREP_SUFFIX_CHARS = 64  # a match ending this close to a cut is re-checked with more text
 
 Reader = Callable[[int, int], str]
 
@@ -130,6 +138,22 @@ def count(read: Reader, sub: str, start: int, end: int, *, block: int = BLOCK_CH
     return n
 
 
+def _near_cut(text_end: int, e: int, end: int) -> bool:
+    """Whether a match ending at absolute ``e`` may owe its end to the text stopping at
+    absolute ``text_end`` (before the range's true ``end``): ``$``/``\\Z``/``\\b`` or a
+    lookahead at the cut, or a greedy repeat cut short."""
+    return text_end < end and e > text_end - _GREP_SUFFIX_CHARS
+
+
+def _grow(text_end: int, s: int, end: int) -> int:
+    """The new absolute end of a text re-read to settle a match starting at absolute ``s``
+    (:func:`_near_cut`): twice the part after ``s`` (at least ``GREP_OVERLAP_CHARS`` more),
+    at most ``GREP_MAX_MATCH_CHARS`` after ``s`` and never past ``end``; ``text_end`` when it
+    cannot grow."""
+    want = text_end + max(text_end - s, GREP_OVERLAP_CHARS)
+    return max(text_end, min(end, want, s + GREP_MAX_MATCH_CHARS))
+
+
 def grep(
     read: Reader,
     regex: re.Pattern[str],
@@ -143,9 +167,14 @@ def grep(
     """Yield absolute ``(start, end)`` spans of ``regex`` matches in ``[start, end)``, in order,
     at most ``max_hits``.
 
-    Matches are found block by block (see :func:`iter_blocks`): a match may extend at most
-    ``GREP_OVERLAP_CHARS`` past a block's cut, and ``^``/``\\A`` without ``re.MULTILINE``
-    only match at ``start``. Zero-length matches are skipped.
+    Matches are found block by block (see :func:`iter_blocks`): a match is looked for in
+    its block plus ``overlap`` characters, and one that ends within a few characters of
+    that text's end (before ``end``) is looked for again in more text (up to
+    ``GREP_MAX_MATCH_CHARS`` from its start), so ``$``, ``\\Z`` and ``\\b`` match only where
+    :func:`re.finditer` over the whole range would. A match that needs more than ``overlap``
+    characters past its block's cut to match at all is not found; lookbehinds see 64
+    characters before a block. ``^``/``\\A`` without ``re.MULTILINE`` only match at ``start``.
+    Zero-length matches are skipped.
     """
     if max_hits <= 0:
         return
@@ -153,17 +182,30 @@ def grep(
     last_end = start
     for base, text, lo, hi in iter_blocks(read, start, end, block=block, overlap=overlap, prefix=_GREP_PREFIX_CHARS):
         last_block = base + hi >= end
-        for m in regex.finditer(text, max(lo, last_end - base)):
-            s, e = m.span()
-            if s >= hi and not last_block:
+        pos = max(lo, last_end - base)  # where the current finditer started, or the last match ended
+        while True:
+            regrown = False
+            for m in regex.finditer(text, pos):
+                s, e = m.span()
+                if s >= hi and not last_block:
+                    break
+                text_end = base + len(text)
+                if _near_cut(text_end, base + e, end):
+                    new_end = _grow(text_end, base + s, end)
+                    if new_end > text_end:  # look again from ``pos`` in more text
+                        text = read(base, new_end)
+                        regrown = True
+                        break
+                if e == s:
+                    continue
+                yield base + s, base + e
+                last_end = base + e
+                pos = e
+                found += 1
+                if found >= max_hits:
+                    return
+            if not regrown:
                 break
-            if e == s:
-                continue
-            yield base + s, base + e
-            last_end = base + e
-            found += 1
-            if found >= max_hits:
-                return
 
 
 _MAX_MISSES = 20_000  # candidates that did not match before falling back to block scanning
@@ -271,7 +313,8 @@ def grep_prefiltered(
     """Like :func:`grep`, for a regex whose matches all have ``prefix`` ``offset``
     characters after their start (:func:`required_literal`): find it in the raw
     (memory-mapped, undecoded) bytes — as ripgrep does — and run the regex only there, on a
-    small decoded window. Falls back to :func:`grep` for the rest of the
+    small decoded window of ``overlap`` characters, re-read larger while a match ends near
+    its end (as in :func:`grep`). Falls back to :func:`grep` for the rest of the
     range when the prefix turns out to be common. ``reader``: the document's
     :class:`~rlmx.corpus.canonical.TextReader`."""
     if max_hits <= 0:
@@ -291,8 +334,16 @@ def grep_prefiltered(
             pos = i + 1
             continue
         w0 = max(start, c - _GREP_PREFIX_CHARS)
-        text = read(w0, min(end, c + overlap))
+        w1 = min(end, c + overlap)
+        text = read(w0, w1)
         m = regex.match(text, c - w0)
+        while m is not None and _near_cut(w1, w0 + m.end(), end):
+            grown = _grow(w1, c, end)
+            if grown == w1:
+                break
+            w1 = grown
+            text = read(w0, w1)
+            m = regex.match(text, c - w0)
         if m is not None and m.end() > m.start():
             yield w0 + m.start(), w0 + m.end()
             found += 1

@@ -2,7 +2,7 @@
 
 The REPL runs model-written code in a separate process. The orchestrator only sees JSON:
 a :class:`ContextSpec` to open the lazy ``context``, ``code`` to run, :class:`ToolRequest`s
-that the code raises (``llm_query``, ``llm_query_batched``, ``rlm_query``) and a
+that the code raises (``llm_query``, ``llm_query_batched``, ``rlm_query``, ``search``) and a
 :class:`StepResult` per step.
 """
 
@@ -47,7 +47,9 @@ class ContextDoc(BaseModel):
 
 class ContextSpec(BaseModel):
     """What the REPL needs to open ``context``. ``index_path``: the FTS5 file
-    (:mod:`rlmx.corpus.index`), opened read-only; ``kind``: ``"corpus"`` (a list of
+    (:mod:`rlmx.corpus.index`), shared by the whole store: the REPL never opens it (the
+    sandbox grants it no access); the orchestrator answers the REPL's ``search`` requests
+    from it, restricted to this spec's documents; ``kind``: ``"corpus"`` (a list of
     DocViews) or ``"text"`` (a single string-like document, as in the paper)."""
 
     docs: list[ContextDoc]
@@ -86,13 +88,22 @@ class ToolRequest(BaseModel):
     * ``llm_query``: ``{"prompt": str, "model": str|None, "subcall_id": str}``
     * ``llm_query_batched``: ``{"prompts": [str], "model": str|None, "subcall_ids": [str]}``
     * ``rlm_query``: ``{"prompt": str, "context": ContextSpec-dict|None, "subcall_id": str}``
+    * ``search``: ``{"query": str, "k": int, "doc_ids": [str], "windows": [[doc_id, start,
+      end]]}`` — ``context.search``/``doc.search`` (BM25 over the store's FTS index, which
+      the sandbox cannot open). ``windows``: the views searched (absolute offsets). The
+      orchestrator answers from the index of the execution's **own** ``ContextSpec``,
+      keeping only its documents and ranges (whatever ids or windows the request names),
+      with ``None`` when the index does not cover every document of the spec (the REPL then
+      scans), else up to ``k`` rows ``[doc_id, start, end, score, w]``, best first: a chunk
+      clipped to ``windows[w]``. Not a sub-call: no sub-call budget, not in the trace.
+      Request ids are ``t{turn}.s{n}``.
 
-    The resolver returns ``str`` (or ``list[str]`` for batches); raising makes the call
-    raise inside the code.
+    The resolver returns ``str`` (or ``list[str]`` for batches, rows for ``search``);
+    raising makes the call raise inside the code.
     """
 
     id: str
-    kind: Literal["llm_query", "llm_query_batched", "rlm_query"]
+    kind: Literal["llm_query", "llm_query_batched", "rlm_query", "search"]
     payload: dict[str, Any]
 
 

@@ -2,8 +2,10 @@
 servers. Chosen with ``RLMX_SANDBOX_RUNNER=bwrap``; same interface and behaviour as
 :class:`~rlmx.sandbox.local.LocalREPL` (snapshots, guard, limits), but each REPL process is a
 new interpreter started by ``bwrap`` in its own user, pid, network, IPC, UTS and mount
-namespaces, seeing only read-only binds of the interpreter and the corpus, the workspace,
-a private ``/tmp``, ``/dev`` and ``/proc``, with all capabilities dropped. Inside, the worker
+namespaces, seeing only read-only binds of the interpreter and of the context's own files
+(each text and offset index, file by file — not the blob folder other corpora share, not the
+store's search index), the workspace, a private ``/tmp``, ``/dev`` and ``/proc``, with all
+capabilities dropped. Inside, the worker
 applies the same in-process layers as the local runner (resource limits, no_new_privs,
 Landlock, seccomp); cgroup limits are applied from outside. Starting costs a new interpreter
 (~0.1–0.3 s) instead of a fork.
@@ -53,7 +55,7 @@ class BwrapREPL(LocalREPL):
         for p in sorted(
             {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, os.path.dirname(sys.executable)}
             | set(interpreter_paths())
-            | set(corpus_paths(self.spec.model_dump(mode="json")))
+            | set(corpus_paths(self.spec.model_dump(mode="json")))  # files, never their folders
         ):
             if os.path.exists(p) and p != "/":
                 ro += ["--ro-bind", p, p]
@@ -103,7 +105,8 @@ class BwrapREPL(LocalREPL):
                 "uid": {
                     "active": True,
                     "detail": f"bwrap user namespace: uid {_SANDBOX_UID} inside (uid {outside_uid} outside); "
-                    "only read-only binds of the interpreter and corpus, and the workspace, are visible",
+                    "only read-only binds of the interpreter and the context's files, and the workspace, "
+                    "are visible",
                 },
             }
         )

@@ -23,16 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import os
 import re
-import sqlite3
-import threading
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from rlmx.corpus.canonical import TextReader
-from rlmx.corpus.index import SearchIndex
 
 from . import _scan
 from ._readers import MAX_OPEN_READERS, ReaderPool, Source
@@ -43,10 +38,16 @@ __all__ = ["MAX_OPEN_READERS", "ContextView", "DocView", "Hit", "open_context"]
 _PREVIEW_CHARS = 80
 
 
-class _Context:
-    """State shared by the views of one ``context``: span log, views, search index."""
+Searcher = Callable[[dict[str, Any]], Any]
+"""Answers a ``search`` request payload (``{"query", "k", "doc_ids", "windows"}``) with rows
+``[doc_id, start, end, score, w]`` or None (no index covers the context): in the REPL, a
+tool request to the orchestrator (see :class:`rlmx.sandbox.base.ToolRequest`)."""
 
-    def __init__(self, spec: Mapping[str, Any], log: SpanLog) -> None:
+
+class _Context:
+    """State shared by the views of one ``context``: span log, views, searcher."""
+
+    def __init__(self, spec: Mapping[str, Any], log: SpanLog, searcher: Searcher | None = None) -> None:
         self.log = log
         self.kind = spec.get("kind", "corpus")
         self.index_path = spec.get("index_path")
@@ -59,9 +60,8 @@ class _Context:
             if not 0 <= lo <= hi <= src.length:
                 raise ValueError(f"document {src.doc_id}: window {w} outside 0..{src.length}")
             self.views.append(DocView(src, lo, hi, self))
-        self._indexes = threading.local()  # sqlite connections are per thread
-        self._use_index: bool | None = None
-        self._lock = threading.Lock()
+        self.searcher = searcher
+        self._use_index: bool | None = None  # False once told the index does not cover it
 
     def resolve(self, ref: Any) -> DocView:
         """A DocView from a DocView, an index, a doc_id or a name. Raises KeyError/IndexError."""
@@ -84,29 +84,20 @@ class _Context:
         raise TypeError(f"expected a document, an index, a doc_id or a name, got {type(ref).__name__}")
 
     def search(self, query: str, k: int, views: list[DocView]) -> list[Hit]:
-        """BM25 hits among ``views`` (clipped to their windows), best first."""
+        """BM25 hits among ``views`` (clipped to their windows), best first: asked of the
+        orchestrator (:attr:`searcher`, a ``search`` tool request) when the spec has an
+        index, else — or when it answers that the index does not cover the context — a
+        keyword scan of the texts here."""
         if not isinstance(query, str):
             raise TypeError("search(query, k): query must be a str")
         k = int(k)
         if k <= 0 or not views:
             return []
-        index = self._open_index()
-        hits: list[Hit] = []
-        if index is not None:
-            ids = sorted({v.id for v in views})
-            fetch = k if all(v._lo == 0 and v._hi == v._src.length for v in views) else 4 * k
-            while True:
-                rows = index.search(query, fetch, doc_ids=ids)
-                hits = []
-                for row in rows:
-                    for v in views:
-                        if v.id == row.doc_id and row.start < v._hi and row.end > v._lo:
-                            s, e = max(row.start, v._lo), min(row.end, v._hi)
-                            hits.append(Hit(v, s - v._lo, e - v._lo, row.score))
-                if len(hits) >= k or len(rows) < fetch or fetch >= 64 * k:
-                    break
-                fetch *= 4
-        else:
+        hits: list[Hit] | None = None
+        if self.index_path and self.searcher is not None and self._use_index is not False:
+            hits = self._remote_search(query, k, views)
+        if hits is None:
+            hits = []
             by_key = {(v.id, v._lo, v._hi): v for v in views}
             readers = {v.id: v._src.read for v in views}
             ranges = [(v.id, v._lo, v._hi) for v in views]
@@ -118,30 +109,33 @@ class _Context:
             self.log.scan(h.doc_id, h.doc._lo + h.start, h.doc._lo + h.end)
         return hits
 
-    def _open_index(self) -> SearchIndex | None:
-        """This thread's FTS index when every document of the context is in it, else None
-        (search scans instead)."""
-        index: SearchIndex | None = getattr(self._indexes, "index", None)
-        if index is None and self.index_path and os.path.exists(self.index_path):
-            index = self._indexes.index = _open_readonly(Path(self.index_path))
-        with self._lock:
-            if self._use_index is None:
-                ids = {v.id for v in self.views}
-                self._use_index = index is not None and all(index.has(i) for i in ids)
-        return index if self._use_index else None
-
-
-def _open_readonly(path: Path) -> SearchIndex | None:
-    """The index read-only; immutable when the sandbox lets the reader create no ``-shm``
-    file beside a WAL index; None (search scans) when it cannot be opened at all."""
-    for immutable in (False, True):
+    def _remote_search(self, query: str, k: int, views: list[DocView]) -> list[Hit] | None:
+        """Hits from the orchestrator's answer (rows ``[doc_id, start, end, score, w]``,
+        absolute, clipped to ``views[w]``); None when it has no index covering the context
+        (remembered: later searches scan without asking)."""
+        assert self.searcher is not None
+        payload = {
+            "query": query,
+            "k": k,
+            "doc_ids": sorted({v.id for v in views}),
+            "windows": [[v.id, v._lo, v._hi] for v in views],
+        }
+        rows = self.searcher(payload)
+        if rows is None:
+            self._use_index = False
+            return None
+        self._use_index = True
+        hits: list[Hit] = []
         try:
-            index = SearchIndex(path, readonly=True, immutable=immutable)
-            index.has("")
-            return index
-        except sqlite3.Error:
-            continue
-    return None
+            for doc_id, s, e, score, w in rows:
+                v = views[int(w)]
+                s, e = int(s), int(e)
+                if v.id != doc_id or not v._lo <= s <= e <= v._hi:
+                    raise ValueError(f"row {doc_id}:{s}:{e} is outside the view searched")
+                hits.append(Hit(v, s - v._lo, e - v._lo, float(score)))
+        except (TypeError, ValueError, IndexError) as err:
+            raise RuntimeError(f"search: the orchestrator returned a malformed reply ({err})") from None
+        return hits
 
 
 def _grep(views: list[DocView], pattern: str | re.Pattern[str], flags: int, max_hits: int) -> list[Hit]:
@@ -474,14 +468,16 @@ class ContextView:
         return self._ctx.search(query, k, self._ctx.views)
 
 
-def open_context(spec: Mapping[str, Any], log: SpanLog) -> ContextView | DocView:
+def open_context(spec: Mapping[str, Any], log: SpanLog, searcher: Searcher | None = None) -> ContextView | DocView:
     """Build ``context`` from a ``ContextSpec`` dict (``ContextSpec.model_dump()``).
 
+    ``searcher`` answers ``search`` requests (BM25 over the spec's index, which this module
+    never opens); without one (the REPL's tools set it on the state later) searches scan.
     Returns a :class:`ContextView`, or the single :class:`DocView` when ``kind == "text"``.
     Raises ``ValueError`` for a text spec without exactly one document or a bad window,
     ``FileNotFoundError`` when a text file is missing. Files are opened lazily.
     """
-    ctx = _Context(spec, log)
+    ctx = _Context(spec, log, searcher)
     for v in ctx.views:
         v._src.check()
     if ctx.kind == "text":

@@ -11,31 +11,41 @@ Landlock, seccomp; cgroup memory and pids limits from the zygote). It runs with:
 * an environment built from scratch (``PATH``, locale, ``TZ=UTC``, ``HOME``, Python flags,
   and ``PYTHONPATH`` only when rlmx is not importable from the interpreter's site-packages)
   — no API key or other variable of the orchestrator reaches it;
-* its stdout/stderr in ``<workspace>/.repl.log`` (the tail is reported when it dies); the
-  protocol uses an inherited socketpair only.
+* its stdout/stderr in an unlinked file of the orchestrator (no path names it, outside the
+  workspace; the tail is reported when the process dies, read back through the
+  orchestrator's own descriptor); the protocol uses an inherited socketpair only.
 
 Before a step the code is checked (:mod:`rlmx.sandbox.guard`: syntax, AST guard). After a
 step the REPL sends a snapshot of its namespace (pickled inside the sandbox), which this
 class seals and keeps as opaque bytes (:mod:`rlmx.sandbox.snapshot`). Every limit feeds back
 as an error observation, never as an exception: wall time (the process is killed, a new one
 is restored from the last snapshot), CPU per step, memory (``MemoryError``, or the cgroup's
-kill followed by a restore), output (head + tail), workspace bytes (files of the step removed),
-sub-calls per step (the call fails inside the code).
+kill followed by a restore), output (head + tail), workspace bytes (the largest files
+removed), sub-calls per step (the call fails inside the code).
+
+Everything the REPL process sends or leaves is untrusted: protocol lines are capped (the
+output cap's worst-case JSON size plus slack), raw bytes are accepted only with a step
+result and up to the snapshot limit, malformed or oversized messages stop the process
+(an error for the model, then a restore); the workspace is walked and cleaned through
+directory descriptors, never following a symbolic link.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import secrets
 import shutil
 import site
 import socket
+import stat
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +59,11 @@ from .snapshot import Sealer, Snapshot, SnapshotError
 
 __all__ = ["LocalREPL", "child_env"]
 
-_LINE_LIMIT = 1 << 30  # longest protocol line accepted (bytes)
-_LOG_NAME = ".repl.log"
+_LINE_SLACK = 8 << 20  # a protocol line may be 6 bytes per output character (JSON escapes) + this
+_BYTES_SLACK = 1 << 20  # raw snapshot bytes accepted beyond the snapshot limit
+_MAX_SPAN_EVENTS = 200_000  # span log entries of one step result (the REPL logs at most 150,000)
 _QUOTA_CHECK_S = 0.5
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _uid_counter = secrets.randbelow(1 << 16)
 
 
@@ -81,26 +93,118 @@ def child_env(workspace: str) -> dict[str, str]:
     return env
 
 
-def workspace_usage(root: str) -> int:
-    """Bytes of disk used under ``root`` (allocated blocks; symlinks not followed)."""
-    total = 0
-    stack = [root]
-    while stack:
-        d = stack.pop()
-        with contextlib.suppress(OSError), os.scandir(d) as it:
-            for e in it:
+def _walk(root: str) -> Iterator[tuple[int, str, str, os.stat_result]]:
+    """``(dir_fd, name, relative path, lstat)`` of every entry under ``root``, directories
+    included, never following a symbolic link: each directory is opened relative to its
+    parent's descriptor with ``O_NOFOLLOW``, one descriptor at a time (any depth), and the
+    walk climbs back through ``..`` only when that is still the parent it came from — it
+    stops early when the tree is moved under it. ``dir_fd`` is valid during the yield."""
+    try:
+        fd = os.open(root, _DIR_FLAGS)
+    except OSError:
+        return
+    frames: list[tuple[int, int, list[str], str]] = []  # (st_dev, st_ino, subdirectories left, prefix)
+    prefix = ""
+    try:
+        while True:
+            subdirs: list[str] = []
+            try:
+                with os.scandir(fd) as it:
+                    entries = list(it)
+            except OSError:
+                entries = []
+            for e in entries:
                 try:
-                    if e.is_dir(follow_symlinks=False):
-                        stack.append(e.path)
-                    else:
-                        total += e.stat(follow_symlinks=False).st_blocks * 512
+                    st = e.stat(follow_symlinks=False)
                 except OSError:
                     continue
-    return total
+                if stat.S_ISDIR(st.st_mode):
+                    subdirs.append(e.name)
+                yield fd, e.name, prefix + e.name, st
+            here = os.fstat(fd)
+            frames.append((here.st_dev, here.st_ino, subdirs, prefix))
+            while True:  # the next directory: a subdirectory left here, or climb
+                _dev, _ino, left, pre = frames[-1]
+                if left:
+                    name = left.pop()
+                    try:
+                        child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                    except OSError:
+                        continue
+                    os.close(fd)
+                    fd, prefix = child, pre + name + "/"
+                    break
+                frames.pop()
+                if not frames:
+                    return
+                parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = parent
+                up = os.fstat(fd)
+                if (up.st_dev, up.st_ino) != frames[-1][:2]:
+                    return  # moved while being walked: stop rather than leave the tree
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+
+
+def workspace_usage(root: str) -> int:
+    """Bytes of disk used under ``root`` (allocated blocks of every entry; symlinks not followed)."""
+    return sum(st.st_blocks * 512 for _fd, _name, _rel, st in _walk(root))
+
+
+def _remove_file(dir_fd: int, name: str, st: os.stat_result) -> bool:
+    """Remove the regular file ``name`` of ``dir_fd`` that ``st`` describes, without following
+    a link: opened with ``O_NOFOLLOW`` and checked to be that file, then unlinked, and emptied
+    through the descriptor only when no other name links to it (so that a process holding it
+    open does not keep the space). False when it is gone or no longer that file."""
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        fd = -1  # not writable by the orchestrator (not root): unlink only
+    try:
+        if fd >= 0:
+            now = os.fstat(fd)
+            if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                return False
+        os.unlink(name, dir_fd=dir_fd)  # removes the name, never what a link points to
+        if fd >= 0 and os.fstat(fd).st_nlink == 0:
+            os.ftruncate(fd, 0)
+        return True
+    except OSError:
+        return False
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _open_log() -> int:
+    """A new file for the REPL's stdout/stderr that no path names (``O_TMPFILE``, or created
+    ``O_EXCL``/``O_NOFOLLOW`` and unlinked at once), opened for appending; the orchestrator
+    reads it back through this descriptor only."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    if tmpfile:
+        with contextlib.suppress(OSError):
+            return os.open(tempfile.gettempdir(), flags | tmpfile, 0o600)
+    fd, path = tempfile.mkstemp(prefix="rlmx-repl-log-")
+    try:
+        os.unlink(path)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 class _Broken(Exception):
     """The worker died or broke the protocol during a step."""
+
+
+class _Violation(_Broken):
+    """The worker sent a message it must not send (oversized, malformed, unexpected bytes):
+    it is stopped."""
 
 
 class _QuotaExceeded(Exception):
@@ -215,6 +319,7 @@ class LocalREPL(REPL):
         self._unsaved_told: set[str] = set()
         self._variables: list[str] = []
         self._proc: Launched | None = None
+        self._log_fd: int | None = None  # the current process's stdout/stderr (see _open_log)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._lock = asyncio.Lock()
@@ -250,6 +355,9 @@ class LocalREPL(REPL):
                 assert self._reader is not None
                 await asyncio.wait_for(self._reader.read(), 2)
         await self._teardown()
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
         if self.workspace is not None:
             shutil.rmtree(self.workspace, ignore_errors=True)
             self.workspace = None
@@ -334,17 +442,19 @@ class LocalREPL(REPL):
     async def _spawn(self) -> None:
         if self.workspace is None:
             self.workspace = tempfile.mkdtemp(prefix="rlmx-repl-")
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
+        self._log_fd = _open_log()  # never a path in the workspace: the sandbox writes there
         parent, child = socket.socketpair()
-        log_fd = os.open(os.path.join(self.workspace, _LOG_NAME), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            self._proc = await self._launch(child, log_fd)
+            self._proc = await self._launch(child, self._log_fd)
         except BaseException:
             parent.close()
             raise
         finally:
             child.close()
-            os.close(log_fd)
-        self._reader, self._writer = await asyncio.open_connection(sock=parent, limit=_LINE_LIMIT)
+        self._reader, self._writer = await asyncio.open_connection(sock=parent, limit=self._line_limit())
         init = self._init_message()
         init["outside"] = self._proc.outside
         try:
@@ -402,13 +512,25 @@ class LocalREPL(REPL):
                 {"type": "restore", "vars": [[n, len(snap.vars[n])] for n in names]}, [snap.vars[n] for n in names]
             )
             msg = await asyncio.wait_for(self._recv(), self.start_timeout_s)
+            if msg.get("type") != "restored":
+                raise _Violation("unexpected answer to restore")
         except (TimeoutError, _Broken, OSError) as e:
             await self._teardown()
             await self._spawn()
             self._snapshot = None
             return f"the REPL was {how}; restoring its saved state failed ({type(e).__name__}); it starts empty"
-        restored = msg.get("restored") or []
-        failed = msg.get("failed") or {}
+        # the answer comes from a process that has just unpickled model-made bytes: untrusted
+        raw_restored, raw_failed = msg.get("restored"), msg.get("failed")
+        restored = (
+            [n for n in raw_restored if isinstance(n, str) and n in snap.vars] if isinstance(raw_restored, list) else []
+        )
+        failed = (
+            {str(k): str(v)[:500] for k, v in raw_failed.items() if k in snap.vars}
+            if isinstance(raw_failed, dict)
+            else {}
+        )
+        if failed:  # not in the namespace any more: not in the snapshot either
+            self._snapshot = self.sealer.apply(snap, snap.turn, [], sorted(failed), snap.unsaved)
         note = (
             f"the REPL was {how} and restored to its state after turn {snap.turn}: {', '.join(restored) or 'nothing'}"
         )
@@ -423,16 +545,41 @@ class LocalREPL(REPL):
         return await self._restore(how)
 
     def _log_tail(self, chars: int = 2000) -> str:
-        if self.workspace is None:
+        """The end of the current process's stdout/stderr, read through the orchestrator's
+        own descriptor (never through a path)."""
+        fd = self._log_fd
+        if fd is None:
             return ""
         try:
-            with open(os.path.join(self.workspace, _LOG_NAME), "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 4 * chars))
-                text = f.read().decode("utf-8", "replace")
+            size = os.fstat(fd).st_size
+            n = min(size, 4 * chars)
+            text = os.pread(fd, n, size - n).decode("utf-8", "replace")
         except OSError:
             return ""
         return text[-chars:].strip() or "(none)"
+
+    def _log_blocks(self) -> int:
+        """Bytes of disk used by the output log (counted in the workspace quota)."""
+        if self._log_fd is None:
+            return 0
+        try:
+            return os.fstat(self._log_fd).st_blocks * 512
+        except OSError:
+            return 0
+
+    def _usage(self) -> int:
+        return (workspace_usage(self.workspace) if self.workspace else 0) + self._log_blocks()
+
+    def _line_limit(self) -> int:
+        """Longest protocol line accepted from the REPL: a step result's output at the worst
+        JSON escaping (6 bytes a character) plus slack for the rest of the message."""
+        return 6 * max(0, self.output_cap_chars) + _LINE_SLACK
+
+    def _bytes_limit(self) -> int:
+        """Most raw bytes accepted with one message (a step's snapshot delta), and the largest
+        sealed snapshot kept."""
+        pol = self.policy
+        return (pol.snapshot_max_mb << 20) + _BYTES_SLACK if pol.snapshots else 0
 
     # -- protocol --------------------------------------------------------------------------
     async def _send(self, msg: dict[str, Any], data: list[bytes] | None = None) -> None:
@@ -445,24 +592,35 @@ class LocalREPL(REPL):
         await self._writer.drain()
 
     async def _recv(self) -> dict[str, Any]:
+        """The next message from the REPL process. Raises :class:`_Broken` when it exited or
+        sent garbage, :class:`_Violation` when the message is over a limit (a line longer
+        than :meth:`_line_limit`; raw bytes other than a step result's snapshot, or more than
+        :meth:`_bytes_limit`) — nothing over those limits is ever buffered."""
         assert self._reader is not None
         try:
             line = await self._reader.readline()
-        except (ValueError, asyncio.LimitOverrunError, OSError) as e:
+        except (ValueError, asyncio.LimitOverrunError) as e:
+            raise _Violation(f"it sent a message longer than the limit of {self._line_limit():,} bytes") from e
+        except OSError as e:
             raise _Broken(f"unreadable message from the REPL process: {e}") from e
         if not line:
             raise _Broken("the REPL process exited")
         try:
             msg = json.loads(line.decode("utf-8", "surrogatepass"))
-        except ValueError as e:
-            raise _Broken(f"malformed message from the REPL process: {e}") from e
+        except (ValueError, RecursionError) as e:
+            raise _Violation(f"malformed message from the REPL process: {str(e)[:200]}") from e
         if not isinstance(msg, dict):
-            raise _Broken("malformed message from the REPL process")
-        n = msg.get("_bytes")
+            raise _Violation("malformed message from the REPL process")
+        n = msg.pop("_bytes", None)
         if n:
+            limit = self._bytes_limit()
+            if msg.get("type") != "step_result":
+                raise _Violation(f"it sent raw bytes with a {str(msg.get('type'))[:40]!r} message")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0 or n > limit:
+                raise _Violation(f"it announced {str(n)[:40]} raw bytes (the snapshot limit allows {limit:,})")
             try:
-                msg["_data"] = await self._reader.readexactly(int(n))
-            except (asyncio.IncompleteReadError, ValueError, OSError) as e:
+                msg["_data"] = await self._reader.readexactly(n)
+            except (asyncio.IncompleteReadError, OSError) as e:
                 raise _Broken(f"truncated message from the REPL process: {e}") from e
         return msg
 
@@ -484,8 +642,8 @@ class LocalREPL(REPL):
                 return StepResult(error=rejected, variables=list(self._variables), notes=notes)
             t0 = time.monotonic()
             try:
-                raw, snap = await self._step(code, turn, resolver, t0)
-                result = StepResult.model_validate(raw)
+                result, snap = await self._step(code, turn, resolver, t0)
+                kept = self._keep_snapshot(turn, snap) if snap is not None else []
             except asyncio.CancelledError:
                 await self._teardown()  # the worker is mid-step: the next run starts afresh
                 self._pending_notes.append("[rlmx: the previous step was cancelled; the REPL was restarted]")
@@ -505,7 +663,7 @@ class LocalREPL(REPL):
                 )
             except _QuotaExceeded as q:
                 await self._teardown()
-                removed = self._enforce_quota(t0, force=True)
+                removed = self._enforce_quota(force=True)
                 restored = await self._restart("restarted")
                 return StepResult(
                     notes=notes,
@@ -513,10 +671,12 @@ class LocalREPL(REPL):
                     duration_s=time.monotonic() - t0,
                     variables=list(self._variables),
                 )
-            except (_Broken, ValueError, OSError) as e:
+            except (_Broken, ValueError, OSError, RecursionError) as e:
                 tail = self._log_tail()
                 info = await self._teardown()
-                if info.get("oom"):
+                if isinstance(e, _Violation):
+                    why = f"ReplError: the REPL process broke the sandbox protocol ({e}) and was stopped"
+                elif info.get("oom"):
                     why = (
                         f"MemoryError: the REPL process exceeded its memory limit of {self.policy.memory_mb} MB "
                         "and was killed"
@@ -534,9 +694,8 @@ class LocalREPL(REPL):
                     variables=list(self._variables),
                 )
             result.duration_s = time.monotonic() - t0
-            if snap is not None:
-                notes += self._keep_snapshot(turn, snap)
-            quota = self._enforce_quota(t0)
+            notes += kept
+            quota = self._enforce_quota()
             if quota and result.final is None:
                 result.error = (result.error + "\n" if result.error else "") + quota.lstrip("; ")
             result.notes = notes
@@ -544,14 +703,38 @@ class LocalREPL(REPL):
             return result
 
     def _keep_snapshot(self, turn: int, snap: dict[str, Any]) -> list[str]:
-        """Seal the step's snapshot delta; returns a note naming newly unsaveable variables."""
-        data: bytes = snap.get("_data") or b""
+        """Seal the step's snapshot delta; returns a note naming newly unsaveable variables.
+        Raises :class:`_Violation` when the delta is malformed or the sealed snapshot would
+        grow past :meth:`_bytes_limit` (the REPL keeps its own total under the limit)."""
+        if not self.policy.snapshots:
+            return []
+        data = snap.get("_data") or b""
+        changed_meta, deleted, raw_unsaved = (
+            snap.get("changed") or [],
+            snap.get("deleted") or [],
+            snap.get("unsaved") or {},
+        )
+        if not (isinstance(changed_meta, list) and isinstance(deleted, list) and isinstance(raw_unsaved, dict)):
+            raise _Violation("malformed snapshot")
         changed, pos = [], 0
-        for name, size in snap.get("changed") or []:
-            changed.append((str(name), data[pos : pos + int(size)]))
-            pos += int(size)
-        unsaved = {str(k): str(v) for k, v in (snap.get("unsaved") or {}).items()}
-        self._snapshot = self.sealer.apply(self._snapshot, turn, changed, list(snap.get("deleted") or []), unsaved)
+        for item in changed_meta:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+                raise _Violation("malformed snapshot")
+            size = item[1]
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0 or pos + size > len(data):
+                raise _Violation("malformed snapshot: sizes do not match its bytes")
+            changed.append((item[0], data[pos : pos + size]))
+            pos += size
+        if pos != len(data) or not all(isinstance(n, str) for n in deleted):
+            raise _Violation("malformed snapshot: sizes do not match its bytes")
+        unsaved = {str(k): str(v)[:500] for k, v in raw_unsaved.items()}
+        sealed = self.sealer.apply(self._snapshot, turn, changed, deleted, unsaved)
+        if sealed.size > self._bytes_limit():
+            raise _Violation(
+                f"its snapshot grew to {sealed.size:,} bytes, past the snapshot limit of "
+                f"{self.policy.snapshot_max_mb} MB"
+            )
+        self._snapshot = sealed
         new = sorted(set(unsaved) - self._unsaved_told)
         self._unsaved_told = set(unsaved)
         if not new:
@@ -559,36 +742,44 @@ class LocalREPL(REPL):
         items = ", ".join(f"{k} ({unsaved[k]})" for k in new)
         return [f"[rlmx: not saved in the REPL's snapshot, so lost if the REPL restarts: {items}]"]
 
-    def _enforce_quota(self, since: float, *, force: bool = False) -> str:
-        """Over the workspace quota: empty and remove the files written since ``since``
-        (monotonic), largest first, until under it. Returns a note ('' when within)."""
+    def _enforce_quota(self, *, force: bool = False) -> str:
+        """Over the workspace quota (its files and the output log): remove regular files of
+        the workspace, largest first, until under it — through directory descriptors, never
+        following a link, whatever their times say (the code can set them); an oversized log
+        is emptied. Returns a note ('' when within)."""
         ws = self.workspace
         quota = self.policy.workspace_mb << 20
         if ws is None:
             return ""
-        used = workspace_usage(ws)
+        sizes: dict[str, tuple[int, int, int]] = {}  # relative path -> (bytes, st_dev, st_ino)
+        used = self._log_blocks()
+        for _fd, _name, rel, st in _walk(ws):
+            used += st.st_blocks * 512
+            if stat.S_ISREG(st.st_mode):
+                sizes[rel] = (st.st_blocks * 512, st.st_dev, st.st_ino)
         if used <= quota and not force:
             return ""
-        wall_since = time.time() - (time.monotonic() - since) - 1
-        files = []
-        for d, _dirs, names in os.walk(ws):
-            for n in names:
-                p = os.path.join(d, n)
-                with contextlib.suppress(OSError):
-                    st = os.lstat(p)
-                    if st.st_mtime >= wall_since:
-                        files.append((st.st_blocks * 512, p))
+        # largest first; "" stands for the output log (emptied through its descriptor)
+        order = sorted([(b, rel) for rel, (b, _d, _i) in sizes.items()] + [(self._log_blocks(), "")], reverse=True)
+        chosen: set[str] = set()
         removed = []
-        for size, p in sorted(files, reverse=True):
+        for size, rel in order:
             if used <= quota:
                 break
-            with contextlib.suppress(OSError):
-                os.truncate(p, 0)
-                if os.path.basename(p) != _LOG_NAME:
-                    os.unlink(p)
-                used -= size
-                removed.append(f"{os.path.relpath(p, ws)} ({size:,} bytes)")
-        gone = f"; removed the files it wrote: {', '.join(removed)}" if removed else ""
+            used -= size
+            if rel:
+                chosen.add(rel)
+            elif size and self._log_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._log_fd, 0)
+                    removed.append(f"the REPL's output log ({size:,} bytes)")
+        if chosen:
+            for fd, name, rel, st in _walk(ws):
+                same = rel in chosen and stat.S_ISREG(st.st_mode) and sizes[rel][1:] == (st.st_dev, st.st_ino)
+                if same and _remove_file(fd, name, st):
+                    removed.append(f"{rel} ({sizes[rel][0]:,} bytes)")
+        more = f" and {len(removed) - 20:,} more" if len(removed) > 20 else ""
+        gone = f"; removed from the workspace, largest first: {', '.join(removed[:20])}{more}" if removed else ""
         if force:
             return gone
         return (
@@ -597,7 +788,7 @@ class LocalREPL(REPL):
 
     async def _step(
         self, code: str, turn: int, resolver: ToolResolver, t0: float
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    ) -> tuple[StepResult, dict[str, Any] | None]:
         loop = asyncio.get_running_loop()
         st = _Step(loop.time() + self.step_timeout_s)
         cpu = self.policy.cpu_s or self.step_timeout_s
@@ -622,18 +813,20 @@ class LocalREPL(REPL):
                 if read not in done:
                     if loop.time() >= next_check:
                         next_check = loop.time() + _QUOTA_CHECK_S
-                        if self.workspace and workspace_usage(self.workspace) > quota:
+                        if self._usage() > quota:
                             raise _QuotaExceeded(f"the workspace grew past its quota of {self.policy.workspace_mb} MB")
                     continue  # woken (a tool result went back) or timed out: re-check
                 msg = read.result()
                 if msg.get("type") == "step_result":
-                    res = msg.get("result")
-                    if not isinstance(res, dict):
-                        raise _Broken("malformed step result")
+                    result = _step_result(msg.get("result"))
                     snap = msg.get("snapshot")
-                    if isinstance(snap, dict):
+                    if snap is not None and not isinstance(snap, dict):
+                        raise _Violation("malformed snapshot")
+                    if snap is not None:
                         snap["_data"] = msg.get("_data") or b""
-                    return res, snap if isinstance(snap, dict) else None
+                    elif msg.get("_data"):
+                        raise _Violation("raw bytes without a snapshot")
+                    return result, snap
                 if msg.get("type") == "tool_request":
                     if st.pending == 0:
                         st.paused_at = loop.time()
@@ -664,9 +857,12 @@ class LocalREPL(REPL):
         rid = str(msg.get("id"))
         reply: dict[str, Any]
         limit = self.policy.max_subcalls_per_step
-        payload = msg.get("payload") or {}
-        n = len(payload.get("prompts") or []) if msg.get("kind") == "llm_query_batched" else 1
-        try:
+        try:  # everything in the request is untrusted: any error becomes the call's error
+            payload = msg.get("payload") or {}
+            if not isinstance(payload, dict):
+                raise TypeError("the request's payload must be an object")
+            prompts = payload.get("prompts") if msg.get("kind") == "llm_query_batched" else None
+            n = len(prompts) if isinstance(prompts, list) else 1
             if limit is not None and st.subcalls + n > limit:
                 raise RuntimeError(
                     f"this step reached its limit of {limit} sub-calls (RLMX_SANDBOX_MAX_SUBCALLS_PER_STEP); "
@@ -702,6 +898,23 @@ class LocalREPL(REPL):
             if st.pending == 0 and not self.count_tool_time:
                 st.deadline += loop.time() - st.paused_at
             st.wake.set()
+
+
+def _step_result(res: Any) -> StepResult:
+    """Validate a step result from the REPL process (untrusted: the shape is checked before
+    pydantic sees it, so a crafted one costs little and says little)."""
+    if not isinstance(res, dict):
+        raise _Violation("malformed step result")
+    span_log, variables = res.get("span_log") or [], res.get("variables") or []
+    if not isinstance(span_log, list) or len(span_log) > _MAX_SPAN_EVENTS:
+        raise _Violation("malformed step result: span log")
+    if not isinstance(variables, list) or not all(isinstance(v, str) for v in variables):
+        raise _Violation("malformed step result: variables")
+    try:
+        return StepResult.model_validate(res)
+    except ValueError as e:  # pydantic's ValidationError; its text could be huge
+        count = e.error_count() if hasattr(e, "error_count") else 1
+        raise _Violation(f"malformed step result ({count} validation errors)") from None
 
 
 def _describe_exit(info: dict[str, Any]) -> str:

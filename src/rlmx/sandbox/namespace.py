@@ -3,7 +3,10 @@
 :class:`ReplTools` provides ``llm_query``, ``llm_query_batched``, ``rlm_query``, ``FINAL``,
 ``FINAL_VAR``, ``SUBMIT`` and ``SHOW_VARS``. Sub-calls go through a ``transport(kind,
 request_id, payload) -> value`` callable (the worker's socket), which blocks until the
-orchestrator answers and raises :class:`ToolError` or :class:`BudgetExceeded`.
+orchestrator answers and raises :class:`ToolError` or :class:`BudgetExceeded`. So does
+``context.search`` (a ``search`` request, ids ``t{turn}.s{n}``, numbered apart from the
+sub-calls): the REPL cannot open the store's search index; the orchestrator answers from it
+for this context's documents only.
 
 Control flow: ``FINAL``/``FINAL_VAR``/``SUBMIT`` raise :class:`FinalAnswer` and a spent
 budget raises :class:`BudgetExceeded`; both derive from ``BaseException`` so that model
@@ -161,7 +164,9 @@ class ReplTools:
         self.final: dict[str, Any] | None = None
         self.budget_error: str | None = None
         self._n = 0
+        self._searches = 0
         self._lock = threading.Lock()
+        self.ctx.searcher = self._search
         self._names: dict[str, Any] = {
             "context": self.context,
             "llm_query": self.llm_query,
@@ -178,6 +183,7 @@ class ReplTools:
         with self._lock:
             if turn != self.turn:
                 self._n = 0
+                self._searches = 0
             self.turn = turn
             self.ns = ns
             self.final = None
@@ -199,6 +205,13 @@ class ReplTools:
         except BudgetExceeded as e:
             self.budget_error = str(e)
             raise
+
+    def _search(self, payload: dict[str, Any]) -> Any:
+        """``context.search``'s request to the orchestrator (see :mod:`.context`)."""
+        with self._lock:
+            self._searches += 1
+            rid = f"t{self.turn}.s{self._searches}"
+        return self._call("search", rid, payload)
 
     # -- sub-calls -----------------------------------------------------------------------
     def llm_query(self, prompt: str, model: str | None = None) -> str:

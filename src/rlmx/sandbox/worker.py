@@ -18,8 +18,9 @@ bytes (snapshots). ``→`` orchestrator to worker, ``←`` worker to orchestrato
     ← {"type": "restored", "restored": [name], "failed": {name: reason}}
     → {"type": "run", "code": str, "turn": int, "cpu_s": float | null}
         ← {"type": "tool_request", "id": str, "kind": "llm_query"|"llm_query_batched"|
-           "rlm_query", "payload": {...}}     (ToolRequest's payloads; any number, possibly
-                                               several outstanding when code uses threads)
+           "rlm_query"|"search", "payload": {...}}  (ToolRequest's payloads; any number,
+                                               possibly several outstanding when code uses
+                                               threads)
         → {"type": "tool_result", "id": str, "value": Any}
           or {"type": "tool_result", "id": str, "error": str,
               "error_type": "BudgetExceededError" | "ToolError"}
@@ -33,8 +34,10 @@ with ``sandbox.hardened`` a missing required layer ends the process with ``fatal
 A ``tool_result`` error raises :class:`~rlmx.sandbox.namespace.ToolError` (a RuntimeError)
 inside the code, or :class:`~rlmx.sandbox.namespace.BudgetExceeded` (a BaseException that
 ends the step). Request ids are sub-call ids ``t{turn}.{n}`` (``t{turn}.{a}..{b}`` for a
-batch). Wall-clock limits are the orchestrator's: it kills this process; the CPU limit of a
-step (``cpu_s``) is a soft ``RLIMIT_CPU`` whose ``SIGXCPU`` ends the step with an error.
+batch), ``t{turn}.s{n}`` for searches (``context.search``: the process has no access to the
+store's search index; the orchestrator answers for this context only). Wall-clock limits
+are the orchestrator's: it kills this process; the CPU limit of a step (``cpu_s``) is a soft
+``RLIMIT_CPU`` whose ``SIGXCPU`` ends the step with an error.
 """
 
 from __future__ import annotations
