@@ -167,6 +167,49 @@ def test_folder_with_good_and_bad_files(store: Store, tmp_path: Path) -> None:
     assert store.meta.get_corpus(corpus.corpus_id).failures == corpus.failures
 
 
+def test_folder_walk_stays_inside_the_folder(store: Store, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "secret.txt").write_text("outside secret\n")
+    (outside / "deep" / "more.txt").write_text("more outside\n")
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("inside a\n")
+    (root / "sub" / "b.txt").write_text("inside b\n")
+    os.symlink(outside / "secret.txt", root / "escape.txt")
+    os.symlink(outside / "deep", root / "escape_dir")
+    os.symlink("../../outside/secret.txt", root / "sub" / "relative.txt")
+    os.symlink(root / "sub" / "b.txt", root / "inner_link.txt")  # inside: kept
+    os.symlink(root / "sub", root / "inner_dir")  # inside: walked once, through its real path
+    os.symlink(root / "missing.txt", root / "broken.txt")
+    os.mkfifo(root / "fifo.txt")
+    os.symlink(root / "fifo.txt", root / "fifo_link.txt")
+    os.symlink("/dev/zero", root / "zero.txt")
+    corpus = ingest([root], store)
+    assert [d.name for d in corpus.documents] == ["a.txt", "inner_link.txt", "sub/b.txt"]
+    reasons = {Path(f.source_path).name: f.reason for f in corpus.failures}
+    for name in ("escape.txt", "escape_dir", "relative.txt", "zero.txt"):
+        assert "outside the folder" in reasons[name], name
+    assert "broken" in reasons["broken.txt"]
+    assert "not a regular file" in reasons["fifo.txt"] and "not a regular file" in reasons["fifo_link.txt"]
+    assert set(reasons) == {
+        "escape.txt",
+        "escape_dir",
+        "relative.txt",
+        "zero.txt",
+        "broken.txt",
+        "fifo.txt",
+        "fifo_link.txt",
+    }
+    # a root reached through a symlink is walked as usual
+    link = tmp_path / "link_to_root"
+    os.symlink(root, link)
+    via = ingest([link], store)
+    assert [d.name for d in via.documents] == ["a.txt", "inner_link.txt", "sub/b.txt"]
+    # a file named directly is taken as given (the user chose it)
+    assert [d.name for d in ingest([root / "escape.txt"], store).documents] == ["escape.txt"]
+
+
 def test_globs_single_files_and_missing_paths(store: Store, tmp_path: Path) -> None:
     root = tmp_path / "docs"
     (root / "guide").mkdir(parents=True)

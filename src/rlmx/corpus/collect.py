@@ -4,6 +4,14 @@ Display names: the file name for a file given directly; the path relative to the
 for a folder; the path relative to the pattern's fixed prefix for a glob (``docs/**/*.md``
 → ``guide/intro.md``). Names use ``/`` and are made unique within one call. Hidden entries
 (``.name``) and the folders ``__pycache__``, ``.git`` and ``node_modules`` are skipped.
+
+A folder's walk stays inside the folder: symbolic links to folders are not followed, and an
+entry that is not a regular file (a FIFO, socket or device such as ``/dev/zero``), a broken
+link, or a symbolic link whose target (resolved) lies outside the folder's real path is
+skipped and reported as a problem ``(path, reason)`` — so a folder under the service's
+``RLMX_ALLOWED_PATHS`` cannot be used to read files outside it, and ingestion never blocks
+on a FIFO or reads a device forever. A file named directly (or matched by a glob) is taken
+as given.
 """
 
 from __future__ import annotations
@@ -11,13 +19,14 @@ from __future__ import annotations
 import glob
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["SKIP_DIRS", "Problem", "SourceFile", "collect"]
 
-Problem = tuple[str, str]  # (argument as given, reason it yields no file)
+Problem = tuple[str, str]  # (argument as given, or a skipped path in a folder; the reason)
 SKIP_DIRS = frozenset({"__pycache__", ".git", "node_modules"})
 _MAGIC = re.compile(r"[*?[]")
 
@@ -36,12 +45,54 @@ def _skipped(name: str) -> bool:
     return name.startswith(".") or name in SKIP_DIRS
 
 
-def _walk(top: Path) -> Iterator[Path]:
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _walk(top: Path, problems: list[Problem]) -> Iterator[Path]:
+    """The regular files under ``top`` (see the module doc); skipped entries are appended to
+    ``problems``. ``os.walk`` does not descend into linked folders, so every folder visited
+    lies under ``top``'s real path and only an entry that is itself a link can lead out."""
+    real_top = os.path.realpath(top)
     for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
+        kept = []
+        for d in sorted(dirnames):
+            if _skipped(d):
+                continue
+            path = os.path.join(dirpath, d)
+            if os.path.islink(path):
+                if not _inside(os.path.realpath(path), real_top):
+                    problems.append((path, "symbolic link to a path outside the folder: skipped"))
+                continue  # a link to a folder inside is walked through its real path
+            kept.append(d)
+        dirnames[:] = kept
         for fn in sorted(filenames):
-            if not _skipped(fn):
-                yield Path(dirpath) / fn
+            if _skipped(fn):
+                continue
+            path = os.path.join(dirpath, fn)
+            why = _not_a_file_inside(path, real_top)
+            if why is None:
+                yield Path(path)
+            else:
+                problems.append((path, why))
+
+
+def _not_a_file_inside(path: str, real_top: str) -> str | None:
+    """None when ``path`` is a regular file inside ``real_top`` (after following a link),
+    else why it is skipped."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            if not _inside(os.path.realpath(path), real_top):
+                return "symbolic link to a path outside the folder: skipped"
+            st = os.stat(path)
+    except FileNotFoundError:
+        return "broken symbolic link: skipped"
+    except OSError as e:
+        return f"cannot read the file: {e.strerror or e}"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a FIFO, socket or device): skipped"
+    return None
 
 
 def _glob_base(pattern: str) -> Path:
@@ -54,18 +105,21 @@ def _glob_base(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def _expand(arg: str | Path) -> tuple[list[tuple[Path, str, Path]], Problem | None]:
+def _expand(arg: str | Path) -> tuple[list[tuple[Path, str, Path]], list[Problem]]:
     path = Path(arg).expanduser()
+    problems: list[Problem] = []
     if path.is_file():
-        return [(path, path.name, path.parent)], None
+        return [(path, path.name, path.parent)], problems
     if path.is_dir():
-        files = [(f, f.relative_to(path).as_posix(), path) for f in _walk(path)]
-        if not files:
-            return [], (
-                str(arg),
-                "folder has no files (hidden files, __pycache__, .git and node_modules are skipped)",
+        files = [(f, f.relative_to(path).as_posix(), path) for f in _walk(path, problems)]
+        if not files and not problems:
+            problems.append(
+                (
+                    str(arg),
+                    "folder has no files (hidden files, __pycache__, .git and node_modules are skipped)",
+                )
             )
-        return files, None
+        return files, problems
     pattern = os.path.expanduser(str(arg))
     if _MAGIC.search(pattern):
         base = _glob_base(pattern)
@@ -78,27 +132,27 @@ def _expand(arg: str | Path) -> tuple[list[tuple[Path, str, Path]], Problem | No
             if p.is_file():
                 out.append((p, rel.as_posix(), base))
             elif p.is_dir():
-                out.extend((f, (rel / f.relative_to(p)).as_posix(), base) for f in _walk(p))
-        if not out:
-            return [], (str(arg), "no files match the glob pattern")
-        return out, None
+                out.extend((f, (rel / f.relative_to(p)).as_posix(), base) for f in _walk(p, problems))
+        if not out and not problems:
+            problems.append((str(arg), "no files match the glob pattern"))
+        return out, problems
     if path.exists():
-        return [], (str(arg), "not a regular file or folder")
-    return [], (str(arg), "no such file or folder (check the path and the current folder)")
+        return [], [(str(arg), "not a regular file or folder")]
+    return [], [(str(arg), "no such file or folder (check the path and the current folder)")]
 
 
 def collect(paths: Sequence[str | Path]) -> tuple[list[SourceFile], list[Problem]]:
     """Expand ``paths`` into files with unique display names (first occurrence of a file
-    wins) and ``(argument, reason)`` problems for arguments that yield no file. Never
-    raises for bad paths."""
+    wins) and ``(argument or path, reason)`` problems: arguments that yield no file, and
+    entries of a folder that were skipped (links leading out of it, FIFOs, devices; see the
+    module doc). Never raises for bad paths."""
     files: list[SourceFile] = []
     failures: list[Problem] = []
     seen_paths: set[Path] = set()
     names: set[str] = set()
     for arg in paths:
-        found, failure = _expand(arg)
-        if failure is not None:
-            failures.append(failure)
+        found, problems = _expand(arg)
+        failures.extend(problems)
         for path, name, root in found:
             key = Path(os.path.abspath(path))  # no symlink resolution: no system calls
             if key in seen_paths:

@@ -5,24 +5,30 @@ Every route but ``/health/*`` (and, unless ``RLMX_PUBLIC_DOCS=0``, ``/docs`` and
 ``{"detail": message}`` with a 4xx status: 400 bad input, 401 no or bad key, 403 a path
 outside ``RLMX_ALLOWED_PATHS``, 404 unknown id (or another tenant's: indistinguishable), 409
 wrong state, 413 body too large, 415 wrong content type, 422 schema validation, 429 rate
-limit; 503 when the store is unavailable. Reference: ``docs/api.md``.
+limit or too many live runtime REPLs; 503 when the store is unavailable. Malformed input
+(bodies that are not JSON, nested too deeply, with NaN, bad headers) is a 4xx, never a 500.
+Reference: ``docs/api.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
+import re
 import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,10 +37,72 @@ from .. import __version__
 from ..errors import ConfigError, NotFoundError, RlmxError, StoreError
 from ..types import Budgets
 from .auth import Principal, RateLimiter
-from .core import BadRequest, Service, ServiceError, safe_filename
+from .core import MAX_VERIFY_CITATIONS, BadRequest, Service, ServiceError, safe_filename
 from .settings import ServiceSettings
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("rlmx.service")
+
+MAX_JSON_DEPTH = 64
+"""How deeply free-form JSON (``options``, ``output_schema``) may nest."""
+_EVENT_ID = re.compile(r"[0-9]{1,18}")
+
+
+def _json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of decoded JSON, without recursion; counted up to ``limit + 1``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d)
+            if d <= limit:
+                stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _plain_json(value: Any) -> Any:
+    """Free-form JSON must nest at most ``MAX_JSON_DEPTH`` levels, hold finite numbers and
+    text that is valid Unicode (no lone surrogates such as ``"\\ud800"``)."""
+    if value is None:
+        return value
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return value
+
+
+PlainJSON = Annotated[dict[str, Any] | None, AfterValidator(_plain_json)]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _load_json(raw: bytes, what: str = "the body") -> Any:
+    """``raw`` as JSON, else BadRequest (not JSON, NaN/Infinity, nested too deeply)."""
+    try:
+        data = json.loads(raw or b"null", parse_constant=_no_constant)
+    except (ValueError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise BadRequest(f"{what} is not JSON: {why}") from None
+    if _json_depth(data, MAX_JSON_DEPTH + 4) > MAX_JSON_DEPTH + 4:
+        raise BadRequest(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
 
 
 # --- request and response bodies -------------------------------------------------------------
@@ -50,7 +118,7 @@ class SessionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     docs: list[DocIn] = Field(min_length=1, max_length=1000)
     ttl_minutes: int | None = Field(None, ge=1, le=525_600, description="Delete the session after this many minutes.")
-    options: dict[str, Any] | None = None
+    options: PlainJSON = None
 
 
 class Accepted(BaseModel):
@@ -86,7 +154,7 @@ class ExecutionCreate(BaseModel):
     question: str = Field(min_length=1, max_length=200_000)
     models: ModelsIn | None = None
     budgets: Budgets | None = None
-    output_schema: dict[str, Any] | None = Field(None, description="JSON Schema of SUBMIT(**fields).")
+    output_schema: PlainJSON = Field(None, description="JSON Schema of SUBMIT(**fields).")
 
 
 class RuntimeCreate(BaseModel):
@@ -96,7 +164,7 @@ class RuntimeCreate(BaseModel):
     )
     models: ModelsIn | None = None
     budgets: Budgets | None = None
-    output_schema: dict[str, Any] | None = None
+    output_schema: PlainJSON = None
     sub_calls: Literal["server", "client"] = Field(
         "server", description="`client`: llm_query/rlm_query inside a step wait for the client's results."
     )
@@ -192,7 +260,7 @@ class CitationIn(BaseModel):
 
 class VerifyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    citations: list[CitationIn] = Field(max_length=10_000)
+    citations: list[CitationIn] = Field(max_length=MAX_VERIFY_CITATIONS)
 
 
 class CheckOut(BaseModel):
@@ -327,20 +395,32 @@ def create_app(
     st = svc.settings
     limiter = RateLimiter(st.rate_limit_per_minute)
 
+    async def reaper(stop: asyncio.Event) -> None:
+        """Stop idle runtime REPLs (with or without an in-process worker)."""
+        every = min(max(st.runtime_idle_seconds / 4, 0.05), 30.0)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), every)
+            except TimeoutError:
+                pass
+            try:
+                await svc.reap_idle()
+            except Exception:  # keep reaping
+                log.exception("reaping idle runtime REPLs failed")
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        task = None
+        tasks = [asyncio.create_task(reaper(stop))]
         if worker:
             from .worker import Worker
 
-            task = asyncio.create_task(Worker(svc).run(stop))
+            tasks.append(asyncio.create_task(Worker(svc).run(stop)))
         try:
             yield
         finally:
             stop.set()
-            if task is not None:
-                await task
+            await asyncio.gather(*tasks, return_exceptions=True)
             await svc.close_runtimes()
 
     app = FastAPI(
@@ -360,7 +440,17 @@ def create_app(
 
     @app.exception_handler(ServiceError)
     async def _service_error(_r: Request, e: ServiceError) -> JSONResponse:
-        return _error(e.status, e.message)
+        return _error(e.status, e.message, e.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_r: Request, e: RequestValidationError) -> JSONResponse:
+        """422 with where and what (not the input: it may hold NaN, which JSON cannot carry)."""
+        errors = [{k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in e.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_r: Request, _e: RecursionError) -> JSONResponse:
+        return _error(400, "the request is nested too deeply")
 
     @app.exception_handler(NotFoundError)
     async def _not_found(_r: Request, e: NotFoundError) -> JSONResponse:
@@ -464,10 +554,7 @@ def create_app(
         if ctype.startswith("multipart/form-data"):
             rec = await _from_upload(request, p)
         elif ctype.startswith("application/json") or not ctype:
-            try:
-                data = json.loads(await request.body() or b"null")
-            except ValueError as e:
-                raise BadRequest(f"the body is not JSON: {e}") from None
+            data = _load_json(await request.body())
             try:
                 body = SessionCreate.model_validate(data)
             except ValidationError as e:
@@ -504,12 +591,13 @@ def create_app(
             options: dict[str, Any] | None = None
             raw_opt = form.get("options")
             if isinstance(raw_opt, str) and raw_opt.strip():
-                try:
-                    options = json.loads(raw_opt)
-                except ValueError:
-                    raise BadRequest("options must be a JSON object") from None
+                options = _load_json(raw_opt.encode("utf-8", "surrogatepass"), "options")
                 if not isinstance(options, dict):
                     raise BadRequest("options must be a JSON object")
+                try:
+                    _plain_json(options)
+                except ValueError as e:
+                    raise BadRequest(f"options: {e}") from None
             taken: set[str] = set()
             inputs = []
             for f in files:
@@ -543,6 +631,10 @@ def create_app(
 
     # -- executions -----------------------------------------------------------------------------
     state_errors = {**_ERRORS, 400: {"description": "Bad input"}, 409: {"description": "Session not READY"}}
+    runtime_start_errors = {
+        **state_errors,
+        429: {"description": "Rate limit, or too many runtime executions with a live REPL"},
+    }
 
     @app.post(
         "/v1/sessions/{session_id}/executions",
@@ -560,7 +652,7 @@ def create_app(
         status_code=201,
         response_model=RuntimeAccepted,
         tags=["runtime"],
-        responses=state_errors,
+        responses=runtime_start_errors,
     )
     async def create_runtime(session_id: str, body: RuntimeCreate, p: Principal = auth) -> Any:
         """Runtime mode: the client submits each step (``POST /v1/executions/{id}/steps``)."""
@@ -592,7 +684,7 @@ def create_app(
         ``subcall``, ``execution_finished`` (children too, with their depth),
         ``execution_resumed``, and ``final`` (status, answer, citations, usage) last."""
         svc.owned_execution(p.tenant, execution_id)
-        after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+        after = int(last_event_id) if last_event_id and _EVENT_ID.fullmatch(last_event_id) else 0
         poll = st.events_poll_seconds
 
         async def stream() -> AsyncIterator[ServerSentEvent]:
@@ -628,6 +720,7 @@ def create_app(
         **_ERRORS,
         400: {"description": "Bad tool result"},
         409: {"description": "Not a running runtime execution, or a step is waiting"},
+        429: {"description": "Rate limit, or too many runtime executions with a live REPL (restoring this one)"},
     }
 
     @app.post("/v1/executions/{execution_id}/steps", response_model=StepOut, tags=["runtime"], responses=runtime_errors)
@@ -665,7 +758,8 @@ def create_app(
     )
     async def get_span(body: SpanGet, p: Principal = auth) -> Any:
         """The canonical text of ``[start, end)`` (code points) and its SpanRef with checksum."""
-        return svc.get_span(
+        return await asyncio.to_thread(
+            svc.get_span,
             p.tenant,
             doc_id=body.doc_id,
             session_id=body.session_id,
@@ -674,10 +768,17 @@ def create_app(
             end=body.end,
         )
 
-    @app.post("/v1/citations/verify", response_model=VerifyOut, tags=["citations"], responses=_ERRORS)
+    @app.post(
+        "/v1/citations/verify",
+        response_model=VerifyOut,
+        tags=["citations"],
+        responses={**_ERRORS, 413: {"description": "Citations cover too many characters"}},
+    )
     async def verify(body: VerifyIn, p: Principal = auth) -> Any:
-        """Recompute each citation's checksum against the stored canonical text."""
-        checks = svc.verify(p.tenant, [c.model_dump(exclude_none=True) for c in body.citations])
+        """Recompute each citation's checksum against the stored canonical text (at most
+        1,000 citations and 10,000,000 characters of spans a request)."""
+        cites = [c.model_dump(exclude_none=True) for c in body.citations]
+        checks = await asyncio.to_thread(svc.verify, p.tenant, cites)
         results = [c.__dict__ for c in checks]
         return {"all_ok": all(c.ok for c in checks), "results": results}
 

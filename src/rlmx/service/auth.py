@@ -10,6 +10,7 @@ session, execution, span and trace belongs to the tenant of the key that made it
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import os
@@ -31,25 +32,66 @@ PEPPER_FILE = "key_pepper"
 _TENANT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
+def _read_pepper(path: Path) -> bytes | None:
+    """The pepper in ``path``; None when the file is absent. A file that stays empty (a
+    writer of an older version crashed) is an error, never an empty key."""
+    for _ in range(40):  # up to ~2 s for a writer that has not finished (older versions)
+        try:
+            value = path.read_bytes().strip()
+        except FileNotFoundError:
+            return None
+        if value:
+            return value
+        time.sleep(0.05)
+    raise ConfigError(
+        f"the key pepper file {path} is empty; set RLMX_KEY_PEPPER, or delete the file to generate a new "
+        "pepper (existing API keys then stop working)"
+    )
+
+
+def _theirs(path: Path) -> bytes:
+    theirs = _read_pepper(path)
+    if theirs is None:  # deleted in between: do not guess
+        raise ConfigError(f"the key pepper file {path} appeared and vanished; start again")
+    return theirs
+
+
 def load_pepper(settings: ServiceSettings, notice: object = None) -> bytes:
     """The pepper: ``RLMX_KEY_PEPPER``, else ``$RLMX_HOME/key_pepper`` (created with mode
-    0600 when absent; ``notice(message)`` is told so)."""
+    0600 when absent; ``notice(message)`` is told so). Processes starting together agree on
+    one pepper: it is written to a temporary file and linked into place, so the file
+    appears complete or not at all, and only the first link wins."""
     if settings.key_pepper is not None and settings.key_pepper.get_secret_value():
         return settings.key_pepper.get_secret_value().encode("utf-8")
     home = Path(settings.home).expanduser()
     path = home / PEPPER_FILE
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
+    existing = _read_pepper(path)
+    if existing is not None:
+        return existing
     home.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32).encode("ascii")
+    tmp = home / f".{PEPPER_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as f:
-        f.write(value + b"\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(value + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # atomic, and fails when another process linked its pepper first
+        except FileExistsError:
+            return _theirs(path)
+        except OSError as e:  # no hard links on this file system: create it exclusively
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            try:
+                out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return _theirs(path)
+            with os.fdopen(out, "wb") as f:  # readers wait while it is empty
+                f.write(value + b"\n")
+    finally:
+        tmp.unlink(missing_ok=True)
     if callable(notice):
         notice(
             f"rlmx: RLMX_KEY_PEPPER is not set; generated one in {path} (mode 0600). "

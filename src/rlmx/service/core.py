@@ -2,7 +2,13 @@
 
 Every operation takes the caller's tenant; an id of another tenant raises :class:`NotFound`
 with the same message as a missing one. Errors are :class:`ServiceError` subclasses that
-carry their HTTP status (400, 403, 404, 409); the engine's errors are translated here.
+carry their HTTP status (400, 403, 404, 409, 413, 429); the engine's errors are translated
+here.
+
+Jobs run under a lease (:mod:`.worker`): :meth:`Service.job_store` gives the holder of a
+job's lease a store whose writes — the engine's (execution record, turns, sub-calls,
+snapshots) and the service's (status, events) — count only while it still holds the lease,
+so a worker that lost its job to another never overwrites the new owner's records.
 """
 
 from __future__ import annotations
@@ -10,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -36,9 +44,11 @@ from ..lm.base import LMClient
 from ..lm.registry import resolve_models
 from ..store import Store, open_store
 from ..store.base import (
+    BlobStore,
     CorpusRecord,
     ExecutionRecord,
     JobRecord,
+    MetadataStore,
     ServiceExecutionRecord,
     SessionRecord,
     utcnow,
@@ -47,12 +57,25 @@ from ..types import SpanRef, Status, span_checksum
 from .auth import KeyManager, load_pepper
 from .settings import ServiceSettings
 
-__all__ = ["BadRequest", "Conflict", "Forbidden", "NotFound", "Service", "ServiceError"]
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "Service",
+    "ServiceError",
+    "TooLarge",
+    "TooMany",
+]
 
 log = logging.getLogger("rlmx.service")
 
 TERMINAL = {s.value for s in Status} - {Status.RUNNING.value}
 MAX_SPAN_CHARS = 1_000_000
+MAX_VERIFY_CITATIONS = 1000
+"""Citations one verify request may check."""
+MAX_VERIFY_CHARS = 10 * MAX_SPAN_CHARS
+"""Characters one verify request may read (the sum of its citations' in-range spans)."""
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -61,9 +84,10 @@ class ServiceError(Exception):
 
     status = 400
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
+        self.headers = headers
 
 
 class BadRequest(ServiceError):
@@ -80,6 +104,60 @@ class NotFound(ServiceError):
 
 class Conflict(ServiceError):
     status = 409
+
+
+class TooLarge(ServiceError):
+    status = 413
+
+
+class TooMany(ServiceError):
+    status = 429
+
+
+class _LeaseBlobs(BlobStore):
+    """The blob store as the holder of a job's lease writes it: a put or delete is made only
+    while the lease is held (checked just before; the window is one query), else skipped
+    and ``lost()`` called."""
+
+    def __init__(self, inner: BlobStore, held: Callable[[], bool], lost: Callable[[], None]):
+        self.inner = inner
+        self._held = held
+        self._lost = lost
+
+    def _ok(self) -> bool:
+        if self._held():
+            return True
+        self._lost()
+        return False
+
+    def put(self, key: str, data: bytes) -> None:
+        if self._ok():
+            self.inner.put(key, data)
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def delete(self, key: str) -> None:
+        if self._ok():
+            self.inner.delete(key)
+
+    def local_path(self, key: str) -> Path:
+        return self.inner.local_path(key)
+
+
+def _once(fn: Callable[[], None] | None) -> Callable[[], None]:
+    done = threading.Event()
+
+    def call() -> None:
+        if not done.is_set():
+            done.set()
+            if fn is not None:
+                fn()
+
+    return call
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +207,7 @@ class Service:
         extra = [m.strip() for m in self.settings.service_models.split(",") if m.strip()]
         self.offered = list(dict.fromkeys([root, sub, "baseline", *extra]))
         self.runtimes: dict[str, RuntimeExecution] = {}
+        self._runtime_slots: dict[str, str] = {}  # execution id -> tenant, REPLs live or starting
         self._runtime_locks: dict[str, asyncio.Lock] = {}
         self._wakers: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._wake_lock = threading.Lock()
@@ -181,8 +260,10 @@ class Service:
         budgets: dict[str, Any] | None,
         *,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        store: Store | None = None,
     ) -> RLM:
-        """An :class:`~rlmx.api.RLM` for a request (models checked by :meth:`resolve_models`)."""
+        """An :class:`~rlmx.api.RLM` for a request (models checked by :meth:`resolve_models`)
+        on ``store`` (default: the service's)."""
         specs = self.resolve_models(models)
         root, sub = specs["root"], specs["sub"]
         try:
@@ -198,13 +279,30 @@ class Service:
             raise BadRequest(str(e)) from None
         except ValueError as e:  # pydantic validation of budgets
             raise BadRequest(f"invalid budgets: {e}") from None
-        rlm._store = self.store
+        rlm._store = store or self.store
         return rlm
+
+    # -- leases -----------------------------------------------------------------------------
+    def job_store(self, job: JobRecord, on_lost: Callable[[], None] | None = None) -> Store:
+        """The store as the holder of ``job``'s lease (its ``lease_owner`` under claim
+        ``attempts``) writes it: every metadata write is committed only while the lease is
+        held, a blob is written only while it is (see :class:`_LeaseBlobs`); otherwise the
+        write changes nothing and ``on_lost()`` is called once. A job with no lease owner
+        gets the plain store."""
+        if job.lease_owner is None:
+            return self.store
+        lost = _once(on_lost)
+        meta = self.meta.fenced(job.job_id, job.lease_owner, job.attempts, lost)
+        owner, attempt = job.lease_owner, job.attempts
+        blobs = _LeaseBlobs(self.store.blobs, lambda: self.meta.holds_lease(job.job_id, owner, attempt), lost)
+        return Store(home=self.store.home, meta=meta, blobs=blobs, index_path=self.store.index_path)
 
     # -- sessions -------------------------------------------------------------------------------
     def check_path(self, raw: str) -> Path:
-        """The resolved path when it lies under ``RLMX_ALLOWED_PATHS`` (else Forbidden) and
-        exists (else BadRequest)."""
+        """The resolved path when it lies under ``RLMX_ALLOWED_PATHS`` and neither lies under
+        nor contains the store's home (uploads, key pepper, snapshot key; else Forbidden),
+        and exists (else BadRequest). A folder's walk does not leave the folder (see
+        :mod:`rlmx.corpus.collect`)."""
         roots = self.settings.allowed_roots()
         where = "a folder listed in RLMX_ALLOWED_PATHS on the server" if roots else "RLMX_ALLOWED_PATHS (empty)"
         try:
@@ -215,6 +313,13 @@ class Service:
             raise BadRequest(f"invalid path {raw!r}") from None
         if not roots or not _under(absolute, roots) or not _under(real, roots):
             raise Forbidden(f"path {raw!r} is not under {where}; upload the files instead (multipart)")
+        homes = list(dict.fromkeys([Path(os.path.abspath(self.store.home)), self.store.home.resolve()]))
+        for p in (absolute, real):
+            if _under(p, homes) or any(_under(h, [p]) for h in homes):
+                raise Forbidden(
+                    f"path {raw!r} is, or contains, the server's store (RLMX_HOME), which sessions may "
+                    "not read; upload the files instead (multipart)"
+                )
         if not real.exists():
             raise BadRequest(f"path {raw!r} does not exist on the server")
         return real
@@ -268,9 +373,11 @@ class Service:
         folder.mkdir(parents=True, exist_ok=True)
         return sid, folder
 
-    def ingest_session(self, session_id: str) -> None:
+    def ingest_session(self, session_id: str, *, meta: MetadataStore | None = None) -> None:
         """Ingest a session's inputs (a worker's job): READY with per-document status, or
-        FAILED with the reason. Idempotent (documents are content-addressed)."""
+        FAILED with the reason. Idempotent (documents are content-addressed). ``meta``: where
+        the session's outcome is written (a worker's :meth:`job_store`)."""
+        meta = meta or self.meta
         rec = self.meta.get_session(session_id)
         if rec.deleted_at is not None:
             return
@@ -288,7 +395,7 @@ class Service:
         except IngestError as e:
             rec.status, rec.error = "FAILED", str(e)
             rec.documents = [{"source_name": names[p], "path": p, "status": "FAILED", "error": str(e)} for p in paths]
-            self.meta.put_session(rec)
+            meta.put_session(rec)
             return
         corpus = self._apply_source_names(corpus, names)
         docs: list[dict[str, Any]] = [
@@ -309,7 +416,7 @@ class Service:
         ]
         rec = self.meta.get_session(session_id)
         rec.status, rec.corpus_id, rec.documents, rec.error = "READY", corpus.corpus_id, docs, None
-        self.meta.put_session(rec)
+        meta.put_session(rec)
 
     def _apply_source_names(self, corpus: CorpusRecord, names: dict[str, str]) -> CorpusRecord:
         """A file given with a ``source_name`` keeps that name in the corpus."""
@@ -425,18 +532,20 @@ class Service:
             self.wake()
         return {"execution_id": eid, "status": Status.RUNNING.value}
 
-    def event_sink(self, root_id: str) -> Callable[[str, dict[str, Any]], None]:
+    def event_sink(self, root_id: str, meta: MetadataStore | None = None) -> Callable[[str, dict[str, Any]], None]:
+        into = meta or self.meta
+
         def sink(kind: str, data: dict[str, Any]) -> None:
             try:
-                self.meta.add_event(root_id, kind, _jsonable(data))
+                into.add_event(root_id, kind, _jsonable(data))
             except RlmxError:  # progress events are not worth failing an execution for
                 log.warning("could not store a %s event of %s", kind, root_id)
 
         return sink
 
-    def final_event(self, execution_id: str) -> None:
+    def final_event(self, execution_id: str, meta: MetadataStore | None = None) -> None:
         rec = self.meta.get_execution(execution_id)
-        self.meta.add_event(
+        (meta or self.meta).add_event(
             execution_id,
             "final",
             _jsonable(
@@ -452,10 +561,10 @@ class Service:
             ),
         )
 
-    def _fail(self, execution_id: str, status: Status, error: str) -> None:
+    def _fail(self, execution_id: str, status: Status, error: str, meta: MetadataStore | None = None) -> None:
         rec = self.meta.get_execution(execution_id)
         rec.status, rec.error, rec.finished_at = status.value, error, utcnow()
-        self.meta.put_execution(rec)
+        (meta or self.meta).put_execution(rec)
 
     async def run_answerer(
         self,
@@ -463,28 +572,37 @@ class Service:
         *,
         sub_lm: LMClient | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         """Run (or resume) the answerer execution of ``job`` to its end. ``sub_lm``: another
-        sub-LM client (an MCP client's model); ``on_event`` also receives the events."""
+        sub-LM client (an MCP client's model); ``on_event`` also receives the events.
+        Everything is written through :meth:`job_store`: once the job's lease is lost to
+        another worker, nothing this run writes counts, ``on_lost()`` is called (the caller
+        cancels the run) and the execution stops at its next turn boundary at the latest."""
         eid = job.ref_id
         sx = self.meta.get_service_execution(eid)
         if sx is None:
             raise NotFoundError(f"execution {eid!r} has no service record")
         req = sx.request
+        store = self.job_store(job, on_lost)
+        meta = store.meta
 
         def should_stop() -> bool:
             j = self.meta.get_job(eid)
-            return bool(j is not None and j.cancel_requested)
+            if j is None:
+                return False
+            taken = job.lease_owner is not None and (j.lease_owner, j.attempts) != (job.lease_owner, job.attempts)
+            return j.cancel_requested or taken
 
         try:
             if should_stop():
-                self._fail(eid, Status.CANCELLED, "cancelled before it started")
+                self._fail(eid, Status.CANCELLED, "cancelled before it started", meta)
             else:
                 session = self.meta.get_session(sx.session_id)
                 if session.corpus_id is None:
                     raise ConfigError(f"session {sx.session_id} has no corpus")
                 corpus = self.meta.get_corpus(session.corpus_id)
-                store_sink = self.event_sink(eid)
+                store_sink = self.event_sink(eid, meta)
                 sink = store_sink
                 if on_event is not None:
                     extra = on_event
@@ -494,7 +612,7 @@ class Service:
                         extra(kind, data)
 
                     sink = both
-                rlm = self.make_rlm(req.get("models"), req.get("budgets"), on_event=sink)
+                rlm = self.make_rlm(req.get("models"), req.get("budgets"), on_event=sink, store=store)
                 resume = job.attempts > 1 or bool(self.meta.get_turns(eid))
                 await rlm.aask(
                     corpus,
@@ -506,27 +624,53 @@ class Service:
                     sub_lm=sub_lm,
                 )
         except (RlmxError, ServiceError) as e:
-            self._fail(eid, Status.FAILED, f"{type(e).__name__}: {e}")
-        self.final_event(eid)
+            self._fail(eid, Status.FAILED, f"{type(e).__name__}: {e}", meta)
+        self.final_event(eid, meta)
 
     def requeue(self, job: JobRecord, worker_id: str) -> None:
         """A worker shutting down gives its job back: the execution is RUNNING again (the
-        engine recorded CANCELLED when its task was cancelled) and resumes elsewhere."""
-        if self.meta.release_job(job.job_id, worker_id) and job.kind == "answerer":
+        engine recorded CANCELLED when its task was cancelled) and resumes elsewhere. The
+        record is reset while the lease is still held, then the job is released."""
+        if job.kind == "answerer":
+            meta = self.job_store(job).meta
             rec = self.meta.get_execution(job.ref_id)
             rec.status, rec.error, rec.finished_at = Status.RUNNING.value, None, None
-            self.meta.put_execution(rec)
+            meta.put_execution(rec)
+        self.meta.release_job(job.job_id, worker_id, attempt=job.attempts)
+
+    def abandon_job(self, job: JobRecord, reason: str) -> None:
+        """The holder of ``job``'s lease stops running it for good (an MCP ``ask`` whose
+        request was cancelled): cancellation is requested, the execution is recorded
+        CANCELLED unless it ended, and the job is DONE — all only while the lease is held."""
+        try:
+            if job.lease_owner is not None and not self.meta.holds_lease(job.job_id, job.lease_owner, job.attempts):
+                return  # another worker runs it now
+            self.meta.request_cancel(job.job_id)
+            if job.kind == "answerer":
+                meta = self.job_store(job).meta
+                if self.meta.get_execution(job.ref_id).status not in TERMINAL:
+                    self._fail(job.ref_id, Status.CANCELLED, reason, meta)
+                if meta.lease_lost:
+                    return
+                self.final_event(job.ref_id, meta)
+            if job.lease_owner is not None:
+                self.meta.finish_job(job.job_id, job.lease_owner, error=reason, attempt=job.attempts)
+        except RlmxError:
+            log.exception("could not record the end of job %s", job.job_id)
 
     def fail_job(self, job: JobRecord, error: str) -> None:
-        """A job's handler crashed (a bug): the execution or session is marked FAILED."""
+        """A job's handler crashed (a bug): the execution or session is marked FAILED
+        (only while the job's lease is held)."""
+        meta = self.job_store(job).meta
         try:
             if job.kind == "answerer":
-                self._fail(job.ref_id, Status.FAILED, error)
-                self.final_event(job.ref_id)
+                self._fail(job.ref_id, Status.FAILED, error, meta)
+                if not meta.lease_lost:
+                    self.final_event(job.ref_id, meta)
             elif job.kind == "ingest":
                 rec = self.meta.get_session(job.ref_id)
                 rec.status, rec.error = "FAILED", error
-                self.meta.put_session(rec)
+                meta.put_session(rec)
         except RlmxError:
             log.exception("could not record the failure of job %s", job.job_id)
 
@@ -594,7 +738,7 @@ class Service:
         if rec.status in TERMINAL:
             return {"execution_id": execution_id, "status": rec.status, "cancel_requested": False}
         if sx.mode == "runtime":
-            rt = self.runtimes.pop(execution_id, None)
+            rt = self._forget_runtime(execution_id)
             if rt is not None:
                 await rt.cancel("cancelled by the client")
                 rt.engine.close()
@@ -644,17 +788,22 @@ class Service:
         eid = new_id("exe")
         rlm = self.make_rlm(request.get("models"), request.get("budgets"), on_event=self.event_sink(eid))
         req = {**request, "models": self.resolve_models(request.get("models"))}
-        rt = self._runtime(eid, rlm, corpus, req)
-        self.meta.put_service_execution(
-            ServiceExecutionRecord(
-                execution_id=eid, tenant=tenant, session_id=session.session_id, mode="runtime", request=req
-            )
-        )
+        await self._take_runtime_slot(tenant, eid)
         try:
-            await rt.open()
-        except RlmxError as e:
-            rt.engine.close()
-            raise BadRequest(f"the REPL could not start: {e}") from None
+            rt = self._runtime(eid, rlm, corpus, req)
+            self.meta.put_service_execution(
+                ServiceExecutionRecord(
+                    execution_id=eid, tenant=tenant, session_id=session.session_id, mode="runtime", request=req
+                )
+            )
+            try:
+                await rt.open()
+            except RlmxError as e:
+                rt.engine.close()
+                raise BadRequest(f"the REPL could not start: {e}") from None
+        except BaseException:
+            self._runtime_slots.pop(eid, None)
+            raise
         self.runtimes[eid] = rt
         return {
             "execution_id": eid,
@@ -672,26 +821,31 @@ class Service:
         async with lock:
             rt = self.runtimes.get(execution_id)
             if rt is not None and rt.loop is not asyncio.get_running_loop():  # its event loop is gone
-                self.runtimes.pop(execution_id, None)
+                self._forget_runtime(execution_id)
                 rt.abandon()
                 rt = None
             if rt is None:  # this process restarted, or the REPL was idle: restore by replay
-                corpus = self.meta.get_corpus(rec.corpus_id)
-                rlm = self.make_rlm(
-                    sx.request.get("models"), sx.request.get("budgets"), on_event=self.event_sink(execution_id)
-                )
-                rt = self._runtime(execution_id, rlm, corpus, sx.request)
+                await self._take_runtime_slot(tenant, execution_id)
                 try:
-                    await rt.open(restore=True)
-                except RlmxError as e:
-                    rt.engine.close()
-                    raise Conflict(f"the execution could not be restored: {e}") from None
+                    corpus = self.meta.get_corpus(rec.corpus_id)
+                    rlm = self.make_rlm(
+                        sx.request.get("models"), sx.request.get("budgets"), on_event=self.event_sink(execution_id)
+                    )
+                    rt = self._runtime(execution_id, rlm, corpus, sx.request)
+                    try:
+                        await rt.open(restore=True)
+                    except RlmxError as e:
+                        rt.engine.close()
+                        raise Conflict(f"the execution could not be restored: {e}") from None
+                except BaseException:
+                    self._runtime_slots.pop(execution_id, None)
+                    raise
                 self.runtimes[execution_id] = rt
             return rt
 
     async def _after_step(self, rt: RuntimeExecution, view: dict[str, Any]) -> dict[str, Any]:
         if rt.status is not Status.RUNNING:
-            self.runtimes.pop(rt.execution_id, None)
+            self._forget_runtime(rt.execution_id)
             self._runtime_locks.pop(rt.execution_id, None)
             await rt.close()
             rt.engine.close()
@@ -718,21 +872,58 @@ class Service:
             raise BadRequest(str(e)) from None
         return await self._after_step(rt, view)
 
+    def _forget_runtime(self, execution_id: str) -> RuntimeExecution | None:
+        self._runtime_slots.pop(execution_id, None)
+        return self.runtimes.pop(execution_id, None)
+
+    async def _take_runtime_slot(self, tenant: str, execution_id: str) -> None:
+        """Count a REPL about to start for ``tenant`` against ``RLMX_MAX_RUNTIMES`` (this
+        process) and ``RLMX_MAX_RUNTIMES_PER_TENANT``, after stopping idle ones; TooMany
+        (429) at a limit."""
+        await self.reap_idle()
+        st = self.settings
+        mine = [e for e, t in self._runtime_slots.items() if t == tenant]
+        if len(mine) >= st.max_runtimes_per_tenant:
+            raise TooMany(
+                f"this tenant already has {len(mine)} runtime executions with a live REPL on this server "
+                f"(the limit is {st.max_runtimes_per_tenant}, RLMX_MAX_RUNTIMES_PER_TENANT): finish or cancel "
+                "one (POST /v1/executions/{id}/cancel), or retry when an idle one has been stopped",
+                headers={"Retry-After": str(self._retry_after(mine))},
+            )
+        if len(self._runtime_slots) >= st.max_runtimes:
+            raise TooMany(
+                f"this server runs its limit of {st.max_runtimes} runtime REPLs (RLMX_MAX_RUNTIMES); retry later",
+                headers={"Retry-After": str(self._retry_after(list(self._runtime_slots)))},
+            )
+        self._runtime_slots[execution_id] = tenant
+
+    def _retry_after(self, execution_ids: list[str]) -> int:
+        """Seconds until the first of these REPLs is stopped as idle (at least 1)."""
+        limit = self.settings.runtime_idle_seconds
+        now = time.monotonic()
+        waits = [
+            limit - (now - rt.last_used)
+            for e in execution_ids
+            if (rt := self.runtimes.get(e)) is not None and not rt.busy
+        ]
+        return max(1, math.ceil(min(waits, default=min(limit, 60.0))))
+
     async def reap_idle(self) -> None:
         """Stop the REPLs of runtime executions idle for ``RLMX_RUNTIME_IDLE_SECONDS`` (not
-        those waiting for tool results); they are restored on their next request."""
-        import time
-
+        those waiting for tool results); they are restored on their next request. Run by the
+        HTTP app (every quarter of that, at most every 30 s) and by workers."""
         limit = self.settings.runtime_idle_seconds
         for eid, rt in list(self.runtimes.items()):
-            if not rt.busy and time.monotonic() - rt.last_used > limit:
-                self.runtimes.pop(eid, None)
+            if not rt.busy and time.monotonic() - rt.last_used > limit and self.runtimes.get(eid) is rt:
+                self._forget_runtime(eid)
                 await self._dispose(rt)
 
     async def close_runtimes(self) -> None:
         """Stop every runtime execution's REPL (their records stay RUNNING: restored on use)."""
         for eid in list(self.runtimes):
-            await self._dispose(self.runtimes.pop(eid))
+            rt = self._forget_runtime(eid)
+            if rt is not None:
+                await self._dispose(rt)
 
     @staticmethod
     async def _dispose(rt: RuntimeExecution) -> None:
@@ -783,12 +974,34 @@ class Service:
 
     def verify(self, tenant: str, citations: list[dict[str, Any]]) -> list[CitationCheck]:
         """Recompute each citation's checksum; documents the tenant has no session with are
-        ``unknown document``, like missing ones."""
+        ``unknown document``, like missing ones. At most ``MAX_VERIFY_CITATIONS`` citations
+        and ``MAX_VERIFY_CHARS`` characters of in-range spans a call (else TooLarge, 413)."""
+        if len(citations) > MAX_VERIFY_CITATIONS:
+            raise TooLarge(f"at most {MAX_VERIFY_CITATIONS:,} citations a request; send them in parts")
+        owned: dict[str, int | None] = {}  # doc id -> its length, None when not the tenant's
+        total = 0
+        for c in citations:
+            doc_id = str(c.get("doc_id", ""))
+            if doc_id not in owned:
+                owned[doc_id] = None
+                if self.meta.tenant_has_document(tenant, doc_id):
+                    try:
+                        owned[doc_id] = self.meta.get_document(doc_id).length_chars
+                    except NotFoundError:
+                        pass
+            length, start, end = owned[doc_id], c.get("start"), c.get("end")
+            if length is not None and isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= length:
+                total += end - start
+        if total > MAX_VERIFY_CHARS:
+            raise TooLarge(
+                f"these citations cover {total:,} characters; at most {MAX_VERIFY_CHARS:,} a request: "
+                "send them in parts"
+            )
         out = []
         for i, c in enumerate(citations, 1):
             doc_id = str(c.get("doc_id", ""))
             start, end = c.get("start"), c.get("end")
-            if not self.meta.tenant_has_document(tenant, doc_id):
+            if owned[doc_id] is None:
                 s, e = (start, end) if isinstance(start, int) and isinstance(end, int) else (-1, -1)
                 out.append(CitationCheck(i, doc_id, s, e, False, "unknown document"))
                 continue

@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..errors import RlmxError
 from ..lm.base import Completion, LMClient, Message, estimate_tokens
 from .core import BadRequest, Service, ServiceError
+from .worker import heartbeat
 
 __all__ = ["SamplingLM", "build_mcp_server", "require_key"]
 
@@ -186,14 +187,43 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
 
             job = service.meta.get_job(eid)
             assert job is not None
-            beat = asyncio.create_task(_heartbeat(service, eid, worker_id))
+            task = asyncio.current_task()
+            assert task is not None
+            lost = False
+            inner: asyncio.Future[None] | None = None
+
+            def on_lost() -> None:  # the lease went to another worker: stop, write nothing more
+                nonlocal lost
+                if not lost:
+                    lost = True
+                    if inner is not None:
+                        loop.call_soon_threadsafe(inner.cancel)
+
+            inner = asyncio.ensure_future(service.run_answerer(job, sub_lm=sub_lm, on_event=progress, on_lost=on_lost))
+            beat = asyncio.create_task(heartbeat(service.meta, job, service.settings.lease_seconds, on_lost))
             try:
-                await service.run_answerer(job, sub_lm=sub_lm, on_event=progress)
-                service.meta.finish_job(eid, worker_id)
+                await inner  # cancelling this request cancels the run too (and waits for its end)
+            except asyncio.CancelledError:
+                if task.cancelling() or not lost:
+                    # the request was cancelled (or the server stops): nobody waits for the answer
+                    service.abandon_job(job, "cancelled: the MCP request was cancelled")
+                    raise
+            except Exception as e:
+                if not lost:
+                    service.fail_job(job, f"internal error: {type(e).__name__}: {e}")
+                    service.meta.finish_job(eid, worker_id, error=repr(e), attempt=job.attempts)
+                raise
+            else:
+                service.meta.finish_job(eid, worker_id, attempt=job.attempts)
             finally:
                 beat.cancel()
                 if notes:
                     await asyncio.gather(*notes, return_exceptions=True)
+            if lost:
+                raise ToolError(
+                    f"execution {eid} was taken over by another worker (this server stopped renewing its "
+                    "lease); follow it with get_execution"
+                )
             return service.execution_view(tenant, eid)
 
         return await _call(run)
@@ -256,8 +286,14 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
         session_id and doc_index) with its SpanRef (checksum)."""
 
         async def run() -> dict[str, Any]:
-            return service.get_span(
-                tenant, doc_id=doc_id, session_id=session_id, doc_index=doc_index, start=start, end=end
+            return await asyncio.to_thread(
+                service.get_span,
+                tenant,
+                doc_id=doc_id,
+                session_id=session_id,
+                doc_index=doc_index,
+                start=start,
+                end=end,
             )
 
         return await _call(run)
@@ -267,22 +303,12 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
         """Recompute citations' checksums ({doc_id, start, end, checksum}) against the stored text."""
 
         async def run() -> dict[str, Any]:
-            checks = service.verify(tenant, citations)
+            checks = await asyncio.to_thread(service.verify, tenant, citations)
             return {"all_ok": all(c.ok for c in checks), "results": [c.__dict__ for c in checks]}
 
         return await _call(run)
 
     return server
-
-
-async def _heartbeat(service: Service, job_id: str, worker_id: str) -> None:
-    lease = service.settings.lease_seconds
-    while True:
-        await asyncio.sleep(lease / 3)
-        try:
-            service.meta.renew_lease(job_id, worker_id, lease)
-        except RlmxError:
-            pass
 
 
 def require_key(app: ASGIApp, service: Service, tenant: str) -> ASGIApp:

@@ -14,6 +14,8 @@
 * ``RLMX_PUBLIC_DOCS`` — serve ``/docs`` and ``/openapi.json`` without a key (default true).
 * ``RLMX_RUNTIME_IDLE_SECONDS`` — a runtime execution's REPL idle this long is stopped (it
   is restored on the next request).
+* ``RLMX_MAX_RUNTIMES`` / ``RLMX_MAX_RUNTIMES_PER_TENANT`` — runtime executions with a live
+  REPL in one serving process, in all and per tenant (429 beyond).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class ServiceSettings(BaseSettings):
     worker_concurrency: int = Field(default=4, ge=1)
     public_docs: bool = True
     runtime_idle_seconds: float = Field(default=900.0, gt=0)
+    max_runtimes: int = Field(default=32, ge=1)
+    max_runtimes_per_tenant: int = Field(default=8, ge=1)
     events_poll_seconds: float = Field(default=0.25, gt=0)
 
     def allowed_roots(self) -> list[Path]:

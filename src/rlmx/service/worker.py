@@ -8,6 +8,13 @@ its lease expires and another worker (or a restarted ``serve``) claims the job a
 the execution from its last committed turn (:mod:`rlmx.engine.resume`). A worker that is
 stopped politely gives its jobs back at once (``release_job``).
 
+Fencing: a claim is identified by the job's ``lease_owner`` and ``attempts`` (a new claim
+increments it). A job runs on :meth:`Service.job_store`, whose writes count only while that
+claim holds; a worker that lost its lease (a missed heartbeat, a stalled process) is stopped
+— by its heartbeat, or by its first write that the store refused — and writes nothing more,
+so it never overwrites the records of the worker that took the job over. Lease expiry is
+timed by the database's clock.
+
 Job kinds: ``ingest`` (a session's documents) and ``answerer`` (an execution).
 """
 
@@ -19,14 +26,32 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from typing import Any
 
-from ..store.base import JobRecord
+from ..store.base import JobRecord, MetadataStore
 from .core import Service
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "heartbeat"]
 
 log = logging.getLogger("rlmx.worker")
+
+
+async def heartbeat(meta: MetadataStore, job: JobRecord, lease_s: float, on_lost: Callable[[], None]) -> None:
+    """Renew ``job``'s lease (held by its ``lease_owner`` under claim ``attempts``) every
+    third of ``lease_s``; when it is no longer held, call ``on_lost()`` and return."""
+    owner = job.lease_owner or ""
+    while True:
+        await asyncio.sleep(lease_s / 3)
+        try:
+            held = meta.renew_lease(job.job_id, owner, lease_s, attempt=job.attempts)
+        except Exception:  # the store is briefly unavailable: try again next beat
+            log.warning("%s could not renew the lease of %s", owner, job.job_id)
+            continue
+        if not held:
+            log.warning("%s lost the lease of %s; stopping it", owner, job.job_id)
+            on_lost()
+            return
 
 
 class Worker:
@@ -91,32 +116,34 @@ class Worker:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _heartbeat(self, job: JobRecord) -> None:
-        while True:
-            await asyncio.sleep(self.lease_s / 3)
-            try:
-                held = self.meta.renew_lease(job.job_id, self.id, self.lease_s)
-            except Exception:  # the store is briefly unavailable: try again next beat
-                log.warning("worker %s could not renew the lease of %s", self.id, job.job_id)
-                continue
-            if not held:
-                log.warning("worker %s lost the lease of %s; stopping it", self.id, job.job_id)
-                self._lost.add(job.job_id)
-                task = self.tasks.get(job.job_id)
-                if task is not None:
-                    task.cancel()
-                return
+    def _lose(self, job_id: str) -> None:
+        """The lease of ``job_id`` was lost: stop its task, write nothing more for it."""
+        if job_id in self._lost:
+            return
+        self._lost.add(job_id)
+        task = self.tasks.get(job_id)
+        if task is not None:
+            task.cancel()
 
     async def _run(self, job: JobRecord) -> None:
-        beat = asyncio.create_task(self._heartbeat(job))
+        loop = asyncio.get_running_loop()
+
+        def lost() -> None:  # from the store, maybe in a thread
+            try:
+                loop.call_soon_threadsafe(self._lose, job.job_id)
+            except RuntimeError:  # loop closed
+                pass
+
+        beat = asyncio.create_task(heartbeat(self.meta, job, self.lease_s, lost))
         try:
             if job.kind == "ingest":
-                await asyncio.to_thread(self.service.ingest_session, job.ref_id)
+                meta = self.service.job_store(job, lost).meta
+                await asyncio.to_thread(self.service.ingest_session, job.ref_id, meta=meta)
             elif job.kind == "answerer":
-                await self.service.run_answerer(job)
+                await self.service.run_answerer(job, on_lost=lost)
             else:
                 raise ValueError(f"unknown job kind {job.kind!r}")
-            self.meta.finish_job(job.job_id, self.id)
+            self.meta.finish_job(job.job_id, self.id, attempt=job.attempts)
         except asyncio.CancelledError:
             if job.job_id in self._lost:
                 pass  # another worker holds it now
@@ -128,7 +155,8 @@ class Worker:
             log.exception("job %s (%s) failed", job.job_id, job.kind)
             self.service.fail_job(job, f"internal error: {type(e).__name__}: {e}")
             with contextlib.suppress(Exception):
-                self.meta.finish_job(job.job_id, self.id, error=repr(e))
+                self.meta.finish_job(job.job_id, self.id, error=repr(e), attempt=job.attempts)
         finally:
             beat.cancel()
             self.tasks.pop(job.job_id, None)
+            self._lost.discard(job.job_id)

@@ -8,6 +8,7 @@ implementations can replace them without touching callers.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -309,18 +310,40 @@ class MetadataStore(ABC):
         it becomes RUNNING, leased by ``worker_id`` for ``lease_s`` seconds."""
         raise _service_only("claim_job")
 
-    def renew_lease(self, job_id: str, worker_id: str, lease_s: float) -> bool:
-        """Extend the lease (heartbeat); False when ``worker_id`` no longer holds it."""
+    def renew_lease(self, job_id: str, worker_id: str, lease_s: float, attempt: int | None = None) -> bool:
+        """Extend the lease (heartbeat); False when ``worker_id`` no longer holds it (with
+        ``attempt``: under that claim — the job's ``attempts`` when it was claimed)."""
         raise _service_only("renew_lease")
 
-    def release_job(self, job_id: str, worker_id: str) -> bool:
+    def release_job(self, job_id: str, worker_id: str, attempt: int | None = None) -> bool:
         """Give a job held by ``worker_id`` back to the queue (QUEUED) so another worker
         takes it at once (a worker shutting down); False when it no longer held it."""
         raise _service_only("release_job")
 
-    def finish_job(self, job_id: str, worker_id: str | None, error: str | None = None) -> bool:
-        """Mark the job DONE (when ``worker_id`` holds it, or unconditionally when None)."""
+    def finish_job(
+        self, job_id: str, worker_id: str | None, error: str | None = None, attempt: int | None = None
+    ) -> bool:
+        """Mark the job DONE (when ``worker_id`` holds it — under claim ``attempt`` when
+        given —, or unconditionally when None)."""
         raise _service_only("finish_job")
+
+    def holds_lease(self, job_id: str, worker_id: str, attempt: int | None = None) -> bool:
+        """``worker_id`` holds the RUNNING job (under claim ``attempt`` when given)."""
+        raise _service_only("holds_lease")
+
+    def fenced(
+        self, job_id: str, worker_id: str, attempt: int, on_lost: Callable[[], None] | None = None
+    ) -> MetadataStore:
+        """A view of this store for the holder of a job's lease: its writes are committed
+        only while ``worker_id`` still holds ``job_id`` under claim ``attempt`` (checked
+        atomically with each write); a write after the lease was lost changes nothing and
+        calls ``on_lost()`` (once). Reads are the store's own."""
+        raise _service_only("fenced")
+
+    @property
+    def lease_lost(self) -> bool:
+        """On a :meth:`fenced` view: a write was dropped because the lease was lost."""
+        return False
 
     def request_cancel(self, job_id: str) -> JobRecord | None:
         """Set ``cancel_requested``; a QUEUED job becomes DONE at once. Returns the job

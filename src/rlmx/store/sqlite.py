@@ -7,22 +7,30 @@ so a PostgreSQL store can reuse this class with another engine.
 Several processes may open the same file: the database runs in WAL mode (readers never
 block the writer), every write transaction starts with ``BEGIN IMMEDIATE`` (no lock
 upgrade deadlocks) and a busy timeout of 30 s makes writers wait for each other.
+
+Work-queue leases are timed by the database's clock (``strftime('now')`` on SQLite,
+``now()`` on PostgreSQL), so workers on several hosts need no synchronised clocks.
+:meth:`SQLiteMetadataStore.fenced` gives the holder of a job's lease a view whose writes are
+committed only while it still holds the lease (fencing).
 """
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path, PurePath
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, create_engine, event, or_, select
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, create_engine, event, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import ColumnElement
 
 from rlmx.errors import NotFoundError, StoreError
 from rlmx.store import schema as t
@@ -72,6 +80,23 @@ def _sqlite_url(url_or_path: str | Path) -> str:
     return f"sqlite:///{path}"
 
 
+@dataclass
+class _Fence:
+    """The lease a fenced view writes under: job, holder and claim (``attempts``)."""
+
+    job_id: str
+    worker_id: str
+    attempt: int
+    on_lost: Callable[[], None] | None = None
+    lost: bool = False
+
+    def lose(self) -> None:
+        if not self.lost:
+            self.lost = True
+            if self.on_lost is not None:
+                self.on_lost()
+
+
 class SQLiteMetadataStore(MetadataStore):
     """Metadata in one SQLite file. ``SQLiteMetadataStore(url_or_path)``.
 
@@ -85,6 +110,7 @@ class SQLiteMetadataStore(MetadataStore):
         url = _sqlite_url(url_or_path)
         self.url = url
         self._upserts: dict[tuple[Any, ...], Any] = {}
+        self._fence: _Fence | None = None
         try:
             self.engine = self._make_engine(url)
             with self._write() as conn:
@@ -136,15 +162,23 @@ class SQLiteMetadataStore(MetadataStore):
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        fence = self._fence
+        held = True
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(rlmx_begin="IMMEDIATE")
-                with conn.begin():
+                with conn.begin() as tx:
+                    if fence is not None:  # checked under the write lock: atomic with the write
+                        held = self._holds(conn, fence.job_id, fence.worker_id, fence.attempt)
                     yield conn
+                    if not held:
+                        tx.rollback()
         except IntegrityError as e:
             raise StoreError(f"metadata store {self._where} rejected a write: {e.orig}") from e
         except SQLAlchemyError as e:
             raise StoreError(f"metadata store {self._where} failed: {e}") from e
+        if fence is not None and not held:
+            fence.lose()
 
     def _upsert(
         self,
@@ -168,8 +202,10 @@ class SQLiteMetadataStore(MetadataStore):
         conn.execute(stmt, dict(row))
 
     def close(self) -> None:
-        """Release pooled connections (call before forking, or when done)."""
-        self.engine.dispose()
+        """Release pooled connections (call before forking, or when done); a fenced view
+        shares its store's connections and leaves them open."""
+        if self._fence is None:
+            self.engine.dispose()
 
     def __repr__(self) -> str:
         return f"SQLiteMetadataStore({self._where!r})"
@@ -419,7 +455,12 @@ class SQLiteMetadataStore(MetadataStore):
         q = (
             select(m.c.doc_id)
             .join(s, s.c.corpus_id == m.c.corpus_id)
-            .where(s.c.tenant == tenant, s.c.deleted_at.is_(None), m.c.doc_id == doc_id)
+            .where(
+                s.c.tenant == tenant,
+                s.c.deleted_at.is_(None),
+                or_(s.c.expires_at.is_(None), s.c.expires_at > utcnow()),
+                m.c.doc_id == doc_id,
+            )
             .limit(1)
         )
         with self._read() as conn:
@@ -454,20 +495,27 @@ class SQLiteMetadataStore(MetadataStore):
             row = conn.execute(select(j).where(j.c.job_id == job_id)).first()
         return None if row is None else JobRecord.model_validate(dict(row._mapping))
 
+    @staticmethod
+    def _db_now(conn: Connection, plus_s: float = 0.0) -> ColumnElement[Any]:
+        """The database's clock (UTC), plus ``plus_s`` seconds: leases do not depend on the
+        clocks of the workers' hosts. On SQLite the text has the stored format."""
+        if conn.dialect.name == "sqlite":
+            return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{plus_s:+.3f} seconds").concat("000")
+        return func.now() + timedelta(seconds=plus_s)
+
     def claim_job(self, worker_id: str, lease_s: float, kinds: list[str] | None = None) -> JobRecord | None:
         """Claim by update: pick the oldest claimable job, then update it guarded by the same
         condition (one transaction, ``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL the guard
-        makes a lost race update no row)."""
+        makes a lost race update no row). Lease expiry uses the database's clock."""
         j = t.jobs
-        now = utcnow()
-        claimable = or_(
-            j.c.state == "QUEUED",
-            and_(j.c.state == "RUNNING", j.c.lease_expires_at < now),
-        )
-        q = select(j.c.job_id).where(claimable).order_by(j.c.created_at, j.c.job_id).limit(1)
-        if kinds:
-            q = q.where(j.c.kind.in_(kinds))
         with self._write() as conn:
+            claimable = or_(
+                j.c.state == "QUEUED",
+                and_(j.c.state == "RUNNING", j.c.lease_expires_at < self._db_now(conn)),
+            )
+            q = select(j.c.job_id).where(claimable).order_by(j.c.created_at, j.c.job_id).limit(1)
+            if kinds:
+                q = q.where(j.c.kind.in_(kinds))
             row = conn.execute(q).first()
             if row is None:
                 return None
@@ -477,9 +525,9 @@ class SQLiteMetadataStore(MetadataStore):
                 .values(
                     state="RUNNING",
                     lease_owner=worker_id,
-                    lease_expires_at=now + timedelta(seconds=lease_s),
+                    lease_expires_at=self._db_now(conn, lease_s),
                     attempts=j.c.attempts + 1,
-                    updated_at=now,
+                    updated_at=utcnow(),
                 )
             )
             if not res.rowcount:
@@ -487,32 +535,65 @@ class SQLiteMetadataStore(MetadataStore):
             got = conn.execute(select(j).where(j.c.job_id == row.job_id)).first()
         return None if got is None else JobRecord.model_validate(dict(got._mapping))
 
-    def renew_lease(self, job_id: str, worker_id: str, lease_s: float) -> bool:
+    @staticmethod
+    def _lease(job_id: str, worker_id: str, attempt: int | None) -> list[ColumnElement[bool]]:
         j = t.jobs
-        now = utcnow()
+        cond = [j.c.job_id == job_id, j.c.lease_owner == worker_id, j.c.state == "RUNNING"]
+        if attempt is not None:
+            cond.append(j.c.attempts == attempt)
+        return cond
+
+    def _holds(self, conn: Connection, job_id: str, worker_id: str, attempt: int | None) -> bool:
+        q = select(t.jobs.c.job_id).where(*self._lease(job_id, worker_id, attempt)).with_for_update()
+        return conn.execute(q).first() is not None
+
+    def holds_lease(self, job_id: str, worker_id: str, attempt: int | None = None) -> bool:
+        with self._read() as conn:
+            return self._holds(conn, job_id, worker_id, attempt)
+
+    def fenced(
+        self, job_id: str, worker_id: str, attempt: int, on_lost: Callable[[], None] | None = None
+    ) -> SQLiteMetadataStore:
+        """A view of this store (same connections) whose every write is committed only while
+        ``worker_id`` holds ``job_id`` under claim ``attempt`` — checked in the write's own
+        transaction. A write after the lease was lost is rolled back (it changes nothing)
+        and ``on_lost()`` is called once."""
+        view = copy.copy(self)
+        view._fence = _Fence(job_id, worker_id, attempt, on_lost)
+        return view
+
+    @property
+    def lease_lost(self) -> bool:
+        """A fenced view: a write was dropped because its lease was lost."""
+        return self._fence is not None and self._fence.lost
+
+    def renew_lease(self, job_id: str, worker_id: str, lease_s: float, attempt: int | None = None) -> bool:
+        j = t.jobs
         with self._write() as conn:
             res = conn.execute(
                 j.update()
-                .where(j.c.job_id == job_id, j.c.lease_owner == worker_id, j.c.state == "RUNNING")
-                .values(lease_expires_at=now + timedelta(seconds=lease_s), updated_at=now)
+                .where(*self._lease(job_id, worker_id, attempt))
+                .values(lease_expires_at=self._db_now(conn, lease_s), updated_at=utcnow())
             )
         return bool(res.rowcount)
 
-    def release_job(self, job_id: str, worker_id: str) -> bool:
+    def release_job(self, job_id: str, worker_id: str, attempt: int | None = None) -> bool:
         j = t.jobs
         with self._write() as conn:
             res = conn.execute(
                 j.update()
-                .where(j.c.job_id == job_id, j.c.lease_owner == worker_id, j.c.state == "RUNNING")
+                .where(*self._lease(job_id, worker_id, attempt))
                 .values(state="QUEUED", lease_owner=None, lease_expires_at=None, updated_at=utcnow())
             )
         return bool(res.rowcount)
 
-    def finish_job(self, job_id: str, worker_id: str | None, error: str | None = None) -> bool:
+    def finish_job(
+        self, job_id: str, worker_id: str | None, error: str | None = None, attempt: int | None = None
+    ) -> bool:
         j = t.jobs
-        cond = [j.c.job_id == job_id]
+        cond: list[ColumnElement[bool]] = [j.c.job_id == job_id]
         if worker_id is not None:
-            cond.append(j.c.lease_owner == worker_id)
+            cond = self._lease(job_id, worker_id, attempt)
         with self._write() as conn:
             res = conn.execute(
                 j.update().where(*cond).values(state="DONE", lease_expires_at=None, error=error, updated_at=utcnow())
