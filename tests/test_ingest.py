@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -364,6 +366,16 @@ class _Crash(HtmlParser):
         return super().parse(data, path)
 
 
+def _await_single_thread(limit_s: float = 10.0) -> None:
+    """Earlier tests may leave a mock LLM server's handler thread waiting on a keep-alive
+    connection of a client that was never closed; collecting that client closes it, and the
+    thread ends."""
+    deadline = time.monotonic() + limit_s
+    while threading.active_count() > 1 and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.05)
+
+
 def test_a_worker_crash_fails_only_its_file(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from rlmx.corpus import prepare
 
@@ -376,6 +388,7 @@ def test_a_worker_crash_fails_only_its_file(store: Store, tmp_path: Path, monkey
         body = "CRASH now" if i == 2 else f"fine page number {i}"
         (root / f"f{i}.html").write_text(f"<html><body><p>{body}</p></body></html>")
     (root / "notes.txt").write_text("parsed in the main process\n")
+    _await_single_thread()
     assert prepare.can_fork(), f"forked parsing needs a single-threaded process: {threading.enumerate()}"
     corpus = ingest([root], store, workers=2)
     names = [d.name for d in corpus.documents]

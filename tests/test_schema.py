@@ -54,3 +54,22 @@ def test_unsafe_schemas_are_refused():
         {"type": "object", "$defs": {"n": {"type": "integer"}}, "properties": {"x": {"$ref": "#/$defs/n"}}}
     )
     assert ok.validate(FinalSignal(kind="SUBMIT", answer="", fields={"x": 3})) == {"x": 3}
+
+
+def test_recursive_schemas_are_refused():
+    for schema in (
+        {"type": "object", "if": {"$ref": "#"}, "then": {"$ref": "#"}, "properties": {"x": {}}},
+        {"type": "object", "definitions": {"a": {"$ref": "#/definitions/a"}}},
+        {"type": "object", "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}},
+        {"type": "object", "dependentSchemas": {"x": {"$ref": "#"}}},
+    ):
+        with pytest.raises(ConfigError, match="recursive"):
+            OutputSchema(schema)
+    ok = OutputSchema(
+        {
+            "type": "object",
+            "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"type": "integer"}},
+            "properties": {"x": {"$ref": "#/$defs/a"}},
+        }
+    )
+    assert ok.validate(FinalSignal(kind="SUBMIT", answer="", fields={"x": 1})) == {"x": 1}

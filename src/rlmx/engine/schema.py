@@ -22,6 +22,45 @@ MAX_SCHEMA_DEPTH = 32
 _UNSAFE_KEYWORDS = ("pattern", "patternProperties", "$dynamicRef", "$recursiveRef")
 
 
+def _refs(node: Any, loc: str, out: list[tuple[str, str]]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                out.append((loc, value[1:]))
+            else:
+                _refs(value, f"{loc}/{key}", out)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _refs(item, f"{loc}/{i}", out)
+
+
+def _within(loc: str, target: str) -> bool:
+    return loc == target or loc.startswith(target.rstrip("/") + "/") or target in ("", "/")
+
+
+def _check_acyclic(schema: dict[str, Any]) -> None:
+    """Refuse recursive schemas (a ``$ref`` reachable from its own target): validating them
+    can exhaust the stack inside the validator's native code, which no handler can catch.
+    Raises :class:`ConfigError`."""
+    refs: list[tuple[str, str]] = []
+    _refs(schema, "", refs)
+    edges = {i: [j for j, (loc_j, _) in enumerate(refs) if _within(loc_j, tgt)] for i, (_, tgt) in enumerate(refs)}
+    state: dict[int, int] = {}
+
+    def visit(i: int) -> None:
+        state[i] = 1
+        for j in edges[i]:
+            if state.get(j) == 1:
+                raise ConfigError("output_schema may not be recursive ($ref cycles are refused)")
+            if j not in state:
+                visit(j)
+        state[i] = 2
+
+    for i in edges:
+        if i not in state:
+            visit(i)
+
+
 def _check_safe(schema: Any, depth: int = 0) -> None:
     """Refuse what would let a caller's schema hurt the server: regular expressions
     (``pattern``: catastrophic backtracking runs in the service's event loop), references
@@ -55,6 +94,7 @@ class OutputSchema:
             self.json_schema: dict[str, Any] = schema.model_json_schema()
         elif isinstance(schema, dict):
             _check_safe(schema)
+            _check_acyclic(schema)
             try:
                 jsonschema.Draft202012Validator.check_schema(schema)
             except jsonschema.SchemaError as e:
