@@ -27,13 +27,11 @@ Tokens are estimated at ≈ 4 characters a token; all are priced 0 USD.
 from __future__ import annotations
 
 import re
-from functools import cache
-from importlib import resources
 from string import Template
 from typing import Any
 
 from ..lm.base import Completion, LMClient, Message, estimate_tokens
-from ..lm.baseline import BaselineLM
+from ..lm.baseline import BaselineLM, policy_template, question_of
 from .oolong import LABELS
 
 __all__ = ["LABEL_TASK", "CodeQAPolicyLM", "OfflineReaderLM", "OolongPolicyLM", "OracleLabelLM", "offline_root"]
@@ -93,18 +91,12 @@ class OracleLabelLM(LMClient):
         return _completion(self.answer(messages[-1]["content"]), messages, self.provider, self.model)
 
 
-@cache
 def _template(name: str) -> Template:
-    return Template(resources.files(__package__).joinpath(f"policies/{name}.py.txt").read_text("utf-8"))
+    return policy_template(__package__ or "rlmx.bench", name)
 
 
 def _question(messages: list[Message]) -> str:
-    for m in messages:
-        if m["role"] == "user":
-            found = re.search(r"<question>(.*?)</question>", m["content"], re.S)
-            if found:
-                return found.group(1).strip()
-    return ""
+    return question_of(messages, default="")
 
 
 def _block(prose: str, code: str) -> str:

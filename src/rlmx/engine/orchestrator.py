@@ -516,12 +516,7 @@ class Engine:
                 "cached": completion.cached,
             },
         )
-        fields = None
-        if schema is not None:
-            try:
-                fields = schema.validate(final)
-            except SchemaError:
-                fields = None
+        fields = schema.fields_or_none(final) if schema is not None else None
         return self._finish(st, resolver, final, Status.MAX_TURNS_EXCEEDED, fields)
 
     def _finish(

@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFoundError, SchemaError
+from ..errors import NotFoundError
 from ..sandbox.base import REPL, FinalSignal, SpanEvent, ToolRequest
 from ..store.base import ExecutionRecord, MetadataStore, utcnow
 from ..types import SpanRef, Status, Usage
@@ -71,6 +71,17 @@ def stored_usage(meta: MetadataStore, execution_id: str) -> Usage:
     execution's consumption."""
     u = Usage()
     cost: float | None = 0.0
+
+    def charge(call: dict[str, Any]) -> None:  # a root call (turn) or a sub-call record
+        nonlocal cost
+        u.input_tokens += int(call.get("input_tokens") or 0)
+        u.output_tokens += int(call.get("output_tokens") or 0)
+        if call.get("cached"):
+            u.cached_calls += 1
+        elif "cost_usd" in call:
+            c = call.get("cost_usd")
+            cost = None if c is None or cost is None else cost + float(c)
+
     root_turns = 0
     wall = 0.0
     for i, eid in enumerate(_tree_ids(meta, execution_id)):
@@ -80,25 +91,12 @@ def stored_usage(meta: MetadataStore, execution_id: str) -> Usage:
                     root_turns += 1
                 timings = t.get("timings") or {}
                 wall += float(timings.get("total_s") or timings.get("step_s") or 0.0)
-            if t.get("mode") == "runtime":  # the client was the root: no root call
-                continue
-            u.root_calls += 1
-            u.input_tokens += int(t.get("input_tokens") or 0)
-            u.output_tokens += int(t.get("output_tokens") or 0)
-            if t.get("cached"):
-                u.cached_calls += 1
-            elif "cost_usd" in t:
-                c = t.get("cost_usd")
-                cost = None if c is None or cost is None else cost + float(c)
+            if t.get("mode") != "runtime":  # in runtime mode the client was the root: no root call
+                u.root_calls += 1
+                charge(t)
         for s in meta.get_subcalls(eid):
             u.sub_calls += 1
-            u.input_tokens += int(s.get("input_tokens") or 0)
-            u.output_tokens += int(s.get("output_tokens") or 0)
-            if s.get("cached"):
-                u.cached_calls += 1
-            elif "cost_usd" in s:
-                c = s.get("cost_usd")
-                cost = None if c is None or cost is None else cost + float(c)
+            charge(s)
     u.turns = root_turns
     u.cost_usd = None if cost is None else round(cost, 8)
     u.wall_seconds = round(wall, 3)
@@ -248,12 +246,7 @@ class ReplayResumer:
         if last.get("final") is not None:  # it had ended; only its record was not written
             final = FinalSignal.model_validate(last["final"])
             status = Status.MAX_TURNS_EXCEEDED if last.get("final_request") else Status.COMPLETED
-            fields = None
-            if schema is not None:
-                try:
-                    fields = schema.validate(final)
-                except SchemaError:
-                    fields = None
+            fields = schema.fields_or_none(final) if schema is not None else None
             return ResumePoint([], st.turn, last_output, engine._finish(st, resolver, final, status, fields))
         messages: list[Message] = list(self.turns[0]["prompt"])
         for t in self.turns:

@@ -111,6 +111,14 @@ class OutputSchema:
     def field_names(self) -> list[str]:
         return list(self.json_schema.get("properties", {}))
 
+    def fields_or_none(self, final: FinalSignal) -> dict[str, Any] | None:
+        """:meth:`validate`, but None instead of :class:`SchemaError` (for an answer that ends
+        the execution anyway: max turns, or one rebuilt on resume)."""
+        try:
+            return self.validate(final)
+        except SchemaError:
+            return None
+
     def validate(self, final: FinalSignal) -> dict[str, Any]:
         """Return the validated fields of a ``SUBMIT`` (or of a FINAL whose answer is a JSON
         object). Raises :class:`SchemaError` saying what to fix."""

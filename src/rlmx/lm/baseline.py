@@ -19,7 +19,7 @@ from string import Template
 
 from .base import Completion, LMClient, Message, estimate_tokens
 
-__all__ = ["BaselineLM", "key_phrases", "query_terms"]
+__all__ = ["BaselineLM", "key_phrases", "policy_template", "query_terms", "question_of"]
 
 _STOP = frozenset(
     [
@@ -195,17 +195,26 @@ def key_phrases(question: str) -> list[str]:
 
 
 @cache
-def _template(name: str) -> Template:
-    return Template(resources.files(__package__).joinpath(f"policies/{name}.py.txt").read_text("utf-8"))
+def policy_template(package: str, name: str) -> Template:
+    """The REPL-code template ``<package>/policies/<name>.py.txt`` (``string.Template``)."""
+    return Template(resources.files(package).joinpath(f"policies/{name}.py.txt").read_text("utf-8"))
 
 
-def _question(messages: list[Message]) -> str:
+def question_of(messages: list[Message], default: str | None = None) -> str:
+    """The question the root prompt carries in ``<question>…</question>``; else ``default``,
+    or the first user message when ``default`` is None."""
     for m in messages:
         if m["role"] == "user":
             found = re.search(r"<question>(.*?)</question>", m["content"], re.S)
             if found:
                 return found.group(1).strip()
+    if default is not None:
+        return default
     return next((m["content"] for m in messages if m["role"] == "user"), "")
+
+
+def _template(name: str) -> Template:
+    return policy_template(__package__ or "rlmx.lm", name)
 
 
 class BaselineLM(LMClient):
@@ -229,7 +238,7 @@ class BaselineLM(LMClient):
         return Completion(text, estimate_tokens(prompt_chars), estimate_tokens(text), self.provider, self.model)
 
     def _root(self, messages: list[Message]) -> str:
-        question = _question(messages)
+        question = question_of(messages)
         turn = sum(1 for m in messages if m["role"] == "assistant")
         last = messages[-1]["content"]
         if "You have used all" in last or turn >= 3:
