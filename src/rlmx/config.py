@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     * ``RLMX_STEP_TIMEOUT_S`` — wall-clock limit of one REPL step.
     * ``RLMX_OUTPUT_MAX_CHARS`` — stdout returned to the root LM per turn (head + tail).
     * ``RLMX_MAX_CONCURRENCY`` — concurrent sub-calls of an execution tree.
+    * ``RLMX_DATABASE_URL`` — metadata store: a SQLAlchemy URL (``sqlite:///PATH`` or
+      ``postgresql+psycopg://USER:PASS@HOST:PORT/DB``); default the SQLite file
+      ``$RLMX_HOME/rlmx.sqlite``.
+    * ``RLMX_BLOB_URL`` — blob store: a folder path or ``file:///PATH``, or
+      ``s3://BUCKET/PREFIX`` (obstore; ``AWS_*`` variables, ``AWS_ENDPOINT_URL`` for an
+      S3-compatible server); default ``$RLMX_HOME/blobs``.
+    * ``RLMX_CACHE_DIR`` / ``RLMX_CACHE_MAX_BYTES`` — the local read-only cache of remote
+      blobs that the REPL memory-maps (default ``$RLMX_HOME/cache``, 10 GiB).
     """
 
     model_config = SettingsConfigDict(env_prefix="RLMX_", extra="ignore")
@@ -42,3 +50,7 @@ class Settings(BaseSettings):
     max_concurrency: int = 16
     request_timeout_s: float = 120.0
     max_retries: int = 4
+    database_url: str | None = None
+    blob_url: str | None = None
+    cache_dir: Path | None = None
+    cache_max_bytes: int = 10 << 30

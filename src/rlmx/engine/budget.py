@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..errors import BudgetExceededError
 from ..lm.base import Completion, LMClient, Message, estimate_tokens
@@ -178,6 +178,3 @@ class BudgetedLM(WrapperLM):
         cost = self.tracker.charge(completion)
         completion.raw = {**completion.raw, "cost_usd": cost}
         return completion
-
-    def describe(self) -> dict[str, Any]:
-        return {"role": self.role, "spec": self.spec}

@@ -280,9 +280,11 @@ class Engine:
         execution_id: str | None = None,
         resume: Resumer | None = None,
     ) -> ExecutionOutcome:
-        """Run one execution (root or child) to its end; never raises for model errors.
-        Model errors, provider failures and a REPL that cannot start end it as FAILED (with the reason); it
-        raises only on cancellation or a bug, after recording the execution as CANCELLED or FAILED.
+        """Run one execution (root or child) to its end and return its outcome.
+
+        Model errors, provider failures and a REPL that cannot start end it as FAILED (with the
+        reason), budgets as BUDGET_EXCEEDED; it raises only on cancellation or a bug, after
+        recording the execution as CANCELLED or FAILED.
         ``resume``: go on from the committed turns of an existing execution (its id and record
         come from ``resume.record``). ``tree.should_stop`` ends it as CANCELLED at a turn boundary."""
         if resume is not None:

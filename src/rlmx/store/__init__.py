@@ -36,6 +36,8 @@ __all__ = [
     "MetadataStore",
     "SQLiteMetadataStore",
     "Store",
+    "open_blobs",
+    "open_metadata",
     "open_store",
 ]
 
@@ -57,33 +59,64 @@ class Store:
             close()
 
 
-def open_store(home: str | Path | None = None) -> Store:
-    """Open (creating when missing) the embedded store under ``home``.
+def open_store(
+    home: str | Path | None = None,
+    *,
+    database_url: str | None = None,
+    blob_url: str | None = None,
+) -> Store:
+    """Open (creating when missing) the store: metadata, blobs and the local folder ``home``.
 
     ``home`` defaults to ``Settings().home`` (``$RLMX_HOME``, else ``~/.local/share/rlmx``).
-    Creates ``home/rlmx.sqlite`` and ``home/blobs/``; the index lives at
-    ``home/index.sqlite``. Raises :class:`~rlmx.errors.StoreError` when the folder cannot be
-    created or the database cannot be opened.
+    ``database_url`` (else ``$RLMX_DATABASE_URL``, else the SQLite file ``home/rlmx.sqlite``)
+    and ``blob_url`` (else ``$RLMX_BLOB_URL``, else the folder ``home/blobs``) choose the
+    backends: see :func:`open_metadata` and :func:`open_blobs`. Raises
+    :class:`~rlmx.errors.StoreError` when the folder cannot be created or a backend cannot be
+    opened, :class:`~rlmx.errors.ConfigError` for a URL of an unknown kind.
     """
-    if home is None:
-        from rlmx.config import Settings  # pydantic-settings: loaded only when needed
+    from rlmx.config import Settings  # pydantic-settings: loaded only when needed
 
-        home = Settings().home
-    root = Path(home).expanduser()
+    settings = Settings() if home is None else Settings(home=Path(home))
+    root = Path(settings.home).expanduser()
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as e:
         raise StoreError(f"cannot create the rlmx home folder {root}: {e}; set RLMX_HOME to a writable folder") from e
     root = root.resolve()
-    from rlmx.store.blobs import LocalBlobStore
-    from rlmx.store.sqlite import SQLiteMetadataStore
-
+    db = database_url or settings.database_url or str(root / "rlmx.sqlite")
+    blob = blob_url or settings.blob_url or str(root / "blobs")
+    cache = Path(settings.cache_dir).expanduser() if settings.cache_dir else root / "cache"
     return Store(
         home=root,
-        meta=SQLiteMetadataStore(root / "rlmx.sqlite"),
-        blobs=LocalBlobStore(root / "blobs"),
+        meta=open_metadata(db),
+        blobs=open_blobs(blob, cache_dir=cache, cache_max_bytes=settings.cache_max_bytes),
         index_path=root / "index.sqlite",
     )
+
+
+def open_metadata(url: str) -> MetadataStore:
+    """The metadata store at ``url``: a SQLite file path, ``sqlite:///PATH``, ``:memory:``,
+    or ``postgresql+psycopg://...`` (the same SQLAlchemy schema, migrated by alembic)."""
+    from rlmx.store.sqlite import SQLiteMetadataStore
+
+    return SQLiteMetadataStore(url)
+
+
+def open_blobs(url: str, *, cache_dir: Path, cache_max_bytes: int) -> BlobStore:
+    """The blob store at ``url``: a folder path or ``file:///PATH`` (local files), or
+    ``s3://BUCKET/PREFIX`` (obstore; remote blobs are read through a bounded local cache under
+    ``cache_dir``, at most ``cache_max_bytes`` bytes)."""
+    from rlmx.errors import ConfigError
+
+    if url.startswith("s3://"):
+        raise ConfigError(f"RLMX_BLOB_URL={url!r}: S3 blob stores are not built yet")
+    if "://" in url and not url.startswith("file://"):
+        raise ConfigError(
+            f"RLMX_BLOB_URL={url!r} is not a folder, file:///PATH or s3://BUCKET/PREFIX URL; fix the variable"
+        )
+    from rlmx.store.blobs import LocalBlobStore
+
+    return LocalBlobStore(url.removeprefix("file://"))
 
 
 def __getattr__(name: str) -> Any:  # SQLAlchemy loads only when a store is opened
