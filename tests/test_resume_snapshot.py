@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from rlmx import RLM, Status
+from rlmx.engine.orchestrator import snapshot_key
 from rlmx.lm import ScriptedLM
 
 EID = "exe_resume_test0000000001"
@@ -28,7 +29,7 @@ async def _interrupted_run(rlm: RLM, corpus: Any) -> None:
 
     rlm._root = ScriptedLM(script)
     task = asyncio.create_task(rlm.aask(corpus, "q?", execution_id=EID))
-    while not rlm.store.meta.get_turns(EID):
+    while not rlm.store.blobs.exists(snapshot_key(EID, 1)):  # turn 1 and its snapshot are committed
         await asyncio.sleep(0.02)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -48,10 +49,10 @@ def test_resume_from_snapshot_or_replay(small_corpus: Path, keep_snapshot: bool)
     corpus = first.ingest(small_corpus)
     asyncio.run(_interrupted_run(first, corpus))
     x = first.store.meta.get_turns(EID)[0]["stdout"].strip()
-    assert first.store.blobs.exists(f"snapshots/{EID}.snap")
+    assert first.store.blobs.exists(snapshot_key(EID, 1))
     assert first.store.meta.get_execution(EID).status == "CANCELLED"
     if not keep_snapshot:
-        first.store.blobs.delete(f"snapshots/{EID}.snap")
+        first.store.blobs.delete(snapshot_key(EID, 1))
     ans, resumed = _resume(corpus)
     assert ans.status is Status.COMPLETED and ans.execution_id == EID
     if keep_snapshot:  # the REPL came back with turn 1's variables: no code ran again
@@ -64,7 +65,7 @@ def test_tampered_stored_snapshot_falls_back_to_replay(small_corpus: Path):
     first = RLM(model="baseline")
     corpus = first.ingest(small_corpus)
     asyncio.run(_interrupted_run(first, corpus))
-    key = f"snapshots/{EID}.snap"
+    key = snapshot_key(EID, 1)
     data = bytearray(first.store.blobs.get(key))
     data[-1] ^= 0x01  # flip one bit of the pickled variables
     first.store.blobs.put(key, bytes(data))

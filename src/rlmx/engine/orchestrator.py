@@ -225,25 +225,36 @@ class Engine:
         return self.repl_factory(spec, self.options, schema_fields)
 
     def _save_snapshot(self, execution_id: str, turn: int, repl: REPL) -> None:
-        """Store the REPL's sealed snapshot of ``turn`` as opaque bytes (never unpickled here),
-        so that another process can resume the execution from it; skipped above
-        ``MAX_STORED_SNAPSHOT_BYTES`` (resume then replays the committed turns)."""
+        """Store the REPL's sealed snapshot of ``turn`` as opaque bytes (never unpickled here)
+        under ``snapshots/<execution>/<turn>.snap``, created only if absent (a conditional
+        put: an attempt that lost its job cannot overwrite the snapshot of the attempt that
+        took it over), then drop the previous turn's; skipped above
+        ``MAX_STORED_SNAPSHOT_BYTES`` (resume then replays the committed turns). Blocking I/O:
+        the loop calls it in a thread."""
         snap = getattr(repl, "snapshot", None)
-        if snap is None or snap.turn != turn or snap.size > MAX_STORED_SNAPSHOT_BYTES:
-            self.store.blobs.delete(f"snapshots/{execution_id}.snap")
-            return
-        self.store.blobs.put(f"snapshots/{execution_id}.snap", snap.to_bytes())
+        blobs = self.store.blobs
+        if snap is not None and snap.turn == turn and snap.size <= MAX_STORED_SNAPSHOT_BYTES:
+            blobs.put_if_absent(snapshot_key(execution_id, turn), snap.to_bytes())
+        if turn > 1:
+            blobs.delete(snapshot_key(execution_id, turn - 1))
+
+    def _commit_turn(self, execution_id: str, turn: int, record: dict[str, Any], repl: REPL) -> None:
+        """Persist turn ``turn`` (the commit point), then its REPL snapshot (blocking I/O)."""
+        self.store.meta.add_turn(execution_id, turn, record)
+        self._save_snapshot(execution_id, turn, repl)
 
     def _load_snapshot(self, execution_id: str, turn: int) -> Any:
-        """The stored snapshot of ``execution_id`` when it is the one of ``turn``, else None."""
+        """The stored snapshot of ``execution_id`` at ``turn``, else None (blocking I/O)."""
         from ..errors import NotFoundError
         from ..sandbox.snapshot import Snapshot, SnapshotError
 
+        if not turn:
+            return None
         try:
-            snap = Snapshot.from_bytes(self.store.blobs.get(f"snapshots/{execution_id}.snap"))
+            snap = Snapshot.from_bytes(self.store.blobs.get(snapshot_key(execution_id, turn)))
         except (NotFoundError, SnapshotError, ValueError):
             return None
-        return snap if turn and snap.turn == turn else None
+        return snap if snap.turn == turn else None
 
     def _best_so_far(self, st: ExecutionState) -> str:
         """Best answer so far when an execution ends early: the last printed output (its last
@@ -305,10 +316,10 @@ class Engine:
         )
         if resume is not None:
             rec = resume.record.model_copy(update={"status": Status.RUNNING.value, "error": None, "finished_at": None})
-        self.store.meta.put_execution(rec)
+        await asyncio.to_thread(self.store.meta.put_execution, rec)
         tree.emit("execution_started", execution_id=eid, depth=depth, question=question, resumed=resume is not None)
         resolver = ToolResolverImpl(st)
-        snapshot = self._load_snapshot(eid, resume.last_turn) if resume is not None else None
+        snapshot = await asyncio.to_thread(self._load_snapshot, eid, resume.last_turn) if resume is not None else None
         repl = self._new_repl(spec, schema.field_names if schema else None, snapshot)
         out: ExecutionOutcome
         t_exec = time.monotonic()
@@ -318,16 +329,22 @@ class Engine:
                 st.restored_turn = resume.last_turn if resume is not None else 0
             out = await self._loop(st, repl, resolver, question, schema, resume)
         except BudgetExceededError as e:
-            out = ExecutionOutcome(eid, Status.BUDGET_EXCEEDED, self._best_so_far(st), [], error=str(e))
+            out = ExecutionOutcome(
+                eid, Status.BUDGET_EXCEEDED, await asyncio.to_thread(self._best_so_far, st), [], error=str(e)
+            )
         except ExecutionCancelled as e:
-            out = ExecutionOutcome(eid, Status.CANCELLED, self._best_so_far(st), [], error=str(e))
+            out = ExecutionOutcome(
+                eid, Status.CANCELLED, await asyncio.to_thread(self._best_so_far, st), [], error=str(e)
+            )
         except RlmxError as e:  # provider failed after retries, REPL could not start, ...
-            out = ExecutionOutcome(eid, Status.FAILED, self._best_so_far(st), [], error=f"{type(e).__name__}: {e}")
+            out = ExecutionOutcome(
+                eid, Status.FAILED, await asyncio.to_thread(self._best_so_far, st), [], error=f"{type(e).__name__}: {e}"
+            )
         except BaseException as e:
             cancelled = isinstance(e, asyncio.CancelledError | KeyboardInterrupt)
             rec.status = (Status.CANCELLED if cancelled else Status.FAILED).value
             rec.error, rec.finished_at = ("cancelled" if cancelled else repr(e)), utcnow()
-            self.store.meta.put_execution(rec)
+            await asyncio.shield(asyncio.to_thread(self.store.meta.put_execution, rec))
             raise
         finally:
             await repl.close()
@@ -342,7 +359,7 @@ class Engine:
             else {"wall_seconds": round(time.monotonic() - t_exec, 3), "turns": st.turn}
         )
         rec.finished_at = utcnow()
-        self.store.meta.put_execution(rec)
+        await asyncio.to_thread(self.store.meta.put_execution, rec)
         tree.emit("execution_finished", execution_id=eid, depth=depth, status=out.status.value)
         return out
 
@@ -434,34 +451,30 @@ class Engine:
                     turns_left=budgets.max_turns - turn,
                 )
             t_total = time.monotonic() - t0
-            self.store.meta.add_turn(
-                st.execution_id,
-                turn,
-                {
-                    "turn": turn,
-                    "depth": st.depth,
-                    "prompt": messages if turn == 1 else None,
-                    "response": completion.text,
-                    "root_model": completion.spec,
-                    "cached": completion.cached,
-                    "input_tokens": completion.input_tokens,
-                    "output_tokens": completion.output_tokens,
-                    "cost_usd": completion.raw.get("cost_usd"),
-                    "code": code,
-                    "stdout": step.stdout if step else None,
-                    "error": error,
-                    "timed_out": step.timed_out if step else False,
-                    "final": final.model_dump() if final else None,
-                    "observation": None if final else observation,
-                    "span_log": [e.model_dump() for e in step.span_log] if step else [],
-                    "timings": {
-                        "root_s": round(t_root, 4),
-                        "step_s": round(step.duration_s, 4) if step else 0.0,
-                        "total_s": round(t_total, 4),
-                    },
+            record = {
+                "turn": turn,
+                "depth": st.depth,
+                "prompt": messages if turn == 1 else None,
+                "response": completion.text,
+                "root_model": completion.spec,
+                "cached": completion.cached,
+                "input_tokens": completion.input_tokens,
+                "output_tokens": completion.output_tokens,
+                "cost_usd": completion.raw.get("cost_usd"),
+                "code": code,
+                "stdout": step.stdout if step else None,
+                "error": error,
+                "timed_out": step.timed_out if step else False,
+                "final": final.model_dump() if final else None,
+                "observation": None if final else observation,
+                "span_log": [e.model_dump() for e in step.span_log] if step else [],
+                "timings": {
+                    "root_s": round(t_root, 4),
+                    "step_s": round(step.duration_s, 4) if step else 0.0,
+                    "total_s": round(t_total, 4),
                 },
-            )
-            self._save_snapshot(st.execution_id, turn, repl)
+            }
+            await asyncio.to_thread(self._commit_turn, st.execution_id, turn, record, repl)
             tree.emit(
                 "turn_finished",
                 execution_id=st.execution_id,
@@ -506,7 +519,8 @@ class Engine:
             final = step.final
         if final is None:
             final = FinalSignal(kind="FINAL", answer=parsed.prose or last_output[-2000:])
-        self.store.meta.add_turn(
+        await asyncio.to_thread(
+            self.store.meta.add_turn,
             st.execution_id,
             st.turn + 1,
             {
@@ -557,6 +571,11 @@ def _int(value: Any) -> int:
 
 
 MAX_STORED_SNAPSHOT_BYTES = 64 << 20
+
+
+def snapshot_key(execution_id: str, turn: int) -> str:
+    """Blob key of an execution's sealed REPL snapshot after ``turn``."""
+    return f"snapshots/{execution_id}/{turn}.snap"
 
 
 def _snapshot_key(home: Path) -> bytes | None:

@@ -201,7 +201,7 @@ class ToolResolverImpl:
             tree.tracker.reserve_sub_calls()
         t0 = time.monotonic()
         completion: Completion = await tree.sub_lm.complete([{"role": "user", "content": prompt}])
-        self._record(
+        await self._record(
             subcall_id,
             kind,
             prompt,
@@ -230,7 +230,7 @@ class ToolResolverImpl:
             schema=None,
         )
         self.child_citations[subcall_id] = child.citations
-        self._record(
+        await self._record(
             subcall_id,
             "rlm_query",
             prompt,
@@ -264,7 +264,7 @@ class ToolResolverImpl:
             docs.append(base.model_copy(update={"window": window}))
         return ContextSpec(docs=docs, index_path=parent.index_path, kind=asked.kind)
 
-    def _record(
+    async def _record(
         self,
         subcall_id: str,
         kind: str,
@@ -293,7 +293,8 @@ class ToolResolverImpl:
                 cached=completion.cached,
                 cost_usd=completion.raw.get("cost_usd"),
             )
-        self.state.tree.engine.store.meta.add_subcall(self.state.execution_id, data)
+        # a store write: off the event loop (issue 8: no blocking I/O on event loops)
+        await asyncio.to_thread(self.state.tree.engine.store.meta.add_subcall, self.state.execution_id, data)
         self.state.tree.emit(
             "subcall",
             execution_id=self.state.execution_id,
