@@ -19,7 +19,7 @@ from sqlalchemy import update
 
 from rlmx.dev import MockLLMServer
 from rlmx.errors import ConfigError
-from rlmx.service import core
+from rlmx.service import core, spans
 from rlmx.service.app import create_app
 from rlmx.service.auth import load_pepper
 from rlmx.service.settings import ServiceSettings
@@ -239,7 +239,7 @@ def test_verify_caps_citations_and_characters(svc, key, small_corpus: Path, monk
         assert ok["all_ok"] and len(ok["results"]) == 3
         r = c.post("/v1/citations/verify", json={"citations": [cite] * (core.MAX_VERIFY_CITATIONS + 1)}, headers=key)
         assert r.status_code == 422
-        monkeypatch.setattr(core, "MAX_VERIFY_CHARS", 100)
+        monkeypatch.setattr(spans, "MAX_VERIFY_CHARS", 100)
         r = c.post("/v1/citations/verify", json={"citations": [cite] * 3}, headers=key)
         assert r.status_code == 413 and "120 characters" in r.json()["detail"]
         # offsets outside the document cost nothing: reported, not refused

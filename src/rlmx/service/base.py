@@ -1,0 +1,146 @@
+"""The state every part of :class:`~rlmx.service.core.Service` shares: settings, the store,
+API keys, the models offered, the live runtime REPLs, and the wakers of in-process workers;
+with the models and leases every operation uses."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..api import RLM
+from ..config import Settings
+from ..engine.runtime import RuntimeExecution
+from ..errors import ConfigError, RlmxError
+from ..lm.registry import resolve_models
+from ..store import Store, open_store
+from ..store.base import JobRecord
+from ..types import Status
+from .auth import KeyManager, load_pepper
+from .errors import BadRequest
+from .leases import job_store
+from .settings import ServiceSettings
+
+__all__ = ["TERMINAL", "ServiceBase"]
+
+TERMINAL = {s.value for s in Status} - {Status.RUNNING.value}
+
+
+class ServiceBase:
+    """Sessions, executions (answerer and runtime), spans and citations for tenants, over
+    one :class:`~rlmx.store.Store`. ``notice(message)`` receives one-line notices (e.g. a
+    generated pepper)."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings | None = None,
+        store: Store | None = None,
+        *,
+        notice: Callable[[str], None] | None = None,
+    ):
+        self.settings = settings or ServiceSettings()
+        self.store = store or open_store(self.settings.home)
+        self.meta = self.store.meta
+        self.keys = KeyManager(self.meta, load_pepper(self.settings, notice))
+        self.engine_settings = Settings(home=self.store.home)
+        root, sub, _ = resolve_models(None, None, settings=self.engine_settings)
+        self.default_models = (root, sub)
+        extra = [m.strip() for m in self.settings.service_models.split(",") if m.strip()]
+        self.offered = list(dict.fromkeys([root, sub, "baseline", *extra]))
+        self.runtimes: dict[str, RuntimeExecution] = {}
+        self._runtime_slots: dict[str, str] = {}  # execution id -> tenant, REPLs live or starting
+        self._runtime_locks: dict[str, asyncio.Lock] = {}
+        self._wakers: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._wake_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- waking in-process workers --------------------------------------------------------------
+    def add_waker(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        with self._wake_lock:
+            self._wakers.append((loop, event))
+
+    def remove_waker(self, event: asyncio.Event) -> None:
+        with self._wake_lock:
+            self._wakers = [(lp, ev) for lp, ev in self._wakers if ev is not event]
+
+    def wake(self) -> None:
+        """Tell in-process workers that a job was queued (others poll)."""
+        with self._wake_lock:
+            wakers = list(self._wakers)
+        for loop, ev in wakers:
+            try:
+                loop.call_soon_threadsafe(ev.set)
+            except RuntimeError:  # loop closed
+                pass
+
+    # -- models ---------------------------------------------------------------------------------
+    def resolve_models(self, models: dict[str, Any] | None) -> dict[str, str]:
+        """``{"root", "sub"}`` specs for a request; each must be offered by this server
+        (``RLMX_SERVICE_MODELS``, the default pair, ``baseline``), else BadRequest."""
+        models = models or {}
+        root = models.get("root") or None
+        sub = models.get("sub") or None
+        if root is None and sub is None:
+            root, sub = self.default_models
+        elif root is None:
+            root = self.default_models[0]
+        try:
+            root, sub, _ = resolve_models(root, sub, settings=self.engine_settings)
+        except ConfigError as e:
+            raise BadRequest(str(e)) from None
+        for spec in (root, sub):
+            if spec not in self.offered:
+                raise BadRequest(f"model {spec!r} is not offered by this server; offered: {self.offered}")
+        return {"root": root, "sub": sub}
+
+    def make_rlm(
+        self,
+        models: dict[str, Any] | None,
+        budgets: dict[str, Any] | None,
+        *,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        store: Store | None = None,
+    ) -> RLM:
+        """An :class:`~rlmx.api.RLM` for a request (models checked by :meth:`resolve_models`)
+        on ``store`` (default: the service's)."""
+        specs = self.resolve_models(models)
+        root, sub = specs["root"], specs["sub"]
+        try:
+            rlm = RLM(
+                model=root,
+                sub_model=sub,
+                budgets=budgets or {},
+                settings=self.engine_settings,
+                on_event=on_event,
+                notice=lambda _m: None,
+            )
+        except ConfigError as e:
+            raise BadRequest(str(e)) from None
+        except ValueError as e:  # pydantic validation of budgets
+            raise BadRequest(f"invalid budgets: {e}") from None
+        rlm._store = store or self.store
+        return rlm
+
+    # -- leases -----------------------------------------------------------------------------
+    def job_store(self, job: JobRecord, on_lost: Callable[[], None] | None = None) -> Store:
+        """The store as the holder of ``job``'s lease writes it (see
+        :func:`.leases.job_store`): writes count only while the lease is held, else change
+        nothing and ``on_lost()`` is called once. A job with no lease owner gets the plain
+        store."""
+        return job_store(self.store, job, on_lost)
+
+    # -- runtime registry -------------------------------------------------------------------------
+    def _forget_runtime(self, execution_id: str) -> RuntimeExecution | None:
+        self._runtime_slots.pop(execution_id, None)
+        return self.runtimes.pop(execution_id, None)
+
+    # -- health ---------------------------------------------------------------------------------
+    def ready(self) -> bool:
+        try:
+            self.meta.get_job("__ready__")
+        except RlmxError:
+            return False
+        return True

@@ -1,0 +1,79 @@
+"""Lease-fenced writes: the store as the holder of a job's lease writes it.
+
+Jobs run under a lease (:mod:`.worker`): :func:`job_store` gives the holder of a job's lease
+a store whose writes — the engine's (execution record, turns, sub-calls, snapshots) and the
+service's (status, events) — count only while it still holds the lease, so a worker that
+lost its job to another never overwrites the new owner's records.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ..store import Store
+from ..store.base import BlobStore, JobRecord
+
+__all__ = ["job_store"]
+
+
+class _LeaseBlobs(BlobStore):
+    """The blob store as the holder of a job's lease writes it: a put or delete is made only
+    while the lease is held (checked just before; the window is one query), else skipped
+    and ``lost()`` called."""
+
+    def __init__(self, inner: BlobStore, held: Callable[[], bool], lost: Callable[[], None]):
+        self.inner = inner
+        self._held = held
+        self._lost = lost
+
+    def _ok(self) -> bool:
+        if self._held():
+            return True
+        self._lost()
+        return False
+
+    def put(self, key: str, data: bytes) -> None:
+        if self._ok():
+            self.inner.put(key, data)
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def delete(self, key: str) -> None:
+        if self._ok():
+            self.inner.delete(key)
+
+    def local_path(self, key: str) -> Path:
+        return self.inner.local_path(key)
+
+
+def _once(fn: Callable[[], None] | None) -> Callable[[], None]:
+    done = threading.Event()
+
+    def call() -> None:
+        if not done.is_set():
+            done.set()
+            if fn is not None:
+                fn()
+
+    return call
+
+
+def job_store(store: Store, job: JobRecord, on_lost: Callable[[], None] | None = None) -> Store:
+    """``store`` as the holder of ``job``'s lease (its ``lease_owner`` under claim
+    ``attempts``) writes it: every metadata write is committed only while the lease is
+    held, a blob is written only while it is (see :class:`_LeaseBlobs`); otherwise the
+    write changes nothing and ``on_lost()`` is called once. A job with no lease owner
+    gets the plain store."""
+    if job.lease_owner is None:
+        return store
+    lost = _once(on_lost)
+    meta = store.meta.fenced(job.job_id, job.lease_owner, job.attempts, lost)
+    owner, attempt = job.lease_owner, job.attempts
+    blobs = _LeaseBlobs(store.blobs, lambda: store.meta.holds_lease(job.job_id, owner, attempt), lost)
+    return Store(home=store.home, meta=meta, blobs=blobs, index_path=store.index_path)

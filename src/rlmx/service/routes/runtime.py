@@ -1,0 +1,75 @@
+"""Routes of runtime executions: start one, run a step, answer its tool requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from ..auth import Principal
+from ..core import Service
+from ..deps import ERRORS, auth, service
+from ..errors import BadRequest
+from ..schemas import ResolveIn, RuntimeAccepted, RuntimeCreate, StepIn, StepOut
+from .executions import STATE_ERRORS
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+runtime_start_errors = {
+    **STATE_ERRORS,
+    429: {"description": "Rate limit, or too many runtime executions with a live REPL"},
+}
+
+
+@router.post(
+    "/v1/sessions/{session_id}/executions/runtime",
+    status_code=201,
+    response_model=RuntimeAccepted,
+    tags=["runtime"],
+    responses=runtime_start_errors,
+)
+async def create_runtime(session_id: str, body: RuntimeCreate, p: Principal = auth, svc: Service = service) -> Any:
+    """Runtime mode: the client submits each step (``POST /v1/executions/{id}/steps``)."""
+    return await svc.create_runtime(p.tenant, session_id, body.model_dump(exclude_none=True))
+
+
+runtime_errors = {
+    **ERRORS,
+    400: {"description": "Bad tool result"},
+    409: {"description": "Not a running runtime execution, or a step is waiting"},
+    429: {"description": "Rate limit, or too many runtime executions with a live REPL (restoring this one)"},
+}
+
+
+@router.post("/v1/executions/{execution_id}/steps", response_model=StepOut, tags=["runtime"], responses=runtime_errors)
+async def run_step(execution_id: str, body: StepIn, p: Principal = auth, svc: Service = service) -> Any:
+    """Run one step in the execution's REPL. With ``sub_calls: "client"`` the answer may be
+    ``waiting: true`` with ``tool_requests`` to answer through ``tools/resolve``."""
+    return await svc.step(p.tenant, execution_id, body.code)
+
+
+@router.post(
+    "/v1/executions/{execution_id}/tools/resolve",
+    response_model=StepOut,
+    tags=["runtime"],
+    responses=runtime_errors,
+)
+async def resolve_tools(execution_id: str, body: ResolveIn, p: Principal = auth, svc: Service = service) -> Any:
+    """Answer the waiting tool requests of the current step with the client's own
+    ``results``, or let the server's models resolve ``server_ids`` (``["*"]``: all the
+    others); answers like a step (maybe waiting again)."""
+    results: dict[str, Any] = {}
+    for r in body.results:
+        if r.error is not None:
+            results[r.id] = {"error": r.error}
+        elif r.value is None:
+            raise BadRequest(f"result {r.id!r}: give a value or an error")
+        else:
+            results[r.id] = r.value
+    return await svc.resolve_tools(p.tenant, execution_id, results, body.server_ids)
+
+
+# -- spans and citations --------------------------------------------------------------------

@@ -1,0 +1,279 @@
+"""Request and response bodies of the HTTP API (pydantic), and the checks free-form JSON
+in them passes (depth, finite numbers, valid Unicode)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ..types import Budgets
+from .errors import BadRequest
+from .spans import MAX_VERIFY_CITATIONS
+
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "Accepted",
+    "CancelOut",
+    "CheckOut",
+    "CitationIn",
+    "DocIn",
+    "ExecutionAccepted",
+    "ExecutionCreate",
+    "Health",
+    "ModelsIn",
+    "PlainJSON",
+    "ResolveIn",
+    "RuntimeAccepted",
+    "RuntimeCreate",
+    "SessionCreate",
+    "SessionList",
+    "SessionOut",
+    "SpanGet",
+    "SpanOut",
+    "SpanRefOut",
+    "StepIn",
+    "StepOut",
+    "ToolResultIn",
+    "VerifyIn",
+    "VerifyOut",
+    "load_json",
+    "plain_json",
+]
+
+MAX_JSON_DEPTH = 64
+"""How deeply free-form JSON (``options``, ``output_schema``) may nest."""
+
+
+def _json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of decoded JSON, without recursion; counted up to ``limit + 1``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d)
+            if d <= limit:
+                stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def plain_json(value: Any) -> Any:
+    """Free-form JSON must nest at most ``MAX_JSON_DEPTH`` levels, hold finite numbers and
+    text that is valid Unicode (no lone surrogates such as ``"\\ud800"``)."""
+    if value is None:
+        return value
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return value
+
+
+PlainJSON = Annotated[dict[str, Any] | None, AfterValidator(plain_json)]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_json(raw: bytes, what: str = "the body") -> Any:
+    """``raw`` as JSON, else BadRequest (not JSON, NaN/Infinity, nested too deeply)."""
+    try:
+        data = json.loads(raw or b"null", parse_constant=_no_constant)
+    except (ValueError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise BadRequest(f"{what} is not JSON: {why}") from None
+    if _json_depth(data, MAX_JSON_DEPTH + 4) > MAX_JSON_DEPTH + 4:
+        raise BadRequest(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
+
+
+# --- request and response bodies -------------------------------------------------------------
+class DocIn(BaseModel):
+    """A server path (file or folder) under ``RLMX_ALLOWED_PATHS``."""
+
+    model_config = ConfigDict(extra="forbid")
+    source_name: str | None = Field(None, max_length=500, description="Display name (default: the file name).")
+    path: str = Field(min_length=1, max_length=4096)
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    docs: list[DocIn] = Field(min_length=1, max_length=1000)
+    ttl_minutes: int | None = Field(None, ge=1, le=525_600, description="Delete the session after this many minutes.")
+    options: PlainJSON = None
+
+
+class Accepted(BaseModel):
+    session_id: str
+    status: str
+
+
+class SessionOut(BaseModel):
+    session_id: str
+    status: Literal["CREATING", "READY", "FAILED"]
+    error: str | None = None
+    corpus_id: str | None = None
+    documents: list[dict[str, Any]]
+    n_documents: int
+    n_failed: int
+    options: dict[str, Any]
+    created_at: str
+    expires_at: str | None = None
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionOut]
+
+
+class ModelsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    root: str | None = Field(None, max_length=300, description="Root LM spec, e.g. openai:gpt-5 or baseline.")
+    sub: str | None = Field(None, max_length=300, description="Sub-LM spec for llm_query.")
+
+
+class ExecutionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=200_000)
+    models: ModelsIn | None = None
+    budgets: Budgets | None = None
+    output_schema: PlainJSON = Field(None, description="JSON Schema of SUBMIT(**fields).")
+
+
+class RuntimeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str | None = Field(
+        None, max_length=200_000, description="What the client is working on (for the record)."
+    )
+    models: ModelsIn | None = None
+    budgets: Budgets | None = None
+    output_schema: PlainJSON = None
+    sub_calls: Literal["server", "client"] = Field(
+        "server", description="`client`: llm_query/rlm_query inside a step wait for the client's results."
+    )
+
+
+class ExecutionAccepted(BaseModel):
+    execution_id: str
+    status: str
+
+
+class RuntimeAccepted(ExecutionAccepted):
+    sub_calls: Literal["server", "client"]
+
+
+class CancelOut(BaseModel):
+    execution_id: str
+    status: str
+    cancel_requested: bool
+
+
+class StepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(max_length=1_000_000, description="Python code run in the execution's REPL.")
+
+
+class ToolResultIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(max_length=200)
+    value: str | list[str] | None = Field(None, description="A string; a list of strings for llm_query_batched.")
+    error: str | None = Field(None, max_length=10_000, description="The client could not answer: raised in the code.")
+
+
+class ResolveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    results: list[ToolResultIn] = Field(default_factory=list, max_length=10_000)
+    server_ids: list[str] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description='Ids the server resolves; ["*"]: all the others.',
+    )
+
+
+class StepOut(BaseModel):
+    execution_id: str
+    turn: int
+    status: str
+    waiting: bool
+    success: bool | None
+    stdout: str
+    error: str | None
+    timed_out: bool
+    span_log: list[dict[str, Any]]
+    variables: list[str]
+    tool_requests: list[dict[str, Any]]
+    final: dict[str, Any] | None
+    answer: str | None
+    citations: list[dict[str, Any]]
+    fields: dict[str, Any] | None
+
+
+class SpanGet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    doc_id: str | None = Field(None, max_length=200)
+    session_id: str | None = Field(None, max_length=200)
+    doc_index: int | None = Field(None, ge=0)
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class SpanRefOut(BaseModel):
+    doc_id: str
+    doc_name: str
+    start: int
+    end: int
+    checksum: str
+    text: str
+
+
+class SpanOut(BaseModel):
+    text: str
+    span: SpanRefOut
+
+
+class CitationIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    doc_id: str = Field(max_length=200)
+    start: int
+    end: int
+    checksum: str = Field(max_length=200)
+    text: str | None = None
+    doc_name: str | None = None
+
+
+class VerifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    citations: list[CitationIn] = Field(max_length=MAX_VERIFY_CITATIONS)
+
+
+class CheckOut(BaseModel):
+    index: int
+    doc_id: str
+    start: int
+    end: int
+    ok: bool
+    reason: str
+
+
+class VerifyOut(BaseModel):
+    all_ok: bool
+    results: list[CheckOut]
+
+
+class Health(BaseModel):
+    status: str

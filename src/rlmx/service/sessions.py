@@ -1,0 +1,177 @@
+"""Sessions: created from server paths or uploads, ingested by a worker's job, read,
+listed and deleted per tenant (an id of another tenant is :class:`~.errors.NotFound`, like
+a missing one; an expired session is deleted when next read)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from typing import Any
+
+from ..corpus import ingest
+from ..corpus.ingest import corpus_id_for
+from ..errors import IngestError, NotFoundError
+from ..ids import new_id
+from ..store.base import CorpusRecord, JobRecord, MetadataStore, SessionRecord, utcnow
+from .errors import BadRequest, Conflict, NotFound
+from .paths import PathsMixin
+
+__all__ = ["SessionsMixin"]
+
+
+class SessionsMixin(PathsMixin):
+    """Sessions of tenants: create, ingest, read, list, delete."""
+
+    def create_session(
+        self,
+        tenant: str,
+        inputs: list[dict[str, Any]],
+        *,
+        ttl_minutes: int | None = None,
+        options: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        upload_dir: str | None = None,
+        queue: bool = True,
+    ) -> SessionRecord:
+        """Record a CREATING session and queue its ingestion (``queue=False``: the caller
+        runs :meth:`ingest_session` itself)."""
+        rec = SessionRecord(
+            session_id=session_id or new_id("ses"),
+            tenant=tenant,
+            inputs=inputs,
+            options=options or {},
+            upload_dir=upload_dir,
+            expires_at=utcnow() + timedelta(minutes=ttl_minutes) if ttl_minutes else None,
+        )
+        self.meta.put_session(rec)
+        if queue:
+            self.meta.enqueue_job(JobRecord(job_id=new_id("job"), kind="ingest", ref_id=rec.session_id))
+            self.wake()
+        return rec
+
+    def create_session_from_paths(
+        self,
+        tenant: str,
+        docs: list[dict[str, Any]],
+        *,
+        ttl_minutes: int | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> SessionRecord:
+        if not docs:
+            raise BadRequest("give at least one document: docs: [{source_name, path}]")
+        inputs = []
+        for d in docs:
+            real = self.check_path(str(d.get("path", "")))
+            inputs.append({"source_name": d.get("source_name") or real.name, "path": str(real)})
+        return self.create_session(tenant, inputs, ttl_minutes=ttl_minutes, options=options)
+
+    def ingest_session(self, session_id: str, *, meta: MetadataStore | None = None) -> None:
+        """Ingest a session's inputs (a worker's job): READY with per-document status, or
+        FAILED with the reason. Idempotent (documents are content-addressed). ``meta``: where
+        the session's outcome is written (a worker's :meth:`job_store`)."""
+        meta = meta or self.meta
+        rec = self.meta.get_session(session_id)
+        if rec.deleted_at is not None:
+            return
+        paths = [str(i["path"]) for i in rec.inputs]
+        names = {str(i["path"]): str(i.get("source_name") or "") for i in rec.inputs}
+
+        def source_name(path: str) -> str:
+            for p, n in names.items():
+                if path == p or path.startswith(p.rstrip("/") + "/"):
+                    return n
+            return ""
+
+        try:
+            corpus = ingest(paths, self.store)
+        except IngestError as e:
+            rec.status, rec.error = "FAILED", str(e)
+            rec.documents = [{"source_name": names[p], "path": p, "status": "FAILED", "error": str(e)} for p in paths]
+            meta.put_session(rec)
+            return
+        corpus = self._apply_source_names(corpus, names)
+        docs: list[dict[str, Any]] = [
+            {
+                "source_name": source_name(d.source_path),
+                "path": d.source_path,
+                "status": "READY",
+                "doc_id": d.doc_id,
+                "name": d.name,
+                "chars": d.length_chars,
+                "media_type": d.media_type,
+            }
+            for d in corpus.documents
+        ]
+        docs += [
+            {"source_name": source_name(f.source_path), "path": f.source_path, "status": "FAILED", "error": f.reason}
+            for f in corpus.failures
+        ]
+        rec = self.meta.get_session(session_id)
+        rec.status, rec.corpus_id, rec.documents, rec.error = "READY", corpus.corpus_id, docs, None
+        meta.put_session(rec)
+
+    def _apply_source_names(self, corpus: CorpusRecord, names: dict[str, str]) -> CorpusRecord:
+        """A file given with a ``source_name`` keeps that name in the corpus."""
+        changed = False
+        docs = []
+        for d in corpus.documents:
+            want = names.get(d.source_path)
+            if want and want != d.name:
+                d = d.model_copy(update={"name": want})
+                changed = True
+            docs.append(d)
+        if not changed:
+            return corpus
+        docs.sort(key=lambda d: d.name)
+        new = CorpusRecord(corpus_id=corpus_id_for(docs), documents=docs, failures=corpus.failures)
+        self.meta.put_corpus(new)
+        return self.meta.get_corpus(new.corpus_id)
+
+    def get_session(self, tenant: str, session_id: str) -> SessionRecord:
+        """The tenant's live session, else NotFound (also for an expired one, which is
+        deleted then)."""
+        missing = NotFound(f"session {session_id!r} not found")
+        try:
+            rec = self.meta.get_session(session_id)
+        except NotFoundError:
+            raise missing from None
+        if rec.tenant != tenant or rec.deleted_at is not None:
+            raise missing
+        if rec.expires_at is not None and rec.expires_at <= utcnow():
+            self._delete(rec)
+            raise missing
+        return rec
+
+    def _delete(self, rec: SessionRecord) -> None:
+        rec.deleted_at = utcnow()
+        self.meta.put_session(rec)
+        if rec.upload_dir:
+            shutil.rmtree(rec.upload_dir, ignore_errors=True)
+
+    def delete_session(self, tenant: str, session_id: str) -> None:
+        self._delete(self.get_session(tenant, session_id))
+
+    def list_sessions(self, tenant: str, limit: int = 100) -> list[SessionRecord]:
+        now = utcnow()
+        return [s for s in self.meta.list_sessions(tenant, limit=limit) if s.expires_at is None or s.expires_at > now]
+
+    @staticmethod
+    def session_view(rec: SessionRecord) -> dict[str, Any]:
+        return {
+            "session_id": rec.session_id,
+            "status": rec.status,
+            "error": rec.error,
+            "corpus_id": rec.corpus_id,
+            "documents": rec.documents,
+            "n_documents": sum(1 for d in rec.documents if d.get("status") == "READY"),
+            "n_failed": sum(1 for d in rec.documents if d.get("status") == "FAILED"),
+            "options": rec.options,
+            "created_at": rec.created_at.isoformat(),
+            "expires_at": rec.expires_at.isoformat() if rec.expires_at else None,
+        }
+
+    def _ready_corpus(self, tenant: str, session_id: str) -> tuple[SessionRecord, CorpusRecord]:
+        session = self.get_session(tenant, session_id)
+        if session.status != "READY" or session.corpus_id is None:
+            raise Conflict(f"session {session_id!r} is {session.status}; wait until it is READY")
+        return session, self.meta.get_corpus(session.corpus_id)
