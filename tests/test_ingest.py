@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rlmx.corpus import TextReader, context_spec, corpus_from_texts, ingest
+from rlmx.corpus.corpus_index import ensure_index, index_key
 from rlmx.corpus.index import SearchIndex
 from rlmx.corpus.ingest import corpus_id_for, doc_id_for
 from rlmx.corpus.parsers import HtmlParser, ParsedText, Parser, ParserRegistry, default_registry
@@ -103,7 +104,7 @@ def test_state_union_with_legacy_encodings(store: Store) -> None:
     assert text == raw.decode().replace("\r\n", "\n") and len(text) == doc.length_chars
     assert span_checksum(text) == "sha256:" + doc.text_sha256
     # searchable
-    idx = SearchIndex(store.index_path, readonly=True)
+    idx = SearchIndex(ensure_index(corpus, store), readonly=True, immutable=True)
     hits = idx.search("atomic bomb", k=3)
     assert hits and all(h.doc_id in {d.doc_id for d in corpus.documents} for h in hits)
     idx.close()
@@ -116,13 +117,14 @@ def test_reingest_is_a_cache_hit(store: Store) -> None:
     first = ingest([STATE_UNION], store, registry=reg)
     parsed = counter.calls
     assert parsed == len(first.documents)
-    chunks_before = SearchIndex(store.index_path)._db.execute("SELECT COUNT(*) FROM chunks").fetchone()
+    index_file = store.blobs.local_path(index_key(first.corpus_id))
+    before = index_file.stat()
     second = ingest([str(STATE_UNION)], store, registry=reg)
     assert counter.calls == parsed  # nothing parsed again
     assert second.corpus_id == first.corpus_id
     assert [d.created_at for d in second.documents] == [d.created_at for d in first.documents]
-    chunks_after = SearchIndex(store.index_path)._db.execute("SELECT COUNT(*) FROM chunks").fetchone()
-    assert chunks_after == chunks_before  # nothing indexed again
+    after = index_file.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # nothing indexed again
 
 
 def test_cache_recovers_from_missing_blob_and_index(store: Store, tmp_path: Path) -> None:
@@ -133,15 +135,16 @@ def test_cache_recovers_from_missing_blob_and_index(store: Store, tmp_path: Path
     first = ingest([src], store, registry=reg)
     doc = first.documents[0]
     store.blobs.delete(doc.text_key)
-    os.remove(store.index_path)
+    store.blobs.delete(index_key(first.corpus_id))
     second = ingest([src], store, registry=reg)
     assert counter.calls == 2  # the blob was gone: parsed again
     assert store.blobs.exists(second.documents[0].text_key)
-    assert SearchIndex(store.index_path).search("zebras")[0].doc_id == doc.doc_id
-    os.remove(store.index_path)
+    key = index_key(second.corpus_id)
+    assert SearchIndex(store.blobs.local_path(key), readonly=True).search("zebras")[0].doc_id == doc.doc_id
+    store.blobs.delete(key)
     ingest([src], store, registry=reg)
     assert counter.calls == 2  # only the index was gone: re-indexed from the blob
-    assert SearchIndex(store.index_path).search("zebras")[0].doc_id == doc.doc_id
+    assert SearchIndex(store.blobs.local_path(key), readonly=True).search("zebras")[0].doc_id == doc.doc_id
 
 
 def test_folder_with_good_and_bad_files(store: Store, tmp_path: Path) -> None:
@@ -256,7 +259,7 @@ def test_corpus_from_texts_and_context_spec(store: Store) -> None:
     reader = TextReader(doc.text_path, doc.length, doc.index_path)
     assert reader[0 : doc.length] == "Le café\nest fermé."
     reader.close()
-    assert spec.index_path == str(store.index_path)
+    assert spec.index_path == str(store.blobs.local_path(index_key(single.corpus_id)))
 
     many = corpus_from_texts(["alpha", "beta"], store)
     assert [d.name for d in many.documents] == ["text_0", "text_1"]

@@ -399,8 +399,8 @@ def test_other_corpora_and_the_search_index_are_unreadable(two_tenants, runner):
         pytest.skip("Landlock is unavailable on this host (see rlmx doctor)")
     resolver = ToolResolverImpl(SimpleNamespace(spec=spec_b))  # the orchestrator's answer: spec B only
     blobs = os.path.dirname(spec_b.docs[0].text_path)
-    assert os.path.dirname(a_doc.text_path) == blobs and spec_b.index_path == t.spec_a.index_path
-    index = str(t.store.index_path)
+    assert os.path.dirname(a_doc.text_path) == blobs and spec_b.index_path != t.spec_a.index_path
+    index = str(t.spec_a.index_path)  # the other corpus's index blob (B's own is not granted either)
     attacks = {
         "list the blob folder": f"import os\nprint(os.listdir({blobs!r}))",
         "read another corpus's document": f"print(open({a_doc.text_path!r}).read())",

@@ -114,11 +114,12 @@ def retrieval_prompt(task: Task, passages: list[tuple[int, int, str]]) -> str:
 
 def _passages(rlm: RLM, corpus: CorpusRecord, query: str, k: int) -> list[tuple[int, int, str]]:
     from ..corpus.canonical import TextReader
+    from ..corpus.corpus_index import ensure_index
     from ..corpus.index import SearchIndex
 
     doc = corpus.documents[0]
     store = rlm.store
-    index = SearchIndex(store.index_path, readonly=True)
+    index = SearchIndex(ensure_index(corpus, store), readonly=True, immutable=True)
     idx = store.blobs.local_path(doc.index_key) if doc.index_key else None
     reader = TextReader(store.blobs.local_path(doc.text_key), doc.length_chars, idx)
     try:

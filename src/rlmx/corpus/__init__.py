@@ -6,8 +6,13 @@ Public API::
     corpus_from_texts(texts, store) -> CorpusRecord
     context_spec(corpus, store) -> ContextSpec
     canonicalize(text) -> str;  TextReader(text_path, length, index_path)
-    SearchIndex(path, readonly=False)
+    SearchIndex(path, readonly=False);  ensure_index(corpus, store) -> Path;  index_key(corpus_id)
     Parser, ParsedText, ParseError, default_registry()
+
+``store`` is anything shaped like :class:`rlmx.corpus.ports.CorpusStore` (``rlmx.store.Store``
+is); this package never imports :mod:`rlmx.store`. Its records (``DocumentRecord``,
+``CorpusRecord``, ``FailedDocument``) live in :mod:`rlmx.corpus.records`. Each corpus has its
+own keyword index blob (:mod:`rlmx.corpus.corpus_index`, ``docs/search.md``).
 
 Importing this package stays cheap (the REPL process imports :mod:`rlmx.corpus.canonical`
 and :mod:`rlmx.corpus.index` through it): parser libraries (pypdf, python-docx,
@@ -17,6 +22,7 @@ trafilatura, markdown-it-py, charset-normalizer) and SQLAlchemy load on first us
 from __future__ import annotations
 
 from rlmx.corpus.canonical import CHECKPOINT, TextReader, build_offset_index, canonicalize
+from rlmx.corpus.corpus_index import ensure_index, index_key
 from rlmx.corpus.index import SearchIndex, SearchRow
 from rlmx.corpus.ingest import (
     INLINE_TEXT_NAME,
@@ -45,5 +51,7 @@ __all__ = [
     "corpus_id_for",
     "default_registry",
     "doc_id_for",
+    "ensure_index",
+    "index_key",
     "ingest",
 ]

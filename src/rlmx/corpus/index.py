@@ -1,11 +1,13 @@
 """Keyword search over canonical texts: SQLite FTS5 with BM25 ranking.
 
-One index file (``$RLMX_HOME/index.sqlite``) holds the chunks of every stored Document;
-it is written by ingestion and opened read-only by the REPL. Chunks are about
+An index file holds the chunks of a set of Documents. Each corpus has its own index, an
+immutable blob ``index/v1/<corpus_id>.fts5`` built once when the corpus is ingested
+(:mod:`rlmx.corpus.corpus_index`; ``docs/search.md`` says why), so BM25 statistics are the
+corpus's own and any host reads the same file through the blob store. Chunks are about
 ``CHUNK_CHARS`` characters, cut at a newline or space; each row keeps its span
 ``(doc_id, start, end)`` so hits carry spans. The FTS5 table is contentless (the text lives
 in the blob store), tokenised with ``porter unicode61``. Scores are SQLite's ``bm25()``,
-negated so that larger is better.
+negated so that larger is better; ties are broken by ``(doc_id, start)``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ CREATE TABLE IF NOT EXISTS chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL,
                                    start INTEGER NOT NULL, "end" INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS indexed_docs (doc_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS index_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     body, content='', tokenize='porter unicode61');
 """
@@ -89,18 +92,27 @@ def fts_query(query: str) -> str:
 
 
 class SearchIndex:
-    """The FTS5 chunk index. ``SearchIndex(path, readonly=False, immutable=False)``.
+    """The FTS5 chunk index. ``SearchIndex(path, readonly=False, immutable=False, bulk=False)``.
 
-    ``immutable`` (read-only only): open without locks or WAL files, for a reader that can
-    create no file beside the index (the sandboxed REPL); it must not change meanwhile.
+    ``immutable`` (read-only only): open without locks or WAL files, for a file that never
+    changes (a content-addressed index blob) or a reader that can create no file beside it.
+    ``bulk`` (writable only): a private file being built by one writer (no journal, no
+    fsync; see :class:`rlmx.corpus.corpus_index.IndexBuilder`) — a crash leaves it corrupt.
     Raises ``sqlite3.Error`` on a corrupt file; a missing file in read-only mode yields an
     index with no rows.
     """
 
-    def __init__(self, path: str | Path, *, readonly: bool = False, immutable: bool = False):
+    def __init__(
+        self, path: str | Path, *, readonly: bool = False, immutable: bool = False, bulk: bool = False
+    ) -> None:
         self.path = Path(path)
         self.readonly = readonly
-        if readonly:
+        if bulk and not readonly:
+            self._db = sqlite3.connect(self.path)
+            self._db.execute("PRAGMA journal_mode=OFF")
+            self._db.execute("PRAGMA synchronous=OFF")
+            self._db.executescript(_SCHEMA)
+        elif readonly:
             if not self.path.exists():
                 self._db = sqlite3.connect(":memory:")
                 self._db.executescript(_SCHEMA)
@@ -116,9 +128,11 @@ class SearchIndex:
             self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
+        """Close the connection."""
         self._db.close()
 
     def has(self, doc_id: str) -> bool:
+        """True when ``doc_id`` is indexed."""
         row = self._db.execute("SELECT 1 FROM indexed_docs WHERE doc_id=?", (doc_id,)).fetchone()
         return row is not None
 
@@ -146,10 +160,27 @@ class SearchIndex:
         return n
 
     def add_many(self, docs: Iterable[tuple[str, str]]) -> int:
+        """Index ``(doc_id, text)`` pairs; returns chunks added."""
         return sum(self.add(doc_id, text) for doc_id, text in docs)
 
+    def info(self) -> dict[str, str]:
+        """The file's ``index_info`` rows (``format``, ``corpus_id``, ``documents``, ``chunks``
+        of a per-corpus index); empty for a store-wide file of an older version."""
+        try:
+            return dict(self._db.execute("SELECT key, value FROM index_info").fetchall())
+        except sqlite3.OperationalError:
+            return {}
+
+    def seal(self, info: dict[str, str]) -> None:
+        """Write ``info`` into ``index_info`` and merge the FTS segments into one
+        (``optimize``: smaller and faster to query). For an index about to become immutable."""
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO index_info(key, value) VALUES (?,?)", sorted(info.items()))
+            self._db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+
     def search(self, query: str, k: int = 10, doc_ids: Sequence[str] | None = None) -> list[SearchRow]:
-        """Return up to ``k`` chunks ranked by BM25, restricted to ``doc_ids`` when given."""
+        """Return up to ``k`` chunks ranked by BM25 (ties by ``doc_id``, ``start``),
+        restricted to ``doc_ids`` when given. Offsets are code points of canonical text."""
         q = fts_query(query)
         if not q or k <= 0:
             return []
@@ -161,7 +192,7 @@ class SearchIndex:
         if doc_ids is not None:
             sql += " AND c.doc_id IN (SELECT value FROM json_each(?))"
             params.append(json.dumps(list(doc_ids)))
-        sql += " ORDER BY s LIMIT ?"
+        sql += " ORDER BY s, c.doc_id, c.start LIMIT ?"
         params.append(int(k))
         rows = self._db.execute(sql, params).fetchall()
         return [SearchRow(d, s, e, -float(score)) for d, s, e, score in rows]

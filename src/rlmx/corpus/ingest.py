@@ -6,7 +6,11 @@ parsing, no indexing). A miss parses, canonicalises, stores the canonical text b
 ``text/<text_sha256>.txt`` (plus ``.idx`` for non-ASCII texts), indexes the text for
 keyword search and records the Document — in that order, so a Document row always points
 at stored text. A file that fails becomes a :class:`FailedDocument` with its reason; the
-others proceed.
+others proceed. Last, the corpus's keyword index (the blob ``index/v1/<corpus_id>.fts5``,
+:mod:`rlmx.corpus.corpus_index`) is published unless it exists, then the corpus recorded.
+
+``store`` is anything shaped like :class:`~rlmx.corpus.ports.CorpusStore` (``rlmx.store.Store``
+is): this package never imports the store.
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from rlmx.corpus.canonical import build_offset_index, canonicalize
 from rlmx.corpus.collect import SourceFile, collect
+from rlmx.corpus.corpus_index import ensure_index
 from rlmx.corpus.parsers import ParsedText, ParseError, Parser, ParserRegistry, default_registry
 from rlmx.corpus.prepare import Failure, Prepared, PreparePool, can_fork, preload, prepare
 from rlmx.corpus.writer import Writer
 from rlmx.errors import IngestError
 
 if TYPE_CHECKING:  # pydantic models load on first use: the REPL imports this package
+    from rlmx.corpus.ports import CorpusStore
+    from rlmx.corpus.records import CorpusRecord, DocumentRecord, FailedDocument
     from rlmx.sandbox.base import ContextSpec
-    from rlmx.store import Store
-    from rlmx.store.base import CorpusRecord, DocumentRecord, FailedDocument
 
 __all__ = [
     "INLINE_PARSER",
@@ -101,7 +106,7 @@ class _Todo:
 def _begin(src: SourceFile, writer: Writer, registry: ParserRegistry) -> DocumentRecord | FailedDocument | _Todo:
     """Read, hash, pick the parser and look the Document up: a cache hit, a failure, or
     a :class:`_Todo` to prepare."""
-    from rlmx.store.base import FailedDocument
+    from rlmx.corpus.records import FailedDocument
 
     source_path = str(src.path)
     try:
@@ -120,7 +125,7 @@ def _begin(src: SourceFile, writer: Writer, registry: ParserRegistry) -> Documen
 
 
 def _finish(todo: _Todo, result: Prepared | Failure, writer: Writer) -> DocumentRecord | FailedDocument:
-    from rlmx.store.base import FailedDocument
+    from rlmx.corpus.records import FailedDocument
 
     if isinstance(result, Failure):
         return FailedDocument(source_path=str(todo.src.path), reason=result.reason, media_type=result.media_type)
@@ -195,7 +200,7 @@ def _no_documents(paths: Sequence[str | Path], failures: list[FailedDocument]) -
 
 def ingest(
     paths: Sequence[str | Path],
-    store: Store,
+    store: CorpusStore,
     *,
     on_progress: ProgressCallback | None = None,
     registry: ParserRegistry | None = None,
@@ -213,7 +218,7 @@ def ingest(
     Raises :class:`~rlmx.errors.IngestError` when no document at all could be ingested
     (the message lists what failed), ``StoreError`` when the store itself fails.
     """
-    from rlmx.store.base import CorpusRecord, DocumentRecord, FailedDocument
+    from rlmx.corpus.records import CorpusRecord, DocumentRecord, FailedDocument
 
     if isinstance(paths, str | Path):
         paths = [paths]
@@ -239,17 +244,18 @@ def ingest(
     writer = Writer(store)
     try:
         _run(files, writer, registry or _registry(), workers, emit)
+        if not docs:
+            raise _no_documents(paths, failures)
+        docs.sort(key=lambda d: d.name)
+        corpus = CorpusRecord(corpus_id=corpus_id_for(docs), documents=docs, failures=failures)
+        writer.finish(corpus)
     finally:
         writer.close()
-    if not docs:
-        raise _no_documents(paths, failures)
-    docs.sort(key=lambda d: d.name)
-    corpus = CorpusRecord(corpus_id=corpus_id_for(docs), documents=docs, failures=failures)
     store.meta.put_corpus(corpus)
     return store.meta.get_corpus(corpus.corpus_id)
 
 
-def corpus_from_texts(texts: str | Sequence[str] | Mapping[str, str], store: Store) -> CorpusRecord:
+def corpus_from_texts(texts: str | Sequence[str] | Mapping[str, str], store: CorpusStore) -> CorpusRecord:
     """Store in-memory strings as a corpus (the Python API's ``context=``).
 
     A single ``str`` becomes one document named ``"text"`` whose context is string-like
@@ -257,7 +263,7 @@ def corpus_from_texts(texts: str | Sequence[str] | Mapping[str, str], store: Sto
     in order; a mapping uses its keys as names, in order. Parser ``"inline"``, media type
     ``text/plain``. Raises ``TypeError`` for non-string items, ``IngestError`` when empty.
     """
-    from rlmx.store.base import CorpusRecord
+    from rlmx.corpus.records import CorpusRecord
 
     items: list[tuple[str, str]]
     if isinstance(texts, str):
@@ -305,18 +311,20 @@ def corpus_from_texts(texts: str | Sequence[str] | Mapping[str, str], store: Sto
                     prepared=prepared,
                 )
             )
+        corpus = CorpusRecord(corpus_id=corpus_id_for(docs), documents=docs)
+        writer.finish(corpus)
     finally:
         writer.close()
-    corpus = CorpusRecord(corpus_id=corpus_id_for(docs), documents=docs)
     store.meta.put_corpus(corpus)
     return store.meta.get_corpus(corpus.corpus_id)
 
 
-def context_spec(corpus: CorpusRecord, store: Store) -> ContextSpec:
+def context_spec(corpus: CorpusRecord, store: CorpusStore) -> ContextSpec:
     """The REPL's view of ``corpus``: one :class:`ContextDoc` per document with local
-    paths of its text (and offset index) blobs, and the FTS index path. Kind ``"text"``
-    for a corpus made from a single string, else ``"corpus"``. Raises ``NotFoundError``
-    when a text blob is missing."""
+    paths of its text (and offset index) blobs, and the local path of the corpus's own FTS
+    index (:func:`~rlmx.corpus.corpus_index.ensure_index`: rebuilt from the texts when its
+    blob is missing). Kind ``"text"`` for a corpus made from a single string, else
+    ``"corpus"``. Raises ``NotFoundError`` when a text blob is missing."""
     from rlmx.sandbox.base import ContextDoc, ContextSpec
 
     docs = []
@@ -337,4 +345,5 @@ def context_spec(corpus: CorpusRecord, store: Store) -> ContextSpec:
         and corpus.documents[0].parser == INLINE_PARSER
         and corpus.documents[0].name == INLINE_TEXT_NAME
     )
-    return ContextSpec(docs=docs, index_path=str(store.index_path), kind="text" if single else "corpus")
+    index_path = str(ensure_index(corpus, store))
+    return ContextSpec(docs=docs, index_path=index_path, kind="text" if single else "corpus")

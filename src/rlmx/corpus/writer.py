@@ -1,42 +1,47 @@
-"""Writing a prepared Document: text blobs, keyword index, then the metadata row.
+"""Writing a prepared Document: text blobs, then the metadata row; a corpus's index at the end.
 
 The metadata row is written last: it is the commit point, so a stored Document always
-points at stored text (a crash in between leaves only unreferenced, content-addressed blobs
-and index rows, which the next ingestion reuses).
+points at stored text (a crash in between leaves only unreferenced, content-addressed
+blobs, which the next ingestion reuses). Texts parsed in this call are indexed as they are
+written into the corpus's :class:`~rlmx.corpus.corpus_index.IndexBuilder`;
+:meth:`Writer.finish` publishes the index blob (before the corpus row is recorded) unless
+the corpus already has one, reading the texts of cached Documents from the blob store.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rlmx.corpus.index import SearchIndex
+from rlmx.corpus.corpus_index import IndexBuilder, build_for
 from rlmx.corpus.parsers import Parser
 from rlmx.corpus.prepare import Prepared
 
 if TYPE_CHECKING:
-    from rlmx.store import Store
-    from rlmx.store.base import DocumentRecord
+    from rlmx.corpus.ports import CorpusStore
+    from rlmx.corpus.records import CorpusRecord, DocumentRecord
 
 __all__ = ["Writer"]
 
 
 class Writer:
-    """Stores canonical texts (blobs, FTS index, metadata row) for one ingestion call."""
+    """Stores canonical texts (blobs, metadata row) for one ingestion call, and the
+    corpus's keyword index (:meth:`finish`). Always :meth:`close` it."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: CorpusStore):
         self.store = store
-        self.index = SearchIndex(store.index_path)
+        self._builder: IndexBuilder | None = None
 
     def close(self) -> None:
-        self.index.close()
+        """Drop the index being built, if any (its temporary file)."""
+        if self._builder is not None:
+            self._builder.discard()
+            self._builder = None
 
     def reuse(self, hit: DocumentRecord, name: str, source_path: str) -> DocumentRecord | None:
         """The cached Document under this name, or None when its blobs went missing."""
         blobs = self.store.blobs
         if not blobs.exists(hit.text_key) or (hit.index_key and not blobs.exists(hit.index_key)):
             return None
-        if not self.index.has(hit.doc_id):  # index file deleted or rebuilt: re-index only
-            self.index.add(hit.doc_id, blobs.get(hit.text_key).decode("utf-8"))
         return hit.model_copy(update={"name": name, "source_path": source_path})
 
     def write(
@@ -51,7 +56,7 @@ class Writer:
         prepared: Prepared,
     ) -> DocumentRecord:
         """Store the blobs, index the text, then record the Document (the commit point)."""
-        from rlmx.store.base import DocumentRecord
+        from rlmx.corpus.records import DocumentRecord
 
         text_key = f"text/{prepared.text_sha256}.txt"
         blobs = self.store.blobs
@@ -62,7 +67,9 @@ class Writer:
             index_key = f"text/{prepared.text_sha256}.idx"
             if not blobs.exists(index_key):
                 blobs.put(index_key, prepared.offset_index)
-        self.index.add(doc_id, prepared.text)
+        if self._builder is None:
+            self._builder = IndexBuilder()
+        self._builder.add(doc_id, prepared.text)
         record = DocumentRecord(
             doc_id=doc_id,
             name=name,
@@ -81,3 +88,10 @@ class Writer:
         )
         self.store.meta.put_document(record)
         return record
+
+    def finish(self, corpus: CorpusRecord) -> None:
+        """Publish ``corpus``'s index blob unless it exists (texts parsed here are already
+        indexed; cached ones are read from their blobs). Raises ``NotFoundError`` when a
+        cached Document's text blob is gone, ``StoreError`` when the blob cannot be written."""
+        builder, self._builder = self._builder, None
+        build_for(corpus, self.store, builder)

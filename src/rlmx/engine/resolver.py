@@ -5,10 +5,12 @@ wrappers, with the tree's concurrency bound); ``rlm_query`` starts a child execu
 level deeper, or — at ``max_depth`` — is a plain sub-LM call (paper §2). Every sub-call is
 written to the trace with its prompt, response, model, usage, cost and cache flag.
 
-``search`` (``context.search`` in the REPL, which has no access to the store-wide FTS index)
-is answered here by :class:`ContextSearch`: BM25 over the index of the execution's **own**
-``ContextSpec``, restricted to its documents and windows whatever the request names. It is
-not a sub-call: no budget, no trace record.
+``search`` (``context.search`` in the REPL, which has no access to any FTS index) is
+answered here by :class:`ContextSearch`: BM25 over the index named by the execution's
+**own** ``ContextSpec`` — its corpus's index blob (``docs/search.md``), opened read-only and
+immutable — restricted to the spec's documents and windows whatever the request names (a
+child given windows on its parent's documents keeps the parent's index and is filtered by
+doc ids and windows). It is not a sub-call: no budget, no trace record.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class ContextSearch:
             ok = False
             if path and os.path.exists(path):
                 try:
-                    index = SearchIndex(path, readonly=True)
+                    index = SearchIndex(path, readonly=True, immutable=True)
                     try:
                         ok = all(index.has(i) for i in self.allowed)
                     finally:
@@ -136,7 +138,7 @@ class ContextSearch:
         whole = all(lo == 0 and hi == self.length[d] for _, d, lo, hi in pieces)
         fetch = k if whole else 4 * k
         assert self.spec.index_path is not None
-        index = SearchIndex(self.spec.index_path, readonly=True)
+        index = SearchIndex(self.spec.index_path, readonly=True, immutable=True)
         try:
             while True:
                 rows = index.search(query, fetch, doc_ids=ids)

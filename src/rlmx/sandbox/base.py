@@ -46,10 +46,10 @@ class ContextDoc(BaseModel):
 
 
 class ContextSpec(BaseModel):
-    """What the REPL needs to open ``context``. ``index_path``: the FTS5 file
-    (:mod:`rlmx.corpus.index`), shared by the whole store: the REPL never opens it (the
-    sandbox grants it no access); the orchestrator answers the REPL's ``search`` requests
-    from it, restricted to this spec's documents; ``kind``: ``"corpus"`` (a list of
+    """What the REPL needs to open ``context``. ``index_path``: a local copy of the FTS5
+    index of the corpus (:mod:`rlmx.corpus.corpus_index`; a child's windows keep the parent's):
+    the REPL never opens it (the sandbox grants it no access); the orchestrator answers the
+    REPL's ``search`` requests from it, restricted to this spec's documents; ``kind``: ``"corpus"`` (a list of
     DocViews) or ``"text"`` (a single string-like document, as in the paper)."""
 
     docs: list[ContextDoc]

@@ -2,8 +2,8 @@
 interfaces, plus :func:`open_store` for the embedded layout under ``$RLMX_HOME``::
 
     $RLMX_HOME/rlmx.sqlite    metadata (documents, corpora, executions, turns, cache)
-    $RLMX_HOME/blobs/         canonical texts and their offset indexes
-    $RLMX_HOME/index.sqlite   FTS5 keyword index (rlmx.corpus.index)
+    $RLMX_HOME/blobs/         canonical texts, their offset indexes, and one FTS5 keyword
+                              index per corpus (index/v1/<corpus_id>.fts5, rlmx.corpus.corpus_index)
 """
 
 from __future__ import annotations
@@ -44,13 +44,16 @@ __all__ = [
 
 @dataclass
 class Store:
-    """One opened store: ``meta`` (metadata), ``blobs`` (canonical texts), ``index_path``
-    (the FTS5 file, opened with :class:`rlmx.corpus.index.SearchIndex`), under ``home``."""
+    """One opened store: ``meta`` (metadata), ``blobs`` (canonical texts and per-corpus
+    keyword indexes, see :mod:`rlmx.corpus.corpus_index`), under ``home``.
+
+    ``index_path`` is unused (there is no store-wide keyword index any more: each corpus has
+    its own index blob); it is accepted, default None, so that older callers keep working."""
 
     home: Path
     meta: MetadataStore
     blobs: BlobStore
-    index_path: Path
+    index_path: Path | None = None
 
     def close(self) -> None:
         """Release database connections held by the metadata store."""
@@ -70,9 +73,11 @@ def open_store(
     ``home`` defaults to ``Settings().home`` (``$RLMX_HOME``, else ``~/.local/share/rlmx``).
     ``database_url`` (else ``$RLMX_DATABASE_URL``, else the SQLite file ``home/rlmx.sqlite``)
     and ``blob_url`` (else ``$RLMX_BLOB_URL``, else the folder ``home/blobs``) choose the
-    backends: see :func:`open_metadata` and :func:`open_blobs`. Raises
-    :class:`~rlmx.errors.StoreError` when the folder cannot be created or a backend cannot be
-    opened, :class:`~rlmx.errors.ConfigError` for a URL of an unknown kind.
+    backends: see :func:`open_metadata` and :func:`open_blobs`. Keyword indexes are blobs
+    too (one per corpus), so those two URLs describe the whole store: hosts sharing them
+    share everything. Raises :class:`~rlmx.errors.StoreError` when the folder cannot be
+    created or a backend cannot be opened, :class:`~rlmx.errors.ConfigError` for a URL of an
+    unknown kind.
     """
     from rlmx.config import Settings  # pydantic-settings: loaded only when needed
 
@@ -90,7 +95,6 @@ def open_store(
         home=root,
         meta=open_metadata(db),
         blobs=open_blobs(blob, cache_dir=cache, cache_max_bytes=settings.cache_max_bytes),
-        index_path=root / "index.sqlite",
     )
 
 

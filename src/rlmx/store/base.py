@@ -3,17 +3,22 @@
 Callers use only these interfaces; the embedded implementations are SQLite
 (:mod:`rlmx.store.sqlite`) and a local folder (:mod:`rlmx.store.blobs`). PostgreSQL and S3
 implementations can replace them without touching callers.
+
+:class:`DocumentRecord`, :class:`FailedDocument`, :class:`CorpusRecord` and :func:`utcnow`
+live in :mod:`rlmx.corpus.records` (the corpus layer makes them); they are re-exported here.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from rlmx.corpus.records import CorpusRecord, DocumentRecord, FailedDocument, utcnow
 
 __all__ = [
     "ApiKeyRecord",
@@ -28,58 +33,6 @@ __all__ = [
     "SessionRecord",
     "utcnow",
 ]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class DocumentRecord(BaseModel):
-    """A parsed Document (content-addressed).
-
-    ``doc_id`` = ``"doc_" + sha256(raw_sha256 + parser + parser_version)[:20]``, so
-    re-ingesting an unchanged file (same bytes, same parser version) is a cache hit.
-    ``length_chars``: code points of canonical text; ``size_bytes``: raw file size.
-    ``text_key`` / ``index_key``: blob keys of the canonical text and its offset index
-    (``index_key`` is None for ASCII texts, see :mod:`rlmx.corpus.canonical`).
-    """
-
-    doc_id: str
-    name: str
-    source_path: str
-    media_type: str
-    size_bytes: int
-    raw_sha256: str
-    text_sha256: str
-    length_chars: int
-    parser: str
-    parser_version: str
-    encoding: str | None = None
-    text_key: str
-    index_key: str | None = None
-    meta: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime = Field(default_factory=utcnow)
-
-
-class FailedDocument(BaseModel):
-    """A file that could not become a Document, with the reason (never raised)."""
-
-    source_path: str
-    reason: str
-    media_type: str | None = None
-
-
-class CorpusRecord(BaseModel):
-    """An ordered set of Documents (``documents``) plus the files that failed."""
-
-    corpus_id: str
-    documents: list[DocumentRecord]
-    failures: list[FailedDocument] = Field(default_factory=list)
-    created_at: datetime = Field(default_factory=utcnow)
-
-    @property
-    def total_chars(self) -> int:
-        return sum(d.length_chars for d in self.documents)
 
 
 class ExecutionRecord(BaseModel):

@@ -1,0 +1,149 @@
+"""Per-corpus keyword indexes: one immutable FTS5 file per corpus, kept in the blob store.
+
+The blob ``index/v1/<corpus_id>.fts5`` (:func:`index_key`) is an FTS5 file
+(:class:`~rlmx.corpus.index.SearchIndex`) holding the chunks of exactly the corpus's
+Documents. Corpus ids are content addressed (the ordered ``(doc_id, name)`` pairs), so the
+file never changes once written: it is built in a private temporary file while the corpus
+is ingested (:class:`IndexBuilder`; a corpus of cached Documents reads their stored texts),
+published with a conditional put, and read through ``blobs.local_path`` (the file itself for
+a local blob folder, a bounded local copy for S3), opened ``immutable``. BM25 statistics
+are therefore per corpus: one tenant's documents never change another's scores, and every
+API server and worker reads the same index whatever the metadata database.
+
+``v1`` is the index format (chunking, tokeniser, schema); a change bumps it, and old
+blobs are simply no longer read. The decision and its measurements: ``docs/search.md``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rlmx.corpus.index import SearchIndex
+from rlmx.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from rlmx.corpus.ports import BlobAccess, CorpusStore
+    from rlmx.corpus.records import CorpusRecord, DocumentRecord
+
+__all__ = ["INDEX_FORMAT", "IndexBuilder", "build_for", "ensure_index", "index_key", "publish_index"]
+
+INDEX_FORMAT = "1"
+
+
+def index_key(corpus_id: str) -> str:
+    """The blob key of ``corpus_id``'s keyword index: ``"index/v1/<corpus_id>.fts5"``."""
+    return f"index/v{INDEX_FORMAT}/{corpus_id}.fts5"
+
+
+class IndexBuilder:
+    """Builds one corpus's FTS5 file in a private temporary folder (``tmp_dir``, default
+    the system's), then hands its bytes over (:meth:`finish`) and removes it.
+
+    ``add(doc_id, text)`` indexes a Document once (again is a no-op); :attr:`doc_ids` are
+    those added. Always :meth:`discard` (or use as a context manager) when done. Raises
+    ``OSError``/``sqlite3.Error`` when the temporary folder cannot be written."""
+
+    def __init__(self, tmp_dir: str | Path | None = None) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="rlmx-index-", dir=tmp_dir))
+        self.path = self._dir / "index.fts5"
+        self._index: SearchIndex | None = SearchIndex(self.path, bulk=True)
+        self.doc_ids: set[str] = set()
+        self.chunks = 0
+
+    def __enter__(self) -> IndexBuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+    def _open(self) -> SearchIndex:
+        if self._index is None:
+            raise RuntimeError("IndexBuilder: already finished or discarded")
+        return self._index
+
+    def add(self, doc_id: str, text: str) -> int:
+        """Index ``text`` (canonical) as ``doc_id``; returns chunks added (0 when known)."""
+        if doc_id in self.doc_ids:
+            return 0
+        n = self._open().add(doc_id, text)
+        self.doc_ids.add(doc_id)
+        self.chunks += n
+        return n
+
+    def finish(self, corpus_id: str) -> bytes:
+        """Seal the index (``index_info``: format, corpus id, counts; FTS segments merged)
+        and return the file's bytes. The builder is discarded afterwards."""
+        index = self._open()
+        try:
+            index.seal(
+                {
+                    "format": INDEX_FORMAT,
+                    "corpus_id": corpus_id,
+                    "documents": str(len(self.doc_ids)),
+                    "chunks": str(self.chunks),
+                }
+            )
+            index.close()
+            self._index = None
+            return self.path.read_bytes()
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Close and remove the temporary file (idempotent)."""
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def publish_index(blobs: BlobAccess, key: str, data: bytes) -> None:
+    """Store an index blob once: a conditional put where the store has one
+    (``put_if_absent``; a concurrent builder's equal file wins), else a plain put."""
+    put_if_absent = getattr(blobs, "put_if_absent", None)
+    if callable(put_if_absent):
+        try:
+            put_if_absent(key, data)
+            return
+        except NotImplementedError:
+            pass
+    blobs.put(key, data)
+
+
+def _fill(builder: IndexBuilder, docs: Iterable[DocumentRecord], blobs: BlobAccess) -> None:
+    for d in docs:
+        if d.doc_id not in builder.doc_ids:
+            builder.add(d.doc_id, blobs.get(d.text_key).decode("utf-8"))
+
+
+def build_for(corpus: CorpusRecord, store: CorpusStore, builder: IndexBuilder | None = None) -> None:
+    """Publish ``corpus``'s index unless its blob exists. ``builder``: one that already holds
+    some of its Documents (those just parsed); the others are read from their text blobs.
+    The builder is consumed either way. Raises ``NotFoundError`` when a text blob is gone."""
+    key = index_key(corpus.corpus_id)
+    own = builder or IndexBuilder()
+    try:
+        if store.blobs.exists(key):
+            return
+        _fill(own, corpus.documents, store.blobs)
+        publish_index(store.blobs, key, own.finish(corpus.corpus_id))
+    finally:
+        own.discard()
+
+
+def ensure_index(corpus: CorpusRecord, store: CorpusStore) -> Path:
+    """A local path of ``corpus``'s index file, rebuilt from the stored texts when its blob
+    is missing (pruned, or the corpus predates per-corpus indexes). Open it with
+    ``SearchIndex(path, readonly=True, immutable=True)``. Raises ``NotFoundError`` when a
+    text blob is missing too (ingest the files again)."""
+    key = index_key(corpus.corpus_id)
+    try:
+        return store.blobs.local_path(key)
+    except NotFoundError:
+        pass
+    build_for(corpus, store)
+    return store.blobs.local_path(key)
