@@ -5,10 +5,18 @@ reach the internet; fakes live only at the LM boundary)."""
 from __future__ import annotations
 
 import ipaddress
+import secrets
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from rlmx.dev.postgres import LocalPostgres
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -67,3 +75,35 @@ def small_corpus(tmp_path: Path) -> Path:
     (d / "beta.md").write_text("# Farm report\n\nWheat prices fell in 1953. Tariffs rose.\n", encoding="utf-8")
     (d / "gamma.txt").write_text("Café society met in Zürich; the naïve plan failed in 1961.\n", encoding="utf-8")
     return d
+
+
+# --- PostgreSQL (issue 8): one throwaway server per test session, one database per test ---
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    """A local PostgreSQL server (rlmx.dev.postgres) for the whole session, in a folder
+    under the system temporary directory (the postgres user must reach it). Fails, never
+    skips, when PostgreSQL cannot be started (install it: .ci/run does)."""
+    from rlmx.dev.postgres import LocalPostgres, PostgresUnavailableError
+
+    folder = tempfile.mkdtemp(prefix="rlmx-test-pg-")
+    server = LocalPostgres()
+    try:
+        server.start(folder)
+    except PostgresUnavailableError as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.fail(f"PostgreSQL tests need a local server: {e}", pytrace=False)
+    yield server
+    server.stop("immediate")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres_server: LocalPostgres) -> Iterator[str]:
+    """A fresh, empty database on the session's server: ``postgresql+psycopg://...``
+    (dropped after the test, even with connections left open)."""
+    name = f"test_{secrets.token_hex(6)}"
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.drop_database(name)

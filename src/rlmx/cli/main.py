@@ -291,6 +291,10 @@ from .keys import keys  # noqa: E402
 
 cli.add_command(keys)
 
+from .db import db  # noqa: E402
+
+cli.add_command(db)
+
 from .mcp_cmd import mcp  # noqa: E402
 
 cli.add_command(mcp)

@@ -24,6 +24,7 @@ from rlmx.store.base import (
 
 if TYPE_CHECKING:
     from rlmx.store.blobs import LocalBlobStore
+    from rlmx.store.sql import SQLMetadataStore
     from rlmx.store.sqlite import SQLiteMetadataStore
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "FailedDocument",
     "LocalBlobStore",
     "MetadataStore",
+    "SQLMetadataStore",
     "SQLiteMetadataStore",
     "Store",
     "open_blobs",
@@ -98,12 +100,20 @@ def open_store(
     )
 
 
-def open_metadata(url: str) -> MetadataStore:
+def open_metadata(url: str, *, migrate: bool = False) -> MetadataStore:
     """The metadata store at ``url``: a SQLite file path, ``sqlite:///PATH``, ``:memory:``,
-    or ``postgresql+psycopg://...`` (the same SQLAlchemy schema, migrated by alembic)."""
-    from rlmx.store.sqlite import SQLiteMetadataStore
+    or ``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE`` (the same SQLAlchemy schema,
+    migrated by alembic: :mod:`rlmx.store.migrate`).
 
-    return SQLiteMetadataStore(url)
+    A SQLite store is upgraded to the current schema when opened. A PostgreSQL store that is
+    empty or behind is upgraded when ``migrate`` (servers and workers pass True), else
+    :class:`~rlmx.errors.StoreError` says to run ``rlmx db upgrade``. Raises
+    :class:`~rlmx.errors.ConfigError` for a malformed URL, ``StoreError`` when the database
+    cannot be opened.
+    """
+    from rlmx.store.sql import SQLMetadataStore
+
+    return SQLMetadataStore(url, migrate=migrate)
 
 
 def open_blobs(url: str, *, cache_dir: Path, cache_max_bytes: int) -> BlobStore:
@@ -124,10 +134,10 @@ def open_blobs(url: str, *, cache_dir: Path, cache_max_bytes: int) -> BlobStore:
 
 
 def __getattr__(name: str) -> Any:  # SQLAlchemy loads only when a store is opened
-    if name == "SQLiteMetadataStore":
-        from rlmx.store.sqlite import SQLiteMetadataStore
+    if name in ("SQLiteMetadataStore", "SQLMetadataStore"):
+        from rlmx.store.sql import SQLMetadataStore
 
-        return SQLiteMetadataStore
+        return SQLMetadataStore
     if name == "LocalBlobStore":
         from rlmx.store.blobs import LocalBlobStore
 

@@ -14,11 +14,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
 from rlmx.corpus.records import CorpusRecord, DocumentRecord, FailedDocument, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = [
     "ApiKeyRecord",
@@ -27,6 +30,7 @@ __all__ = [
     "DocumentRecord",
     "ExecutionRecord",
     "FailedDocument",
+    "Fence",
     "JobRecord",
     "MetadataStore",
     "ServiceExecutionRecord",
@@ -123,6 +127,22 @@ class JobRecord(BaseModel):
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+@runtime_checkable
+class Fence(Protocol):
+    """A claim that a fenced view's writes depend on (:meth:`MetadataStore.fenced_by`).
+
+    ``held(conn)`` runs inside the write's own transaction, before the write, on the SQL
+    store's connection: it returns True while the claim is still held, and should lock what
+    it checked (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already
+    holds the write lock) so the claim cannot be lost before the write commits. Examples:
+    the ``jobs`` row of :mod:`rlmx.store.sql_jobs` (``JobLeaseFence``), a
+    ``procrastinate_jobs`` row."""
+
+    def held(self, conn: Connection) -> bool:
+        """True while the claim is held (may raise SQLAlchemy errors: the write fails)."""
+        ...
 
 
 def _service_only(name: str) -> NotImplementedError:
@@ -304,6 +324,13 @@ class MetadataStore(ABC):
         raise _service_only("request_cancel")
 
     # events
+    def fenced_by(self, fence: Fence, on_lost: Callable[[], None] | None = None) -> MetadataStore:
+        """A view of this store whose every write transaction first calls
+        ``fence.held(conn)`` (same transaction, before the write): when it returns False the
+        write is rolled back (it changes nothing) and ``on_lost()`` is called, once per view.
+        Reads are the store's own; :attr:`lease_lost` tells whether a write was dropped."""
+        raise _service_only("fenced_by")
+
     def add_event(self, execution_id: str, kind: str, data: dict[str, Any]) -> int:
         """Append an event of the execution tree rooted at ``execution_id``; returns its id."""
         raise _service_only("add_event")

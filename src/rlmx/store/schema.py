@@ -12,7 +12,11 @@
   request), ``jobs`` (the work queue: claim by update, lease + heartbeat), ``events``
   (progress events of an execution tree, for server-sent events).
 
-Timestamps are stored in UTC (:class:`UTCDateTime`) and come back timezone-aware.
+Timestamps are stored in UTC (:class:`UTCDateTime`) and come back timezone-aware. Sizes
+and autoincrement ids are 64-bit on PostgreSQL (:data:`BigInt`; SQLite integers already are).
+
+The tables are created by alembic migrations (:mod:`rlmx.store.migrations`), never by
+``metadata.create_all``: a change here needs a new revision in ``migrations/versions``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -37,6 +42,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "BigInt",
     "UTCDateTime",
     "api_keys",
     "corpora",
@@ -77,6 +83,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+BigInt = Integer().with_variant(BigInteger(), "postgresql")
+"""INTEGER on SQLite (a 64-bit rowid alias for primary keys), BIGINT/BIGSERIAL on PostgreSQL."""
+
 metadata = MetaData()
 
 documents = Table(
@@ -86,10 +95,10 @@ documents = Table(
     Column("name", Text, nullable=False),
     Column("source_path", Text, nullable=False),
     Column("media_type", String(128), nullable=False),
-    Column("size_bytes", Integer, nullable=False),
+    Column("size_bytes", BigInt, nullable=False),
     Column("raw_sha256", String(64), nullable=False),
     Column("text_sha256", String(64), nullable=False),
-    Column("length_chars", Integer, nullable=False),
+    Column("length_chars", BigInt, nullable=False),
     Column("parser", String(64), nullable=False),
     Column("parser_version", String(64), nullable=False),
     Column("encoding", String(64)),
@@ -174,7 +183,7 @@ turns = Table(
 subcalls = Table(
     "subcalls",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BigInt, primary_key=True, autoincrement=True),
     Column("execution_id", String(64), nullable=False, index=True),
     Column("data", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -249,7 +258,7 @@ jobs = Table(
 events = Table(
     "events",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BigInt, primary_key=True, autoincrement=True),
     Column("execution_id", String(64), nullable=False, index=True),
     Column("kind", String(64), nullable=False),
     Column("data", JSON, nullable=False),
