@@ -9,6 +9,7 @@ import secrets
 import shutil
 import socket
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ import pytest
 
 if TYPE_CHECKING:
     from rlmx.dev.postgres import LocalPostgres
+    from rlmx.dev.s3server import LocalS3
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -75,6 +77,48 @@ def small_corpus(tmp_path: Path) -> Path:
     (d / "beta.md").write_text("# Farm report\n\nWheat prices fell in 1953. Tariffs rose.\n", encoding="utf-8")
     (d / "gamma.txt").write_text("Café society met in Zürich; the naïve plan failed in 1961.\n", encoding="utf-8")
     return d
+
+
+# --- S3 (issue 8): a moto server per test session, a fresh bucket per test ----------------------
+_AWS_VARS = [
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_VIRTUAL_HOSTED_STYLE_REQUEST",
+    "AWS_ALLOW_HTTP",
+    "AWS_BUCKET",
+    "AWS_BUCKET_NAME",
+]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
+    """A local S3 server (moto, subprocess on 127.0.0.1) shared by the session's tests.
+    Fails (never skips) when moto is not installed: it is a dev dependency."""
+    from rlmx.dev.s3server import LocalS3
+    from rlmx.errors import RlmxError
+
+    s3 = LocalS3()
+    try:
+        s3.start(tmp_path_factory.mktemp("s3"))
+    except RlmxError as e:
+        pytest.fail(f"cannot start the local S3 server: {e}")
+    yield s3
+    s3.stop()
+
+
+@pytest.fixture
+def s3_url(s3_server: LocalS3, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://BUCKET/rlmx`` on a fresh bucket of :func:`s3_server`, with the ``AWS_*``
+    variables pointing at it (set for this test only)."""
+    bucket = f"rlmx-{uuid.uuid4().hex[:16]}"
+    s3_server.create_bucket(bucket)
+    for var in _AWS_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in s3_server.env().items():
+        monkeypatch.setenv(var, value)
+    return f"s3://{bucket}/rlmx"
 
 
 # --- PostgreSQL (issue 8): one throwaway server per test session, one database per test ---

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +24,8 @@ from ..ids import new_id
 from ..lm.base import LMClient, Message
 from ..sandbox.base import REPL, ContextSpec, FinalSignal, SpanEvent, StepResult
 from ..store import Store
-from ..store.base import ExecutionRecord, utcnow
+from ..store.base import BlobStore, ExecutionRecord, utcnow
+from ..store.secrets import shared_secret
 from ..types import Budgets, SpanRef, Status
 from .blocks import parse_response
 from .budget import BudgetTracker
@@ -196,7 +196,7 @@ class Engine:
         self.store = store
         self.options = options
         self.repl_factory = repl_factory or _local_repl
-        self.snapshot_key = _snapshot_key(store.home) if repl_factory is None else None
+        self.snapshot_key = _snapshot_key(store.home, store.blobs) if repl_factory is None else None
         self._readers: dict[str, TextReader] = {}
         self._names: dict[str, str] = {}
 
@@ -578,29 +578,15 @@ def snapshot_key(execution_id: str, turn: int) -> str:
     return f"snapshots/{execution_id}/{turn}.snap"
 
 
-def _snapshot_key(home: Path) -> bytes | None:
+def _snapshot_key(home: Path, blobs: BlobStore | None = None) -> bytes | None:
     """The key that seals stored REPL snapshots, shared by every process of this store:
-    ``RLMX_SANDBOX_SNAPSHOT_KEY`` when set (the sandbox policy reads it), else the file
-    ``$RLMX_HOME/snapshot_key`` (mode 0600). It is written to a temporary file and linked
-    into place, so a process never reads a half-written key."""
+    ``RLMX_SANDBOX_SNAPSHOT_KEY`` when set (the sandbox policy reads it), else the blob
+    ``secrets/snapshot_key`` of a remote blob store, else the file ``$RLMX_HOME/snapshot_key``
+    (mode 0600); created atomically on first use (:func:`rlmx.store.secrets.shared_secret`)."""
     if os.environ.get("RLMX_SANDBOX_SNAPSHOT_KEY"):
         return None
     path = home / "snapshot_key"
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        tmp = home / f".snapshot_key.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_hex(32).encode())
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)  # atomic; fails when another process won the race
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    key = path.read_bytes().strip()
+    key = shared_secret(blobs, "snapshot_key", path)
     if len(key) < 32:
         raise RlmxError(f"{path} holds no usable key: delete it (snapshots sealed with it become unusable)")
     return key

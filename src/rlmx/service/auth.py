@@ -56,15 +56,23 @@ def _theirs(path: Path) -> bytes:
     return theirs
 
 
-def load_pepper(settings: ServiceSettings, notice: object = None) -> bytes:
-    """The pepper: ``RLMX_KEY_PEPPER``, else ``$RLMX_HOME/key_pepper`` (created with mode
-    0600 when absent; ``notice(message)`` is told so). Processes starting together agree on
+def load_pepper(settings: ServiceSettings, notice: object = None, blobs: object = None) -> bytes:
+    """The pepper: ``RLMX_KEY_PEPPER``, else the blob ``secrets/key_pepper`` when the blob
+    store (``blobs``, a :class:`~rlmx.store.base.BlobStore`, else the one ``RLMX_BLOB_URL``
+    names) is remote, shared by every server
+    (:func:`rlmx.store.secrets.shared_secret`), else ``$RLMX_HOME/key_pepper`` (created with
+    mode 0600 when absent; ``notice(message)`` is told so). Processes starting together agree on
     one pepper: it is written to a temporary file and linked into place, so the file
     appears complete or not at all, and only the first link wins."""
     if settings.key_pepper is not None and settings.key_pepper.get_secret_value():
         return settings.key_pepper.get_secret_value().encode("utf-8")
     home = Path(settings.home).expanduser()
     path = home / PEPPER_FILE
+    from ..store.secrets import configured_remote_blobs, remote_blobs, shared_secret
+
+    remote = remote_blobs(blobs) if blobs is not None else configured_remote_blobs(home)
+    if remote is not None:
+        return shared_secret(remote, PEPPER_FILE, path, on_create=notice if callable(notice) else None)
     existing = _read_pepper(path)
     if existing is not None:
         return existing

@@ -123,7 +123,10 @@ def open_blobs(url: str, *, cache_dir: Path, cache_max_bytes: int) -> BlobStore:
     from rlmx.errors import ConfigError
 
     if url.startswith("s3://"):
-        raise ConfigError(f"RLMX_BLOB_URL={url!r}: S3 blob stores are not built yet")
+        from rlmx.store.blobcache import BlobCache
+        from rlmx.store.objects import ObjectBlobStore
+
+        return ObjectBlobStore(url, cache=BlobCache(cache_dir, cache_max_bytes))
     if "://" in url and not url.startswith("file://"):
         raise ConfigError(
             f"RLMX_BLOB_URL={url!r} is not a folder, file:///PATH or s3://BUCKET/PREFIX URL; fix the variable"

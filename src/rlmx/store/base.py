@@ -172,6 +172,18 @@ class BlobStore(ABC):
         so the REPL can memory-map it. Raises ``NotFoundError`` when absent."""
 
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Store ``data`` under ``key`` only when no blob is stored there (a conditional
+        create: S3 ``If-None-Match: *``, a hard link locally). Returns True when this call
+        created the blob, False when one already existed (left unchanged). Atomic: of several
+        concurrent callers, across processes and hosts sharing the store, exactly one gets
+        True. Raises :class:`~rlmx.errors.StoreError` when the store fails, ``ValueError`` for
+        an invalid key. Wrappers must delegate it; this default refuses (no atomic create)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no atomic put_if_absent; implement it (or delegate to the wrapped store)"
+        )
+
+
 class MetadataStore(ABC):
     """Documents, corpora, executions (turns, sub-calls) and the LLM cache."""
 
