@@ -38,6 +38,11 @@ class _LeaseBlobs(BlobStore):
         if self._ok():
             self.inner.put(key, data)
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        if self._ok():
+            return self.inner.put_if_absent(key, data)
+        return False
+
     def get(self, key: str) -> bytes:
         return self.inner.get(key)
 
