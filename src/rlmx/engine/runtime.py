@@ -266,9 +266,9 @@ class RuntimeExecution:
         if req.kind == "llm_query_batched":
             ids = [str(i) for i in p.get("subcall_ids") or []]
             for sid, prompt, text in zip(ids, p.get("prompts") or [], value, strict=False):
-                self.resolver._record(sid, req.kind, str(prompt), text, seconds=seconds, resolved_by="client")
+                await self.resolver._record(sid, req.kind, str(prompt), text, seconds=seconds, resolved_by="client")
         else:
-            self.resolver._record(
+            await self.resolver._record(
                 str(p.get("subcall_id", req.id)),
                 req.kind,
                 str(p.get("prompt", "")),

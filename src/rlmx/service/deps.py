@@ -4,6 +4,7 @@ limited by ``app.state.limiter``), the common error responses, and the error bod
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -44,10 +45,10 @@ async def principal(request: Request, creds: HTTPAuthorizationCredentials | None
     st = svc.settings
     if creds is None or not creds.credentials:
         raise HTTPException(401, "missing API key: send Authorization: Bearer rlmx_…", headers=_UNAUTHORIZED)
-    p = svc.keys.check(creds.credentials)
+    p = await asyncio.to_thread(svc.keys.check, creds.credentials)  # store I/O: off the event loop
     if p is None:
         raise HTTPException(401, "invalid or revoked API key", headers=_UNAUTHORIZED)
-    wait = limiter.hit(p.key_id)
+    wait = await asyncio.to_thread(limiter.hit, p.key_id)
     if wait > 0:
         raise HTTPException(
             429,

@@ -36,13 +36,13 @@ STATE_ERRORS = {**ERRORS, 400: {"description": "Bad input"}, 409: {"description"
 )
 async def create_execution(session_id: str, body: ExecutionCreate, p: Principal = auth, svc: Service = service) -> Any:
     """Answerer mode: the service drives the root LM; poll the execution or follow its events."""
-    return svc.create_execution(p.tenant, session_id, body.model_dump(exclude_none=True))
+    return await asyncio.to_thread(svc.create_execution, p.tenant, session_id, body.model_dump(exclude_none=True))
 
 
 @router.get("/v1/executions/{execution_id}", tags=["executions"], responses=ERRORS)
 async def get_execution(execution_id: str, p: Principal = auth, svc: Service = service) -> dict[str, Any]:
     """Status, answer, citations, usage, cost, budgets and what was consumed, last turn."""
-    return svc.execution_view(p.tenant, execution_id)
+    return await asyncio.to_thread(svc.execution_view, p.tenant, execution_id)
 
 
 @router.post("/v1/executions/{execution_id}/cancel", response_model=CancelOut, tags=["executions"], responses=ERRORS)
@@ -67,7 +67,7 @@ async def execution_events(
     """Server-sent events: ``execution_started``, ``turn_started``, ``turn_finished``,
     ``subcall``, ``execution_finished`` (children too, with their depth),
     ``execution_resumed``, and ``final`` (status, answer, citations, usage) last."""
-    svc.owned_execution(p.tenant, execution_id)
+    await asyncio.to_thread(svc.owned_execution, p.tenant, execution_id)
     after = int(last_event_id) if last_event_id and _EVENT_ID.fullmatch(last_event_id) else 0
     poll = svc.settings.events_poll_seconds
 
@@ -75,7 +75,7 @@ async def execution_events(
         nonlocal after
         grace = False
         while True:
-            evs = svc.meta.get_events(execution_id, after=after)
+            evs = await asyncio.to_thread(svc.meta.get_events, execution_id, after=after)
             for e in evs:
                 after = e["id"]
                 yield ServerSentEvent(data=json.dumps(e["data"]), event=e["kind"], id=str(e["id"]))
@@ -85,7 +85,7 @@ async def execution_events(
                 continue
             if not follow:
                 return
-            if svc.is_finished(execution_id):
+            if await asyncio.to_thread(svc.is_finished, execution_id):
                 if grace:
                     return
                 grace = True  # its final event may be a moment behind its status
@@ -99,4 +99,4 @@ async def execution_events(
 @router.get("/v1/executions/{execution_id}/trace", tags=["executions"], responses=ERRORS)
 async def execution_trace(execution_id: str, p: Principal = auth, svc: Service = service) -> dict[str, Any]:
     """The trajectory: execution, turns (messages, code, output, span log), sub-calls, children."""
-    return svc.trace(p.tenant, execution_id)
+    return await asyncio.to_thread(svc.trace, p.tenant, execution_id)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -39,6 +40,6 @@ async def live() -> dict[str, str]:
 @router.get("/health/ready", response_model=Health, tags=["health"], responses={503: {"description": "Store down"}})
 async def ready(svc: Service = service) -> Any:
     """The store is reachable."""
-    if svc.ready():
+    if await asyncio.to_thread(svc.ready):
         return {"status": "ok"}
     return error_response(503, "the store is not reachable")

@@ -76,8 +76,12 @@ async def create_session(request: Request, p: Principal = auth, svc: Service = s
                 {"detail": e.errors(include_url=False, include_context=False, include_input=False)},
                 status_code=422,
             )
-        rec = svc.create_session_from_paths(
-            p.tenant, [d.model_dump() for d in body.docs], ttl_minutes=body.ttl_minutes, options=body.options
+        rec = await asyncio.to_thread(
+            svc.create_session_from_paths,
+            p.tenant,
+            [d.model_dump() for d in body.docs],
+            ttl_minutes=body.ttl_minutes,
+            options=body.options,
         )
     else:
         return error_response(415, "send application/json or multipart/form-data")
@@ -85,7 +89,7 @@ async def create_session(request: Request, p: Principal = auth, svc: Service = s
 
 
 async def _from_upload(request: Request, p: Principal, svc: Service) -> Any:
-    sid, folder = svc.new_upload_dir()
+    sid, folder = await asyncio.to_thread(svc.new_upload_dir)
     try:
         try:
             form = await request.form(max_files=1000, max_fields=100)
@@ -122,8 +126,14 @@ async def _from_upload(request: Request, p: Principal, svc: Service) -> Any:
                 await asyncio.to_thread(shutil.copyfileobj, f.file, out)
             await f.close()
             inputs.append({"source_name": name, "path": str(dest)})
-        return svc.create_session(
-            p.tenant, inputs, ttl_minutes=ttl, options=options, session_id=sid, upload_dir=str(folder)
+        return await asyncio.to_thread(
+            svc.create_session,
+            p.tenant,
+            inputs,
+            ttl_minutes=ttl,
+            options=options,
+            session_id=sid,
+            upload_dir=str(folder),
         )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -133,16 +143,16 @@ async def _from_upload(request: Request, p: Principal, svc: Service) -> Any:
 @router.get("/v1/sessions", response_model=SessionList, tags=["sessions"], responses=ERRORS)
 async def list_sessions(limit: int = Query(100, ge=1, le=1000), p: Principal = auth, svc: Service = service) -> Any:
     """The caller's sessions, newest first."""
-    return {"sessions": [svc.session_view(s) for s in svc.list_sessions(p.tenant, limit)]}
+    return {"sessions": [svc.session_view(s) for s in await asyncio.to_thread(svc.list_sessions, p.tenant, limit)]}
 
 
 @router.get("/v1/sessions/{session_id}", response_model=SessionOut, tags=["sessions"], responses=ERRORS)
 async def get_session(session_id: str, p: Principal = auth, svc: Service = service) -> Any:
     """Status (``CREATING``, ``READY``, ``FAILED``) and per-document status and errors."""
-    return svc.session_view(svc.get_session(p.tenant, session_id))
+    return svc.session_view(await asyncio.to_thread(svc.get_session, p.tenant, session_id))
 
 
 @router.delete("/v1/sessions/{session_id}", status_code=204, tags=["sessions"], responses=ERRORS)
 async def delete_session(session_id: str, p: Principal = auth, svc: Service = service) -> None:
     """Delete the session (its uploaded files too)."""
-    svc.delete_session(p.tenant, session_id)
+    await asyncio.to_thread(svc.delete_session, p.tenant, session_id)
