@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from .config import Settings
 from .corpus import context_spec, corpus_from_texts, ingest
+from .corpus.records import CorpusRecord
 from .engine.budget import BudgetedLM, BudgetTracker
 from .engine.orchestrator import Engine, EngineOptions, Tree
 from .engine.schema import OutputSchema
@@ -21,7 +22,6 @@ from .lm.pricing import PriceTable
 from .lm.registry import make_client, resolve_models
 from .lm.wrappers import CachedLM, ConcurrencyLimitedLM, RetryingLM
 from .store import Store, open_store
-from .store.base import CorpusRecord
 from .types import Answer, Budgets, Status
 
 __all__ = ["RLM"]
@@ -38,7 +38,10 @@ class RLM:
     instances; resolved as documented in :func:`rlmx.lm.registry.resolve_models` (with a
     one-line notice on stderr when falling back to ``baseline``). ``budgets``: a
     :class:`Budgets` or a dict of its fields. ``home``: the store folder (default
-    ``$RLMX_HOME`` or ``~/.local/share/rlmx``). ``cache``: use the LLM cache.
+    ``$RLMX_HOME`` or ``~/.local/share/rlmx``). ``cache``: use the LLM cache;
+    ``cache_namespace``: the part of it this RLM reads and writes (default ``""``: the local
+    user's own cache; the service passes ``"tenant:<tenant>"``, so a cached response is shared
+    only within a tenant — see :func:`rlmx.lm.wrappers.cache_key`).
     ``on_event(kind, data)`` receives progress events (turn_started, turn_finished,
     subcall, execution_started, execution_finished).
 
@@ -54,6 +57,7 @@ class RLM:
         *,
         home: str | Path | None = None,
         cache: bool = True,
+        cache_namespace: str = "",
         max_concurrency: int | None = None,
         step_timeout_s: float | None = None,
         output_max_chars: int | None = None,
@@ -102,6 +106,7 @@ class RLM:
                         "--max-cost-usd"
                     )
         self.cache = cache
+        self.cache_namespace = cache_namespace
         self.max_concurrency = max_concurrency or self.settings.max_concurrency
         self.options = EngineOptions(
             budgets=self.budgets,
@@ -144,7 +149,7 @@ class RLM:
     def _wrap(self, client: LMClient, tracker: BudgetTracker, sem: asyncio.Semaphore, role: str) -> LMClient:
         lm: LMClient = ConcurrencyLimitedLM(RetryingLM(client, max_attempts=self.settings.max_retries + 1), sem)
         if self.cache:
-            lm = CachedLM(lm, self.store.meta)
+            lm = CachedLM(lm, self.store.meta, self.cache_namespace)
         return BudgetedLM(lm, tracker, role=role)
 
     def make_tree(

@@ -4,7 +4,8 @@ Providers: :class:`OpenAIClient` (``openai:MODEL``, any OpenAI-compatible server
 :class:`AzureOpenAIClient` (``azure:DEPLOYMENT``), :class:`AnthropicClient`
 (``anthropic:MODEL``, optional extra), :class:`ScriptedLM` (``scripted:PATH``) and
 :class:`BaselineLM` (``baseline``). Wrappers: :class:`RetryingLM`,
-:class:`ConcurrencyLimitedLM`, :class:`CachedLM`. Specs → clients: :func:`make_client`,
+:class:`ConcurrencyLimitedLM`, :class:`CachedLM` (it stores through a
+:class:`rlmx.lm.cache.CacheBackend`, e.g. the metadata store). Specs → clients: :func:`make_client`,
 :func:`resolve_models`. Cost: :class:`PriceTable`.
 
 The two OpenAI clients are imported on first use (the ``openai`` SDK takes about half a

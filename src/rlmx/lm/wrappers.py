@@ -9,6 +9,9 @@ so they compose. The recommended order (what :func:`wrap_client` builds)::
 * retries sit outside the concurrency limit, so a call sleeping in backoff holds no slot;
 * one ``asyncio.Semaphore`` is shared by every client of an execution tree (root, sub,
   children), so the whole tree has one bound (``RLMX_MAX_CONCURRENCY``, default 16).
+
+The cache stores through a :class:`~rlmx.lm.cache.CacheBackend` (the metadata store is one):
+this module does not import the store.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from rlmx.lm._errors import retry_after_of
 from rlmx.lm.base import Completion, LMClient, Message
 
 if TYPE_CHECKING:
-    from rlmx.store.base import MetadataStore
+    from rlmx.lm.cache import CacheBackend
 
 __all__ = [
     "CachedLM",
@@ -184,28 +187,38 @@ def cache_key(
     temperature: float | None,
     max_tokens: int | None,
     messages: list[Message],
+    namespace: str = "",
 ) -> str:
-    """The LLM-cache key: ``"sha256:" + hex`` over canonical JSON of the five inputs.
+    """The LLM-cache key: ``"sha256:" + hex`` over canonical JSON of the inputs.
 
     Canonical JSON: sorted keys, no whitespace, UTF-8 (``ensure_ascii=False``). Any change
-    in provider, model, temperature, max_tokens (output tokens) or messages changes the key.
+    in provider, model, temperature, max_tokens (output tokens), messages or ``namespace``
+    changes the key. ``namespace`` partitions the cache (the service uses
+    ``"tenant:<tenant>"``, so a ``cached`` flag never tells one tenant what another asked);
+    ``""`` (the local user's own cache) leaves it out of the JSON, so keys made before
+    namespaces existed still hit.
     """
-    payload = {
+    payload: dict[str, Any] = {
         "provider": provider,
         "model": model,
         "temperature": temperature,
         "max_tokens": max_tokens,
         "messages": [dict(m) for m in messages],
     }
+    if namespace:
+        payload["namespace"] = namespace
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 class CachedLM(WrapperLM):
-    """An LLM cache in a :class:`~rlmx.store.base.MetadataStore` (``cache_get``/``cache_put``).
+    """An LLM cache in a :class:`~rlmx.lm.cache.CacheBackend` (``cache_get``/``cache_put``;
+    the metadata store is one). ``CachedLM(inner, backend, namespace="")``.
 
     The key is :func:`cache_key` over the inner client's provider and model, the effective
-    temperature and max_tokens (the call's, else the client's default) and the messages.
+    temperature and max_tokens (the call's, else the client's default), the messages and
+    ``namespace`` (entries of other namespaces are never read: ``"tenant:<t>"`` in the
+    service, ``""`` for the local user).
     A hit returns ``Completion(cached=True)`` with the tokens as originally reported (the
     engine charges cost 0 for cached completions), ``latency_s`` of the lookup and
     ``raw["cache_key"]``; the inner client is not called. A miss calls the inner client and
@@ -218,20 +231,23 @@ class CachedLM(WrapperLM):
     Store calls are synchronous (local SQLite, fast); a failing store is not fatal.
     """
 
-    def __init__(self, inner: LMClient, meta_store: MetadataStore) -> None:
+    def __init__(self, inner: LMClient, meta_store: CacheBackend, namespace: str = "") -> None:
         super().__init__(inner)
         self.store = meta_store
+        self.namespace = namespace
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
         self.hits = 0
         self.misses = 0
 
     def key_for(self, messages: list[Message], max_tokens: int | None, temperature: float | None) -> str:
+        """The cache key of a call (see :func:`cache_key`), in this wrapper's namespace."""
         return cache_key(
             self.provider,
             self.model,
             temperature if temperature is not None else self.temperature,
             max_tokens if max_tokens is not None else self.max_tokens,
             messages,
+            self.namespace,
         )
 
     def _lookup(self, key: str, started: float) -> Completion | None:
@@ -322,15 +338,16 @@ def wrap_client(
     client: LMClient,
     *,
     semaphore: asyncio.Semaphore | None = None,
-    meta_store: MetadataStore | None = None,
+    meta_store: CacheBackend | None = None,
     max_attempts: int = 5,
     initial_s: float = 0.5,
     max_s: float = 20.0,
+    cache_namespace: str = "",
 ) -> LMClient:
     """The standard stack: ``CachedLM(RetryingLM(ConcurrencyLimitedLM(client)))``.
 
-    The cache layer is left out when ``meta_store`` is None. ``max_attempts`` is
-    ``Settings.max_retries + 1``.
+    The cache layer (a :class:`~rlmx.lm.cache.CacheBackend`, in ``cache_namespace``) is
+    left out when ``meta_store`` is None. ``max_attempts`` is ``Settings.max_retries + 1``.
     """
     wrapped: LMClient = RetryingLM(
         ConcurrencyLimitedLM(client, semaphore),
@@ -339,5 +356,5 @@ def wrap_client(
         max_s=max_s,
     )
     if meta_store is not None:
-        wrapped = CachedLM(wrapped, meta_store)
+        wrapped = CachedLM(wrapped, meta_store, cache_namespace)
     return wrapped

@@ -101,11 +101,13 @@ class ServiceBase:
         models: dict[str, Any] | None,
         budgets: dict[str, Any] | None,
         *,
+        tenant: str,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         store: Store | None = None,
     ) -> RLM:
-        """An :class:`~rlmx.api.RLM` for a request (models checked by :meth:`resolve_models`)
-        on ``store`` (default: the service's)."""
+        """An :class:`~rlmx.api.RLM` for a request of ``tenant`` (models checked by
+        :meth:`resolve_models`) on ``store`` (default: the service's). Its LLM cache is the
+        tenant's own (namespace ``"tenant:<tenant>"``) unless ``RLMX_SHARED_LLM_CACHE``."""
         specs = self.resolve_models(models)
         root, sub = specs["root"], specs["sub"]
         try:
@@ -116,6 +118,7 @@ class ServiceBase:
                 settings=self.engine_settings,
                 on_event=on_event,
                 notice=lambda _m: None,
+                cache_namespace="" if self.settings.shared_llm_cache else f"tenant:{tenant}",
             )
         except ConfigError as e:
             raise BadRequest(str(e)) from None

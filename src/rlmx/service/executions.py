@@ -52,7 +52,7 @@ class ExecutionsMixin(SessionsMixin):
         if not question:
             raise BadRequest("the question is empty")
         self._check_schema(request.get("output_schema"))
-        rlm = self.make_rlm(request.get("models"), request.get("budgets"))
+        rlm = self.make_rlm(request.get("models"), request.get("budgets"), tenant=tenant)
         eid = new_id("exe")
         req = {**request, "question": question, "models": self.resolve_models(request.get("models"))}
         self.meta.put_execution(

@@ -70,7 +70,7 @@ class JobsMixin(ExecutionsMixin):
                         extra(kind, data)
 
                     sink = both
-                rlm = self.make_rlm(req.get("models"), req.get("budgets"), on_event=sink, store=store)
+                rlm = self.make_rlm(req.get("models"), req.get("budgets"), tenant=sx.tenant, on_event=sink, store=store)
                 resume = job.attempts > 1 or bool(self.meta.get_turns(eid))
                 await rlm.aask(
                     corpus,

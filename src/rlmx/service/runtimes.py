@@ -51,7 +51,7 @@ class RuntimesMixin(ExecutionsMixin):
         session, corpus = self._ready_corpus(tenant, session_id)
         self._check_schema(request.get("output_schema"))
         eid = new_id("exe")
-        rlm = self.make_rlm(request.get("models"), request.get("budgets"), on_event=self.event_sink(eid))
+        rlm = self.make_rlm(request.get("models"), request.get("budgets"), tenant=tenant, on_event=self.event_sink(eid))
         req = {**request, "models": self.resolve_models(request.get("models"))}
         await self._take_runtime_slot(tenant, eid)
         try:
@@ -94,7 +94,10 @@ class RuntimesMixin(ExecutionsMixin):
                 try:
                     corpus = self.meta.get_corpus(rec.corpus_id)
                     rlm = self.make_rlm(
-                        sx.request.get("models"), sx.request.get("budgets"), on_event=self.event_sink(execution_id)
+                        sx.request.get("models"),
+                        sx.request.get("budgets"),
+                        tenant=tenant,
+                        on_event=self.event_sink(execution_id),
                     )
                     rt = self._runtime(execution_id, rlm, corpus, sx.request)
                     try:

@@ -16,6 +16,9 @@
   is restored on the next request).
 * ``RLMX_MAX_RUNTIMES`` / ``RLMX_MAX_RUNTIMES_PER_TENANT`` — runtime executions with a live
   REPL in one serving process, in all and per tenant (429 beyond).
+* ``RLMX_SHARED_LLM_CACHE`` — share the LLM cache between tenants (default false: a cached
+  response is reused only within the tenant that paid for it, so a sub-call's ``cached`` flag
+  never tells tenant B what tenant A asked). Opt in only when all tenants trust each other.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class ServiceSettings(BaseSettings):
     max_runtimes: int = Field(default=32, ge=1)
     max_runtimes_per_tenant: int = Field(default=8, ge=1)
     events_poll_seconds: float = Field(default=0.25, gt=0)
+    shared_llm_cache: bool = False
 
     def allowed_roots(self) -> list[Path]:
         """The allowed folders, each as written (absolute) and resolved (symlinks followed), so
