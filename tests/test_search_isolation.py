@@ -1,6 +1,7 @@
 """``context.search`` is answered by the orchestrator (a ``search`` tool request): the REPL
-never opens the store-wide FTS index. Same hits and offsets as when the REPL queried the
-index itself; only the execution's own documents and windows, whatever the request says."""
+never opens an FTS index (each corpus has its own, ``docs/search.md``). Same hits and
+offsets as when the REPL queried the index itself; only the execution's own documents and
+windows, whatever the request says."""
 
 from __future__ import annotations
 
@@ -169,7 +170,9 @@ def test_a_forged_search_request_reaches_no_document_outside_the_context(tmp_pat
     b = corpus_from_texts({"notes.txt": ("Tenant B notes about the vault. " * 40 + "\n") * 20}, store)
     spec_a, spec_b = context_spec(a, store), context_spec(b, store)
     a_id, b_doc = spec_a.docs[0].doc_id, spec_b.docs[0]
-    assert search_context(spec_a, {"query": "vault code", "k": 5})  # A's document is in the shared index
+    assert search_context(spec_a, {"query": "vault code", "k": 5})  # A's document is in A's index
+    assert spec_a.index_path != spec_b.index_path  # one index per corpus; B's holds no A document
+    assert not SearchIndex(str(spec_b.index_path), readonly=True, immutable=True).has(a_id)
     child = spec_b.model_copy(update={"docs": [b_doc.model_copy(update={"window": (1500, 4000)})]})
     for spec, lo, hi in ((spec_b, 0, b_doc.length), (child, 1500, 4000)):
         search = ContextSearch(spec)
@@ -195,6 +198,32 @@ def test_a_forged_search_request_reaches_no_document_outside_the_context(tmp_pat
             search({"query": "vault", "k": "5"})
     # a huge k is capped; the rows never leave the context
     assert len(search_context(spec_b, {"query": "vault", "k": 10**18}) or []) <= 10_000
+
+
+def test_another_tenants_documents_do_not_change_a_corpus_scores(tmp_path: Path):
+    """BM25 statistics are per corpus: ingesting tenant A's documents into the same store
+    leaves tenant B's hits, scores included, exactly as they were (a store-wide index would
+    not: A's documents would change B's document frequencies)."""
+    store = open_store(tmp_path / "home")
+    texts_b = _texts(3, 120, seed=11)
+    b = corpus_from_texts(texts_b, store)
+    spec_b = context_spec(b, store)
+    before = {q: search_context(spec_b, {"query": q, "k": 20}) for q in QUERIES}
+    assert any(before.values())
+    a = corpus_from_texts({f"a{i}.txt": "zebra crossing marshall vault code\n" * 50 for i in range(6)}, store)
+    context_spec(a, store)
+    after = {q: search_context(context_spec(b, store), {"query": q, "k": 20}) for q in QUERIES}
+    assert after == before
+    # what a store-wide index would have done: the same rows, other scores
+    shared = SearchIndex(tmp_path / "store-wide.sqlite")
+    for corpus in (b, a):
+        shared.add_many((d.doc_id, store.blobs.get(d.text_key).decode()) for d in corpus.documents)
+    ids = [d.doc_id for d in b.documents]
+    mixed = [(r.doc_id, r.start, r.end, r.score) for r in shared.search("zebra crossing", 20, doc_ids=ids)]
+    own = [tuple(r[:4]) for r in before["zebra crossing"]]
+    assert sorted(x[:3] for x in mixed) == sorted(x[:3] for x in own) and mixed != own
+    shared.close()
+    store.close()
 
 
 def test_child_contexts_search_their_window(tmp_path: Path):
