@@ -32,6 +32,7 @@ from .auth import RateLimiter
 from .core import Service
 from .deps import error_response
 from .errors import ServiceError
+from .ratelimit_storage import storage_for
 from .routes import executions, health, runtime, sessions, spans
 from .schemas import SessionCreate
 from .settings import ServiceSettings
@@ -143,7 +144,7 @@ def create_app(
     ``worker``: run an in-process worker of the queue while the app is up."""
     svc = service or Service(settings, notice=notice)
     st = svc.settings
-    limiter = RateLimiter(st.rate_limit_per_minute)
+    limiter = RateLimiter(st.rate_limit_per_minute, storage_for(svc.meta))  # shared by every server
 
     async def reaper(stop: asyncio.Event) -> None:
         """Stop idle runtime REPLs (with or without an in-process worker)."""

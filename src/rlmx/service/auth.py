@@ -6,6 +6,9 @@ keys, and a lookup is one indexed equality. The pepper is ``RLMX_KEY_PEPPER``; w
 unset, one is generated on first use and kept in ``$RLMX_HOME/key_pepper`` with mode 0600
 (keep that file, or every key stops working). Every key belongs to one tenant; every
 session, execution, span and trace belongs to the tenant of the key that made it.
+
+Rate limits (:class:`RateLimiter`) are counted in a shared storage, so they hold across
+every API server of a deployment.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import hashlib
 import hmac
 import os
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from limits import RateLimitItemPerMinute
+from limits.storage import Storage
+from limits.strategies import FixedWindowRateLimiter
 
 from ..errors import ConfigError
 from ..ids import new_id
@@ -155,23 +161,25 @@ class KeyManager:
 
 
 class RateLimiter:
-    """A token bucket per key: ``per_minute`` requests a minute, bursts up to that many.
-    In-process (each API server counts its own requests). Thread-safe."""
+    """``per_minute`` requests a minute per key, counted in ``storage`` (a limits storage:
+    :class:`~rlmx.service.ratelimit_storage.SQLRateLimitStorage` in the metadata database, so
+    every API server of a deployment counts against the same limit).
 
-    def __init__(self, per_minute: int):
-        self.rate = per_minute / 60.0
-        self.capacity = float(per_minute)
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+    A fixed window per key (limits' :class:`~limits.strategies.FixedWindowRateLimiter`): the
+    first request opens a one-minute window, at most ``per_minute`` requests are allowed in it,
+    and the next window opens with the first request after it ends (so up to twice
+    ``per_minute`` can pass around a window's end). Thread-safe when the storage is.
+    """
+
+    def __init__(self, per_minute: int, storage: Storage):
+        self.item = RateLimitItemPerMinute(per_minute, namespace="rlmx-api-key")
+        self.storage = storage
+        self.strategy = FixedWindowRateLimiter(storage)
 
     def hit(self, key_id: str) -> float:
-        """Take one token; returns 0 when allowed, else the seconds until the next token."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key_id, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[key_id] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[key_id] = (tokens, now)
-            return (1.0 - tokens) / self.rate
+        """Count one request of ``key_id``: 0 when allowed, else the seconds (> 0) until its
+        window ends. Raises what the storage raises (``StoreError`` for the SQL storage)."""
+        if self.strategy.hit(self.item, key_id):
+            return 0.0
+        reset_at = self.strategy.get_window_stats(self.item, key_id).reset_time
+        return max(reset_at - time.time(), 0.001)  # the window may have just ended: retry at once

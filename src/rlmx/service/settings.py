@@ -6,7 +6,8 @@
   kept in ``$RLMX_HOME/key_pepper`` (mode 0600).
 * ``RLMX_SERVICE_MODELS`` — ``,``-separated model specs clients may ask for, besides the
   server's default pair and ``baseline``.
-* ``RLMX_RATE_LIMIT_PER_MINUTE`` — requests per API key per minute (429 beyond).
+* ``RLMX_RATE_LIMIT_PER_MINUTE`` — requests per API key per minute (429 beyond), counted in
+  the metadata database, so the limit holds across all API servers (a fixed window per key).
 * ``RLMX_MAX_REQUEST_BYTES`` / ``RLMX_MAX_UPLOAD_BYTES`` — body limits (413 beyond).
 * ``RLMX_LEASE_SECONDS`` — a worker's lease on a job; a killed worker's job is taken over
   after this long. ``RLMX_POLL_SECONDS`` — how often an idle worker looks for work.
