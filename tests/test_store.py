@@ -1,8 +1,11 @@
-"""The embedded store: SQLiteMetadataStore round trips, LocalBlobStore, open_store."""
+"""The stores: SQLMetadataStore round trips (on SQLite and on PostgreSQL), LocalBlobStore,
+open_store, private store files."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +16,7 @@ from rlmx.errors import NotFoundError, StoreError
 from rlmx.store import Store, open_store
 from rlmx.store.base import CorpusRecord, DocumentRecord, ExecutionRecord, FailedDocument
 from rlmx.store.blobs import LocalBlobStore
+from rlmx.store.sql import SQLMetadataStore
 from rlmx.store.sqlite import SQLiteMetadataStore
 
 
@@ -37,9 +41,14 @@ def _doc(doc_id: str = "doc_1", raw: str = "r1", **kw: object) -> DocumentRecord
     return DocumentRecord.model_validate(fields)
 
 
-@pytest.fixture
-def meta(tmp_path: Path) -> Iterator[SQLiteMetadataStore]:
-    store = SQLiteMetadataStore(tmp_path / "rlmx.sqlite")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def meta(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLMetadataStore]:
+    """The same store tests on a SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        store = SQLiteMetadataStore(tmp_path / "rlmx.sqlite")
+    else:
+        store = SQLMetadataStore(request.getfixturevalue("pg_url"), migrate=True)
+    assert store.dialect == request.param
     yield store
     store.close()
 
@@ -55,7 +64,7 @@ def test_open_store_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert open_store().home == (tmp_path / "env-home").resolve()
 
 
-def test_document_round_trip(meta: SQLiteMetadataStore) -> None:
+def test_document_round_trip(meta: SQLMetadataStore) -> None:
     doc = _doc()
     assert meta.find_document("r1", "text", "1") is None
     meta.put_document(doc)
@@ -71,7 +80,7 @@ def test_document_round_trip(meta: SQLiteMetadataStore) -> None:
     assert got.meta == {"new": True} and got.created_at == doc.created_at
 
 
-def test_corpus_names_are_per_membership(meta: SQLiteMetadataStore) -> None:
+def test_corpus_names_are_per_membership(meta: SQLMetadataStore) -> None:
     d1, d2 = _doc("doc_1", "r1"), _doc("doc_2", "r2", name="b.txt")
     meta.put_document(d1)
     meta.put_document(d2)
@@ -97,7 +106,7 @@ def test_corpus_names_are_per_membership(meta: SQLiteMetadataStore) -> None:
     assert got.created_at == c1.created_at
 
 
-def test_corpus_with_duplicate_document(meta: SQLiteMetadataStore) -> None:
+def test_corpus_with_duplicate_document(meta: SQLMetadataStore) -> None:
     d = _doc()
     meta.put_document(d)
     c = CorpusRecord(corpus_id="cor_d", documents=[d, d.model_copy(update={"name": "copy.txt"})])
@@ -105,14 +114,14 @@ def test_corpus_with_duplicate_document(meta: SQLiteMetadataStore) -> None:
     assert [x.name for x in meta.get_corpus("cor_d").documents] == ["a.txt", "copy.txt"]
 
 
-def test_corpus_requires_stored_documents(meta: SQLiteMetadataStore) -> None:
+def test_corpus_requires_stored_documents(meta: SQLMetadataStore) -> None:
     with pytest.raises(StoreError):
         meta.put_corpus(CorpusRecord(corpus_id="cor_x", documents=[_doc("doc_missing")]))
     with pytest.raises(NotFoundError):
         meta.get_corpus("cor_x")  # the failed write left nothing behind
 
 
-def test_not_found_messages(meta: SQLiteMetadataStore) -> None:
+def test_not_found_messages(meta: SQLMetadataStore) -> None:
     with pytest.raises(NotFoundError, match=r"doc_nope.*get_corpus"):
         meta.get_document("doc_nope")
     with pytest.raises(NotFoundError, match=r"cor_nope.*ingest"):
@@ -135,7 +144,7 @@ def _exe(eid: str, minutes: int, parent: str | None = None, **kw: object) -> Exe
     )
 
 
-def test_executions(meta: SQLiteMetadataStore) -> None:
+def test_executions(meta: SQLMetadataStore) -> None:
     e1 = _exe(
         "e1",
         0,
@@ -165,7 +174,7 @@ def test_executions(meta: SQLiteMetadataStore) -> None:
     assert meta.get_execution("e1") == done
 
 
-def test_turns_and_subcalls(meta: SQLiteMetadataStore) -> None:
+def test_turns_and_subcalls(meta: SQLMetadataStore) -> None:
     meta.add_turn("e1", 1, {"code": "print(2)"})
     meta.add_turn("e1", 0, {"code": "print(1)", "when": datetime(2025, 1, 1, tzinfo=UTC)})
     assert meta.get_turns("e1") == [
@@ -181,7 +190,7 @@ def test_turns_and_subcalls(meta: SQLiteMetadataStore) -> None:
     assert meta.get_subcalls("other") == []
 
 
-def test_llm_cache(meta: SQLiteMetadataStore) -> None:
+def test_llm_cache(meta: SQLMetadataStore) -> None:
     assert meta.cache_get("k") is None
     meta.cache_put("k", {"text": "héllo", "usage": {"input_tokens": 3}})
     assert meta.cache_get("k") == {"text": "héllo", "usage": {"input_tokens": 3}}
@@ -263,3 +272,24 @@ def test_blob_key_validation(tmp_path: Path, key: str) -> None:
         blobs.put(key, b"x")
     with pytest.raises(ValueError):
         blobs.exists(key)
+
+
+# --- private store files (issue 9 item 5) ----------------------------------------------
+
+
+def test_sqlite_files_are_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # a permissive umask: the store must not rely on the user's
+    try:
+        store = SQLiteMetadataStore(tmp_path / "new" / "rlmx.sqlite")
+        store.cache_put("k", {"v": 1})
+        assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+        for name in ("rlmx.sqlite", "rlmx.sqlite-wal", "rlmx.sqlite-shm"):
+            assert stat.S_IMODE((tmp_path / "new" / name).stat().st_mode) == 0o600, name
+        store.close()
+        legacy = tmp_path / "legacy.sqlite"
+        SQLiteMetadataStore(legacy).close()
+        legacy.chmod(0o644)  # written by a release that did not restrict it
+        SQLiteMetadataStore(legacy).close()
+        assert stat.S_IMODE(legacy.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

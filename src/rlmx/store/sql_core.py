@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ from rlmx.store.base import Fence, MetadataStore
 __all__ = ["BUSY_TIMEOUT_S", "SQLCore", "database_url", "json_dumps", "redact_url"]
 
 BUSY_TIMEOUT_S = 30.0
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:(?![\\/])|^[A-Za-z][A-Za-z0-9+.-]+:/[^/]")
 PG_CONNECT_TIMEOUT_S = 10
 
 
@@ -67,18 +69,22 @@ def database_url(url_or_path: str | Path, *, create_folder: bool = True) -> str:
     database other than SQLite and PostgreSQL.
     """
     s = str(url_or_path).strip()
+    hint = "use a file path, sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
     if s == ":memory:":
         return "sqlite://"
+    if not s:
+        raise ConfigError(f"empty database URL; {hint}")
     if "://" not in s and not s.startswith("sqlite:"):
+        if _SCHEME.match(s):  # "postgresql:/h/db", "postgres:": a URL, not a file name
+            raise ConfigError(f"malformed database URL {redact_url(s)!r}; {hint}")
         path = Path(s).expanduser().resolve()
         if create_folder:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         return f"sqlite:///{path}"
-    hint = "use a file path, sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
     try:
         url = make_url(s)
-    except ArgumentError as e:
-        raise ConfigError(f"malformed database URL {s!r}: {e}; {hint}") from e
+    except (ArgumentError, ValueError) as e:
+        raise ConfigError(f"malformed database URL {redact_url(s)!r}: {e}; {hint}") from e
     backend, _, driver = url.drivername.partition("+")
     if backend == "sqlite" and driver in ("", "pysqlite"):
         return s
@@ -93,8 +99,8 @@ def redact_url(url: str) -> str:
     """``url`` with its password hidden (for messages); unparseable text comes back as is."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def _make_private(path: Path) -> None:

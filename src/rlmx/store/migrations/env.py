@@ -19,12 +19,19 @@ __all__: list[str] = []
 config = context.config
 
 
+def _ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object | None) -> bool:
+    """Autogenerate considers only rlmx's tables: others in the same database (Procrastinate's,
+    ``rate_limits`` of :mod:`rlmx.service.ratelimit_storage`) are never proposed for drops."""
+    return not (type_ == "table" and reflected and compare_to is None)
+
+
 def _run(conn: Connection) -> None:
     context.configure(
         connection=conn,
         target_metadata=schema.metadata,
         render_as_batch=conn.dialect.name == "sqlite",  # SQLite alters tables by copying them
         compare_type=True,
+        include_object=_ours,
     )
     with context.begin_transaction():
         context.run_migrations()
