@@ -4,10 +4,13 @@ Keys are relative paths made of ``/``-separated segments of ``[A-Za-z0-9._-]`` (
 ``.`` or ``..`` segment, no leading ``/``), e.g. ``"text/<sha256>.txt"``. A blob is written
 to a temporary file beside its final path (``.tmp-*``, flushed and fsynced) and moved into
 place with :func:`os.replace`, so readers never see a partial blob, even across processes.
+:meth:`LocalBlobStore.put_if_absent` links the temporary file into place instead
+(:func:`os.link` fails when the name exists): of several processes racing, one wins.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -28,6 +31,13 @@ def _umask() -> int:
 
 
 _UMASK = _umask()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def validate_key(key: str) -> str:
@@ -73,31 +83,74 @@ class LocalBlobStore(BlobStore):
             "pruned — ingest the files again to recreate it"
         )
 
+    def _write_temp(self, path: Path, data: bytes) -> str:
+        """Write ``data`` to a new temporary file beside ``path``; returns its name."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            # mkstemp makes 0600; blobs get the usual 0644 & ~umask so that the sandboxed
+            # REPL, which runs under its own uid, can map them (the store folder's own
+            # permissions keep other users out)
+            os.fchmod(fd, 0o644 & ~_UMASK)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+        except BaseException:
+            _unlink(tmp)
+            raise
+        return tmp
+
     def put(self, key: str, data: bytes) -> None:
         """Write ``data`` (bytes) under ``key`` atomically, replacing any previous blob."""
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            tmp = self._write_temp(path, data)
             try:
-                # mkstemp makes 0600; blobs get the usual 0644 & ~umask so that the sandboxed
-                # REPL, which runs under its own uid, can map them (the store folder's own
-                # permissions keep other users out)
-                os.fchmod(fd, 0o644 & ~_UMASK)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    if self.fsync:
-                        f.flush()
-                        os.fsync(f.fileno())
                 os.replace(tmp, path)
             except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+                _unlink(tmp)
                 raise
         except OSError as e:
             raise StoreError(f"cannot write blob {key!r} under {self.root}: {e}") from e
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Write ``data`` under ``key`` unless a blob is there; True when this call created it.
+
+        The blob is written to a temporary file and hard-linked into place: the link fails
+        when the name exists, so of several processes racing exactly one wins, and readers
+        see the whole blob or none. On a file system without hard links it falls back to an
+        exclusive create (still one winner; a reader may briefly see a partial blob).
+        Raises :class:`~rlmx.errors.StoreError` when the folder cannot be written."""
+        path = self._path(key)
+        try:
+            tmp = self._write_temp(path, data)
+            try:
+                os.link(tmp, path)
+                return True
+            except FileExistsError:
+                return False
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                    raise
+                return self._create_exclusive(path, data)
+            finally:
+                _unlink(tmp)
+        except OSError as e:
+            raise StoreError(f"cannot write blob {key!r} under {self.root}: {e}") from e
+
+    def _create_exclusive(self, path: Path, data: bytes) -> bool:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644 & ~_UMASK)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        return True
 
     def get(self, key: str) -> bytes:
         """Return the blob's bytes. Raises ``NotFoundError`` when absent."""
