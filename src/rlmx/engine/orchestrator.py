@@ -84,6 +84,12 @@ class Tree:
         if self.should_stop is not None and self.should_stop():
             raise ExecutionCancelled("cancelled at a turn boundary, as requested")
 
+    async def acheck_stop(self) -> None:
+        """:meth:`check_stop` from async code: ``should_stop`` may read the store (the
+        service's), so it runs in a thread and the event loop never waits for it."""
+        if self.should_stop is not None:
+            await asyncio.to_thread(self.check_stop)
+
 
 @dataclass
 class ResumePoint:
@@ -409,7 +415,7 @@ class Engine:
                 return point.outcome
             messages, first_turn, last_output = point.messages, point.next_turn, point.last_output
         for turn in range(first_turn, budgets.max_turns + 1):
-            tree.check_stop()
+            await tree.acheck_stop()
             st.turn = turn
             if st.depth == 0:
                 tree.tracker.turns = turn
@@ -505,7 +511,7 @@ class Engine:
         last_output: str,
     ) -> ExecutionOutcome:
         """Max turns spent: one last root call asks for the answer (issue 2, item 4)."""
-        st.tree.check_stop()
+        await st.tree.acheck_stop()
         ask = load_prompt("final_request").format(max_turns=st.tree.budgets.max_turns, question=question)
         completion = await st.tree.root_lm.complete([*messages, {"role": "user", "content": ask}])
         parsed = parse_response(completion.text)

@@ -171,7 +171,7 @@ class RuntimeExecution:
                     "a step is waiting for tool results: answer them with POST /v1/executions/{id}/tools/resolve"
                 )
             assert self.repl is not None
-            self.tree.check_stop()
+            await self.tree.acheck_stop()
             self.turn += 1
             self.state.turn = self.turn
             self.tree.tracker.turns = self.turn

@@ -89,10 +89,16 @@ class WorkQueue(ABC):
         concurrency: int,
         until_idle: bool = False,
         wake: Any = None,
+        owner: str = "worker",
     ) -> None:
         """Run jobs with ``handler``, up to ``concurrency`` at once, until ``stop`` (an
-        :class:`asyncio.Event`) is set or, with ``until_idle``, no job is left. On stop the
+        :class:`asyncio.Event`) is set or, with ``until_idle``, no job is left; ``owner``
+        names this worker in leases and logs. On stop the
         running attempts are cancelled and their jobs given back (``handler.requeue``)."""
+
+    def ensure_schema(self) -> bool:
+        """Create the queue's own tables when absent (True when it did)."""
+        return False
 
     def close(self) -> None:  # noqa: B027 - optional: queues without connections keep it
         """Release connections."""

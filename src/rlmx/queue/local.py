@@ -17,40 +17,13 @@ import contextlib
 import logging
 from typing import Any
 
-from sqlalchemy import Connection, select
-
-from ..store import schema as t
 from ..store.base import JobRecord, MetadataStore
+from ..store.sql_jobs import JobLeaseFence
 from .base import Claim, JobHandler, WorkQueue
 
-__all__ = ["JobsFence", "LocalQueue"]
+__all__ = ["LocalQueue"]
 
 log = logging.getLogger("rlmx.queue")
-
-
-class JobsFence:
-    """The claim ``(owner, attempt)`` of a ``jobs`` row: held while the row is RUNNING,
-    leased by ``owner`` under claim number ``attempt`` (locked for the transaction)."""
-
-    def __init__(self, job_id: str, owner: str, attempt: int):
-        self.job_id, self.owner, self.attempt = job_id, owner, attempt
-
-    def held(self, conn: Connection) -> bool:
-        j = t.jobs
-        q = (
-            select(j.c.job_id)
-            .where(
-                j.c.job_id == self.job_id,
-                j.c.lease_owner == self.owner,
-                j.c.attempts == self.attempt,
-                j.c.state == "RUNNING",
-            )
-            .with_for_update()
-        )
-        return conn.execute(q).first() is not None
-
-    def __repr__(self) -> str:
-        return f"JobsFence({self.job_id!r}, {self.owner!r}, {self.attempt})"
 
 
 class LocalQueue(WorkQueue):
@@ -152,7 +125,7 @@ class LocalQueue(WorkQueue):
             ref_id=job.ref_id,
             attempt=job.attempts,
             owner=owner,
-            fence=JobsFence(job.job_id, owner, job.attempts),
+            fence=JobLeaseFence(job.job_id, owner, job.attempts),
             lost=lost,
         )
 

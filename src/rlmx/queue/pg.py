@@ -227,8 +227,10 @@ class PgQueue(WorkQueue):
             if not got or not got[0]:
                 return 0
             try:
-                stalled = await self.app.job_manager.get_stalled_jobs(
-                    queue=QUEUE, task_name=TASK, seconds_since_heartbeat=self.lease_s
+                stalled = list(
+                    await self.app.job_manager.get_stalled_jobs(
+                        queue=QUEUE, task_name=TASK, seconds_since_heartbeat=self.lease_s
+                    )
                 )
                 for job in stalled:
                     log.warning("job %s of a stalled worker goes back to the queue", job.id)

@@ -5,7 +5,6 @@ with the models and leases every operation uses."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ from ..config import Settings
 from ..engine.runtime import RuntimeExecution
 from ..errors import ConfigError, RlmxError
 from ..lm.registry import resolve_models
+from ..queue import WorkQueue, open_queue
 from ..store import Store, open_store
 from ..store.base import JobRecord
 from ..types import Status
@@ -40,7 +40,7 @@ class ServiceBase:
         notice: Callable[[str], None] | None = None,
     ):
         self.settings = settings or ServiceSettings()
-        self.store = store or open_store(self.settings.home)
+        self.store = store or open_store(self.settings.home, migrate=True)
         self.meta = self.store.meta
         self.keys = KeyManager(self.meta, load_pepper(self.settings, notice))
         self.engine_settings = Settings(home=self.store.home)
@@ -51,30 +51,14 @@ class ServiceBase:
         self.runtimes: dict[str, RuntimeExecution] = {}
         self._runtime_slots: dict[str, str] = {}  # execution id -> tenant, REPLs live or starting
         self._runtime_locks: dict[str, asyncio.Lock] = {}
-        self._wakers: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-        self._wake_lock = threading.Lock()
+        self.queue: WorkQueue = open_queue(
+            self.meta, lease_s=self.settings.lease_seconds, poll_s=self.settings.poll_seconds
+        )
+        self.queue.ensure_schema()
 
     def close(self) -> None:
+        self.queue.close()
         self.store.close()
-
-    # -- waking in-process workers --------------------------------------------------------------
-    def add_waker(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
-        with self._wake_lock:
-            self._wakers.append((loop, event))
-
-    def remove_waker(self, event: asyncio.Event) -> None:
-        with self._wake_lock:
-            self._wakers = [(lp, ev) for lp, ev in self._wakers if ev is not event]
-
-    def wake(self) -> None:
-        """Tell in-process workers that a job was queued (others poll)."""
-        with self._wake_lock:
-            wakers = list(self._wakers)
-        for loop, ev in wakers:
-            try:
-                loop.call_soon_threadsafe(ev.set)
-            except RuntimeError:  # loop closed
-                pass
 
     # -- models ---------------------------------------------------------------------------------
     def resolve_models(self, models: dict[str, Any] | None) -> dict[str, str]:

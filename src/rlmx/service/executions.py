@@ -3,31 +3,26 @@ trajectory) and cancelled per tenant."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from ..engine.resume import stored_usage
 from ..engine.schema import OutputSchema
 from ..engine.trace import load_trace
-from ..errors import ConfigError, NotFoundError, RlmxError
+from ..errors import ConfigError, NotFoundError
 from ..ids import new_id
 from ..store.base import ExecutionRecord, JobRecord, MetadataStore, ServiceExecutionRecord, utcnow
 from ..types import Status
 from .base import TERMINAL
 from .errors import BadRequest, NotFound
+from .events import EventWriter, jsonable
 from .sessions import SessionsMixin
 
 __all__ = ["ExecutionsMixin"]
 
 log = logging.getLogger("rlmx.service")
-
-
-def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(json.dumps(data, default=str))
-    return out
 
 
 class ExecutionsMixin(SessionsMixin):
@@ -78,26 +73,20 @@ class ExecutionsMixin(SessionsMixin):
             job.lease_expires_at = utcnow() + timedelta(seconds=self.settings.lease_seconds)
         self.meta.enqueue_job(job)
         if run_here is None:
-            self.wake()
+            self.queue.enqueue(job.job_id, job.kind, job.ref_id)
         return {"execution_id": eid, "status": Status.RUNNING.value}
 
-    def event_sink(self, root_id: str, meta: MetadataStore | None = None) -> Callable[[str, dict[str, Any]], None]:
-        into = meta or self.meta
-
-        def sink(kind: str, data: dict[str, Any]) -> None:
-            try:
-                into.add_event(root_id, kind, _jsonable(data))
-            except RlmxError:  # progress events are not worth failing an execution for
-                log.warning("could not store a %s event of %s", kind, root_id)
-
-        return sink
+    def event_sink(self, root_id: str, meta: MetadataStore | None = None) -> EventWriter:
+        """Where the events of the tree rooted at ``root_id`` go: ``meta`` (default the
+        service's store), written off the event loop and in order (:class:`.events.EventWriter`)."""
+        return EventWriter(meta or self.meta, root_id)
 
     def final_event(self, execution_id: str, meta: MetadataStore | None = None) -> None:
         rec = self.meta.get_execution(execution_id)
         (meta or self.meta).add_event(
             execution_id,
             "final",
-            _jsonable(
+            jsonable(
                 {
                     "execution_id": execution_id,
                     "status": rec.status,
@@ -187,8 +176,7 @@ class ExecutionsMixin(SessionsMixin):
                 self._fail(execution_id, Status.CANCELLED, "cancelled by the client")
             self.final_event(execution_id)
         else:
-            before = self.meta.request_cancel(execution_id)
-            if before is not None and before.state == "QUEUED":
+            if await asyncio.to_thread(self.queue.withdraw, execution_id):  # no worker started it
                 self._fail(execution_id, Status.CANCELLED, "cancelled before it started")
                 self.final_event(execution_id)
         status = self.meta.get_execution(execution_id).status

@@ -1,29 +1,113 @@
-"""The job lifecycle as a worker drives it: run (or resume) an answerer execution under its
-lease, give a job back, abandon it, or record that its handler crashed. Every write goes
-through :meth:`~.base.ServiceBase.job_store`, so it counts only while the lease is held."""
+"""The job lifecycle as a worker drives it: run (or resume) a job under its claim, give it
+back, abandon it, or record that its handler crashed.
+
+A worker's queue (:mod:`rlmx.queue`) hands over a :class:`~rlmx.queue.Claim`; every write
+of the job — the engine's (execution record, turns, sub-calls, snapshots) and the
+service's (status, events) — goes through :func:`.leases.fenced_store`, so it counts only
+while that attempt still holds the job. Store calls run in threads: the worker's event loop
+(and its heartbeat) never waits for the database. The MCP server runs an answerer in
+process under a ``jobs``-row lease (:meth:`JobsMixin.run_answerer` with a
+:class:`~rlmx.store.base.JobRecord`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError, NotFoundError, RlmxError
 from ..lm.base import LMClient
+from ..queue import Claim
+from ..store import Store
 from ..store.base import JobRecord
+from ..store.sql_jobs import JobLeaseFence
 from ..types import Status
 from .base import TERMINAL
 from .errors import ServiceError
 from .executions import ExecutionsMixin
+from .leases import fenced_store
 
-__all__ = ["JobsMixin"]
+__all__ = ["JobsMixin", "claim_of"]
 
 log = logging.getLogger("rlmx.service")
 
 
-class JobsMixin(ExecutionsMixin):
-    """What a worker does with the jobs it holds."""
+def claim_of(job: JobRecord, on_lost: Callable[[], None] | None = None) -> Claim:
+    """The claim of a ``jobs`` row held by its ``lease_owner`` under ``attempts`` (the MCP
+    server's in-process runs)."""
+    owner = job.lease_owner or ""
+    return Claim(
+        job_id=job.job_id,
+        kind=job.kind,
+        ref_id=job.ref_id,
+        attempt=job.attempts,
+        owner=owner,
+        fence=JobLeaseFence(job.job_id, owner, job.attempts),
+        lost=on_lost or (lambda: None),
+    )
 
+
+class _CancelCheck:
+    """``should_stop()`` for the engine's turn boundaries: the job's ``cancel_requested``,
+    read from the store (the engine calls it in a thread: :meth:`Tree.acheck_stop`)."""
+
+    def __init__(self, meta: Any, job_id: str):
+        self.meta, self.job_id = meta, job_id
+
+    def __call__(self) -> bool:
+        job = self.meta.get_job(self.job_id)
+        return bool(job is not None and job.cancel_requested)
+
+
+class JobsMixin(ExecutionsMixin):
+    """What a worker does with the jobs it holds (the :class:`~rlmx.queue.JobHandler` of
+    :mod:`.worker`)."""
+
+    # -- the queue's handler ----------------------------------------------------------------
+    async def run_claim(self, claim: Claim) -> None:
+        """Run the job of ``claim`` (``ingest`` or ``answerer``) under its fence."""
+        store = fenced_store(self.store, claim.fence, claim.lost)
+        if claim.kind == "ingest":
+            await asyncio.to_thread(self.ingest_session, claim.ref_id, meta=store.meta)
+        elif claim.kind == "answerer":
+            await self._answer(claim, store)
+        else:
+            raise ValueError(f"unknown job kind {claim.kind!r}")
+
+    async def requeue_claim(self, claim: Claim) -> None:
+        """The worker is stopping: the execution is RUNNING again (the engine recorded
+        CANCELLED when its task was cancelled), written while the claim still holds."""
+        if claim.kind == "answerer":
+            await asyncio.to_thread(self._reset_running, claim)
+
+    def _reset_running(self, claim: Claim) -> None:
+        meta = fenced_store(self.store, claim.fence).meta
+        rec = self.meta.get_execution(claim.ref_id)
+        rec.status, rec.error, rec.finished_at = Status.RUNNING.value, None, None
+        meta.put_execution(rec)
+
+    async def fail_claim(self, claim: Claim, error: str) -> None:
+        """A job's handler crashed (a bug): the execution or session is marked FAILED (only
+        while the claim holds)."""
+        await asyncio.to_thread(self._fail_claim, claim, error)
+
+    def _fail_claim(self, claim: Claim, error: str) -> None:
+        meta = fenced_store(self.store, claim.fence).meta
+        try:
+            if claim.kind == "answerer":
+                self._fail(claim.ref_id, Status.FAILED, error, meta)
+                if not meta.lease_lost:
+                    self.final_event(claim.ref_id, meta)
+            elif claim.kind == "ingest":
+                rec = self.meta.get_session(claim.ref_id)
+                rec.status, rec.error = "FAILED", error
+                meta.put_session(rec)
+        except RlmxError:
+            log.exception("could not record the failure of job %s", claim.job_id)
+
+    # -- answerer executions ------------------------------------------------------------------
     async def run_answerer(
         self,
         job: JobRecord,
@@ -32,46 +116,49 @@ class JobsMixin(ExecutionsMixin):
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         on_lost: Callable[[], None] | None = None,
     ) -> None:
-        """Run (or resume) the answerer execution of ``job`` to its end. ``sub_lm``: another
-        sub-LM client (an MCP client's model); ``on_event`` also receives the events.
-        Everything is written through :meth:`job_store`: once the job's lease is lost to
-        another worker, nothing this run writes counts, ``on_lost()`` is called (the caller
-        cancels the run) and the execution stops at its next turn boundary at the latest."""
-        eid = job.ref_id
-        sx = self.meta.get_service_execution(eid)
+        """Run (or resume) the answerer execution of ``job`` (held by its ``lease_owner``) to
+        its end. ``sub_lm``: another sub-LM client (an MCP client's model); ``on_event`` also
+        receives the events. Once the lease is lost nothing this run writes counts and
+        ``on_lost()`` is called (the caller cancels the run)."""
+        claim = claim_of(job, on_lost)
+        store = fenced_store(self.store, claim.fence, claim.lost) if job.lease_owner else self.store
+        await self._answer(claim, store, sub_lm=sub_lm, on_event=on_event)
+
+    async def _answer(
+        self,
+        claim: Claim,
+        store: Store,
+        *,
+        sub_lm: LMClient | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        eid = claim.ref_id
+        meta = store.meta
+        sx = await asyncio.to_thread(self.meta.get_service_execution, eid)
         if sx is None:
             raise NotFoundError(f"execution {eid!r} has no service record")
         req = sx.request
-        store = self.job_store(job, on_lost)
-        meta = store.meta
+        writer = self.event_sink(eid, meta)
+        sink: Callable[[str, dict[str, Any]], None] = writer
+        if on_event is not None:
+            extra = on_event
 
-        def should_stop() -> bool:
-            j = self.meta.get_job(eid)
-            if j is None:
-                return False
-            taken = job.lease_owner is not None and (j.lease_owner, j.attempts) != (job.lease_owner, job.attempts)
-            return j.cancel_requested or taken
+            def both(kind: str, data: dict[str, Any]) -> None:
+                writer(kind, data)
+                extra(kind, data)
 
+            sink = both
+        should_stop = _CancelCheck(self.meta, claim.job_id)
         try:
-            if should_stop():
-                self._fail(eid, Status.CANCELLED, "cancelled before it started", meta)
+            if await asyncio.to_thread(should_stop):
+                await asyncio.to_thread(self._fail, eid, Status.CANCELLED, "cancelled before it started", meta)
             else:
-                session = self.meta.get_session(sx.session_id)
+                session = await asyncio.to_thread(self.meta.get_session, sx.session_id)
                 if session.corpus_id is None:
                     raise ConfigError(f"session {sx.session_id} has no corpus")
-                corpus = self.meta.get_corpus(session.corpus_id)
-                store_sink = self.event_sink(eid, meta)
-                sink = store_sink
-                if on_event is not None:
-                    extra = on_event
-
-                    def both(kind: str, data: dict[str, Any]) -> None:
-                        store_sink(kind, data)
-                        extra(kind, data)
-
-                    sink = both
+                corpus = await asyncio.to_thread(self.meta.get_corpus, session.corpus_id)
                 rlm = self.make_rlm(req.get("models"), req.get("budgets"), tenant=sx.tenant, on_event=sink, store=store)
-                resume = job.attempts > 1 or bool(self.meta.get_turns(eid))
+                resume = claim.attempt > 1 or bool(await asyncio.to_thread(self.meta.get_turns, eid))
                 await rlm.aask(
                     corpus,
                     str(req["question"]),
@@ -82,20 +169,11 @@ class JobsMixin(ExecutionsMixin):
                     sub_lm=sub_lm,
                 )
         except (RlmxError, ServiceError) as e:
-            self._fail(eid, Status.FAILED, f"{type(e).__name__}: {e}", meta)
-        self.final_event(eid, meta)
+            await asyncio.to_thread(self._fail, eid, Status.FAILED, f"{type(e).__name__}: {e}", meta)
+        await asyncio.to_thread(writer.flush)
+        await asyncio.to_thread(self.final_event, eid, meta)
 
-    def requeue(self, job: JobRecord, worker_id: str) -> None:
-        """A worker shutting down gives its job back: the execution is RUNNING again (the
-        engine recorded CANCELLED when its task was cancelled) and resumes elsewhere. The
-        record is reset while the lease is still held, then the job is released."""
-        if job.kind == "answerer":
-            meta = self.job_store(job).meta
-            rec = self.meta.get_execution(job.ref_id)
-            rec.status, rec.error, rec.finished_at = Status.RUNNING.value, None, None
-            meta.put_execution(rec)
-        self.meta.release_job(job.job_id, worker_id, attempt=job.attempts)
-
+    # -- the MCP server's in-process runs -----------------------------------------------------
     def abandon_job(self, job: JobRecord, reason: str) -> None:
         """The holder of ``job``'s lease stops running it for good (an MCP ``ask`` whose
         request was cancelled): cancellation is requested, the execution is recorded
@@ -117,17 +195,5 @@ class JobsMixin(ExecutionsMixin):
             log.exception("could not record the end of job %s", job.job_id)
 
     def fail_job(self, job: JobRecord, error: str) -> None:
-        """A job's handler crashed (a bug): the execution or session is marked FAILED
-        (only while the job's lease is held)."""
-        meta = self.job_store(job).meta
-        try:
-            if job.kind == "answerer":
-                self._fail(job.ref_id, Status.FAILED, error, meta)
-                if not meta.lease_lost:
-                    self.final_event(job.ref_id, meta)
-            elif job.kind == "ingest":
-                rec = self.meta.get_session(job.ref_id)
-                rec.status, rec.error = "FAILED", error
-                meta.put_session(rec)
-        except RlmxError:
-            log.exception("could not record the failure of job %s", job.job_id)
+        """The MCP server's in-process run crashed (a bug): record it while the lease holds."""
+        self._fail_claim(claim_of(job), error)

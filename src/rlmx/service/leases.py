@@ -11,11 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from ..queue import fence_held
 from ..store import Store
 from ..store.base import BlobStore, JobRecord
+from ..store.sql_jobs import JobLeaseFence
 
-__all__ = ["job_store"]
+__all__ = ["fenced_store", "job_store"]
 
 
 class _LeaseBlobs(BlobStore):
@@ -69,16 +72,23 @@ def _once(fn: Callable[[], None] | None) -> Callable[[], None]:
     return call
 
 
+def fenced_store(store: Store, fence: Any, on_lost: Callable[[], None] | None = None) -> Store:
+    """``store`` as the holder of a claim writes it: every metadata write is committed only
+    while ``fence.held(conn)`` (checked in the write's own transaction,
+    ``MetadataStore.fenced_by``), a blob is written only while it holds (see
+    :class:`_LeaseBlobs`); otherwise the write changes nothing and ``on_lost()`` is called
+    once. ``fence``: a :class:`~rlmx.store.base.Fence` (a ``jobs`` row lease, or a
+    Procrastinate job attempt)."""
+    lost = _once(on_lost)
+    meta = store.meta.fenced_by(fence, lost)
+    blobs = _LeaseBlobs(store.blobs, lambda: fence_held(store.meta, fence), lost)
+    return Store(home=store.home, meta=meta, blobs=blobs, index_path=store.index_path)
+
+
 def job_store(store: Store, job: JobRecord, on_lost: Callable[[], None] | None = None) -> Store:
     """``store`` as the holder of ``job``'s lease (its ``lease_owner`` under claim
-    ``attempts``) writes it: every metadata write is committed only while the lease is
-    held, a blob is written only while it is (see :class:`_LeaseBlobs`); otherwise the
-    write changes nothing and ``on_lost()`` is called once. A job with no lease owner
-    gets the plain store."""
+    ``attempts``) writes it (:func:`fenced_store` with the ``jobs`` row's lease). A job with
+    no lease owner gets the plain store."""
     if job.lease_owner is None:
         return store
-    lost = _once(on_lost)
-    meta = store.meta.fenced(job.job_id, job.lease_owner, job.attempts, lost)
-    owner, attempt = job.lease_owner, job.attempts
-    blobs = _LeaseBlobs(store.blobs, lambda: store.meta.holds_lease(job.job_id, owner, attempt), lost)
-    return Store(home=store.home, meta=meta, blobs=blobs, index_path=store.index_path)
+    return fenced_store(store, JobLeaseFence(job.job_id, job.lease_owner, job.attempts), on_lost)

@@ -45,8 +45,9 @@ class SessionsMixin(PathsMixin):
         )
         self.meta.put_session(rec)
         if queue:
-            self.meta.enqueue_job(JobRecord(job_id=new_id("job"), kind="ingest", ref_id=rec.session_id))
-            self.wake()
+            job = JobRecord(job_id=new_id("job"), kind="ingest", ref_id=rec.session_id)
+            self.meta.enqueue_job(job)
+            self.queue.enqueue(job.job_id, job.kind, job.ref_id)
         return rec
 
     def create_session_from_paths(

@@ -69,6 +69,7 @@ def open_store(
     *,
     database_url: str | None = None,
     blob_url: str | None = None,
+    migrate: bool = False,
 ) -> Store:
     """Open (creating when missing) the store: metadata, blobs and the local folder ``home``.
 
@@ -95,7 +96,7 @@ def open_store(
     cache = Path(settings.cache_dir).expanduser() if settings.cache_dir else root / "cache"
     return Store(
         home=root,
-        meta=open_metadata(db),
+        meta=open_metadata(db, migrate=migrate),
         blobs=open_blobs(blob, cache_dir=cache, cache_max_bytes=settings.cache_max_bytes),
     )
 

@@ -171,7 +171,6 @@ class BlobStore(ABC):
         """Return a local file path holding the blob (materialised first for remote stores),
         so the REPL can memory-map it. Raises ``NotFoundError`` when absent."""
 
-
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Store ``data`` under ``key`` only when no blob is stored there (a conditional
         create: S3 ``If-None-Match: *``, a hard link locally). Returns True when this call
@@ -290,7 +289,9 @@ class MetadataStore(ABC):
     def get_job(self, job_id: str) -> JobRecord | None:
         raise _service_only("get_job")
 
-    def claim_job(self, worker_id: str, lease_s: float, kinds: list[str] | None = None) -> JobRecord | None:
+    def claim_job(
+        self, worker_id: str, lease_s: float, kinds: list[str] | None = None, exclude: list[str] | None = None
+    ) -> JobRecord | None:
         """Atomically take the oldest job that is QUEUED, or RUNNING with an expired lease;
         it becomes RUNNING, leased by ``worker_id`` for ``lease_s`` seconds."""
         raise _service_only("claim_job")
@@ -325,6 +326,13 @@ class MetadataStore(ABC):
         calls ``on_lost()`` (once). Reads are the store's own."""
         raise _service_only("fenced")
 
+    def fenced_by(self, fence: Fence, on_lost: Callable[[], None] | None = None) -> MetadataStore:
+        """A view of this store whose every write transaction first calls
+        ``fence.held(conn)`` (same transaction, before the write): when it returns False the
+        write is rolled back (it changes nothing) and ``on_lost()`` is called, once per view.
+        Reads are the store's own; :attr:`lease_lost` tells whether a write was dropped."""
+        raise _service_only("fenced_by")
+
     @property
     def lease_lost(self) -> bool:
         """On a :meth:`fenced` view: a write was dropped because the lease was lost."""
@@ -336,13 +344,6 @@ class MetadataStore(ABC):
         raise _service_only("request_cancel")
 
     # events
-    def fenced_by(self, fence: Fence, on_lost: Callable[[], None] | None = None) -> MetadataStore:
-        """A view of this store whose every write transaction first calls
-        ``fence.held(conn)`` (same transaction, before the write): when it returns False the
-        write is rolled back (it changes nothing) and ``on_lost()`` is called, once per view.
-        Reads are the store's own; :attr:`lease_lost` tells whether a write was dropped."""
-        raise _service_only("fenced_by")
-
     def add_event(self, execution_id: str, kind: str, data: dict[str, Any]) -> int:
         """Append an event of the execution tree rooted at ``execution_id``; returns its id."""
         raise _service_only("add_event")

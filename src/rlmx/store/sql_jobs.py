@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
 from rlmx.store import schema as t
 from rlmx.store.base import JobRecord, MetadataStore, utcnow
 from rlmx.store.sql_core import SQLCore
 
-__all__ = ["JobLeaseFence", "JobsMixin"]
+__all__ = ["QUEUED_KINDS", "JobLeaseFence", "JobsMixin"]
 
 
 def _lease(job_id: str, worker_id: str, attempt: int | None) -> list[ColumnElement[bool]]:
@@ -52,6 +52,10 @@ class JobLeaseFence:
         return _holds(conn, self.job_id, self.worker_id, self.attempt)
 
 
+QUEUED_KINDS = ("ingest", "answerer")
+"""Job kinds that workers claim (a ``runtime`` row is the step lease of a runtime execution)."""
+
+
 class JobsMixin(SQLCore):
     """The ``jobs`` queue methods of :class:`~rlmx.store.sql.SQLMetadataStore`."""
 
@@ -75,11 +79,20 @@ class JobsMixin(SQLCore):
             return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{plus_s:+.3f} seconds").concat("000")
         return func.now() + timedelta(seconds=plus_s)
 
-    def claim_job(self, worker_id: str, lease_s: float, kinds: list[str] | None = None) -> JobRecord | None:
+    def claim_job(
+        self,
+        worker_id: str,
+        lease_s: float,
+        kinds: list[str] | None = None,
+        exclude: list[str] | None = None,
+    ) -> JobRecord | None:
         """Claim by update: pick the oldest claimable job, then update it guarded by the same
         condition (one transaction, ``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL the pick
         skips rows locked by other claimers and the guard makes a lost race update no row).
-        Lease expiry uses the database's clock. Returns the claimed job, or None."""
+        Lease expiry uses the database's clock. ``kinds``: only jobs of these kinds (default:
+        ``ingest`` and ``answerer``; ``runtime`` rows are step leases, never claimed here);
+        ``exclude``: job ids the caller is running (a worker never claims its own job).
+        Returns the claimed job, or None."""
         j = t.jobs
         with self._write() as conn:
             claimable = or_(
@@ -87,8 +100,9 @@ class JobsMixin(SQLCore):
                 and_(j.c.state == "RUNNING", j.c.lease_expires_at < self._db_now(conn)),
             )
             q = select(j.c.job_id).where(claimable).order_by(j.c.created_at, j.c.job_id).limit(1)
-            if kinds:
-                q = q.where(j.c.kind.in_(kinds))
+            q = q.where(j.c.kind.in_(kinds or list(QUEUED_KINDS)))
+            if exclude:
+                q = q.where(j.c.job_id.not_in(exclude))
             row = conn.execute(q.with_for_update(skip_locked=True)).first()
             if row is None:
                 return None
@@ -173,3 +187,65 @@ class JobsMixin(SQLCore):
                 values.update(state="DONE", error="cancelled")
             conn.execute(j.update().where(j.c.job_id == job_id).values(**values))
         return before
+
+    # -- runtime executions: the step lease ------------------------------------------------
+    def add_runtime_job(self, rec: JobRecord, tenant: str, cap: int) -> int | None:
+        """Insert the step-lease row of a new runtime execution (``kind="runtime"``,
+        ``state="IDLE"``) unless ``tenant`` already has ``cap`` open runtime executions on
+        any server; returns how many it had before (None: at the cap, nothing written).
+        Counted and inserted in one transaction (serialised per tenant on PostgreSQL by an
+        advisory lock, on SQLite by ``BEGIN IMMEDIATE``)."""
+        j, sx = t.jobs, t.service_executions
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": f"rlmx-runtime:{tenant}"})
+            n = conn.execute(
+                select(func.count())
+                .select_from(j.join(sx, sx.c.execution_id == j.c.job_id))
+                .where(j.c.kind == "runtime", j.c.state != "DONE", sx.c.tenant == tenant)
+            ).scalar_one()
+            if n >= cap:
+                return None
+            conn.execute(j.insert().values(**rec.model_dump()))
+        return int(n)
+
+    def take_step_lease(self, execution_id: str, owner: str, lease_s: float) -> int | None:
+        """Take the step lease of a runtime execution for ``lease_s`` seconds (database
+        clock): only when no step of it runs elsewhere (the row is IDLE, or its holder's
+        lease expired — a server that died mid-step). Returns the claim number (the row's
+        ``attempts``), or None when another server holds it or the execution is over."""
+        j = t.jobs
+        with self._write() as conn:
+            free = or_(j.c.state == "IDLE", and_(j.c.state == "RUNNING", j.c.lease_expires_at < self._db_now(conn)))
+            res = conn.execute(
+                j.update()
+                .where(j.c.job_id == execution_id, j.c.kind == "runtime", free)
+                .values(
+                    state="RUNNING",
+                    lease_owner=owner,
+                    lease_expires_at=self._db_now(conn, lease_s),
+                    attempts=j.c.attempts + 1,
+                    updated_at=utcnow(),
+                )
+            )
+            if not res.rowcount:
+                return None
+            attempts = conn.execute(select(j.c.attempts).where(j.c.job_id == execution_id)).scalar_one()
+        return int(attempts)
+
+    def release_step_lease(self, execution_id: str, owner: str, attempt: int, *, done: bool = False) -> bool:
+        """End a step: the row is IDLE again (``done``: DONE, the execution ended); False
+        when ``owner`` no longer held it under ``attempt``."""
+        j = t.jobs
+        with self._write() as conn:
+            res = conn.execute(
+                j.update()
+                .where(*_lease(execution_id, owner, attempt))
+                .values(
+                    state="DONE" if done else "IDLE",
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=utcnow(),
+                )
+            )
+        return bool(res.rowcount)
