@@ -161,3 +161,15 @@ def test_database_urls(tmp_path: Path) -> None:
     for bad in ("mysql://u@h/db", "postgresql://h", "postgresql:/h/db", "postgresql+psycopg2://h/db", ""):
         with pytest.raises(ConfigError, match="postgresql\\+psycopg://"):
             database_url(bad)
+
+
+def test_missing_postgres_binaries_say_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlmx.dev import postgres
+    from rlmx.errors import RlmxError
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("RLMX_PG_BIN", raising=False)
+    monkeypatch.setattr(postgres.glob, "glob", lambda pattern: [])
+    with pytest.raises(postgres.PostgresUnavailableError, match="apt-get install postgresql") as e:
+        postgres.LocalPostgres().start(tmp_path / "pg")
+    assert isinstance(e.value, RlmxError)
