@@ -5,7 +5,7 @@ depends on the blob store:
 
 * **remote** (an :class:`~rlmx.store.objects.ObjectBlobStore`, possibly behind wrappers that
   expose it as ``.inner``): the blob ``secrets/<name>``, so every server and worker sharing
-  the bucket uses the same value. It is created with
+  the bucket uses the same value (read once per process, then remembered). It is created with
   :meth:`~rlmx.store.base.BlobStore.put_if_absent`: of several servers starting at once one
   wins and the others read the winner's value. Anyone who can read the bucket can read it,
   as they can every text of the store: protect the bucket.
@@ -103,21 +103,28 @@ def _usable(value: bytes, where: str) -> bytes:
     return value
 
 
+_REMOTE: dict[tuple[str, str], bytes] = {}  # (store URL, name) -> secret: one GET per process
+
+
 def _remote_secret(
     blobs: BlobStore, name: str, generate: Callable[[], bytes], on_create: Callable[[str], object] | None
 ) -> bytes:
+    url = str(getattr(blobs, "url", repr(blobs)))
+    if (url, name) in _REMOTE:
+        return _REMOTE[url, name]
     key = f"secrets/{name}"
-    where = f"{getattr(blobs, 'url', blobs)!r} blob {key!r}"
+    where = f"{url!r} blob {key!r}"
     try:
-        return _usable(blobs.get(key), where)
+        value = _usable(blobs.get(key), where)
     except NotFoundError:
-        pass
-    value = generate().strip()
-    if blobs.put_if_absent(key, value + b"\n"):
-        if callable(on_create):
-            on_create(f"rlmx: generated the shared secret {name} as {where}; keep it: the store depends on it")
-        return value
-    return _usable(blobs.get(key), where)  # another server won the race: use its secret
+        value = generate().strip()
+        if blobs.put_if_absent(key, value + b"\n"):
+            if callable(on_create):
+                on_create(f"rlmx: generated the shared secret {name} as {where}; keep it: the store depends on it")
+        else:
+            value = _usable(blobs.get(key), where)  # another server won the race: use its secret
+    _REMOTE[url, name] = value
+    return value
 
 
 def _read_local(path: Path) -> bytes | None:
