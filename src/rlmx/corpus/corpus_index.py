@@ -125,10 +125,12 @@ def build_for(corpus: CorpusRecord, store: CorpusStore, builder: IndexBuilder | 
     some of its Documents (those just parsed); the others are read from their text blobs.
     The builder is consumed either way. Raises ``NotFoundError`` when a text blob is gone."""
     key = index_key(corpus.corpus_id)
+    if store.blobs.exists(key):
+        if builder is not None:
+            builder.discard()
+        return
     own = builder or IndexBuilder()
     try:
-        if store.blobs.exists(key):
-            return
         _fill(own, corpus.documents, store.blobs)
         publish_index(store.blobs, key, own.finish(corpus.corpus_id))
     finally:

@@ -172,11 +172,13 @@ class SearchIndex:
             return {}
 
     def seal(self, info: dict[str, str]) -> None:
-        """Write ``info`` into ``index_info`` and merge the FTS segments into one
-        (``optimize``: smaller and faster to query). For an index about to become immutable."""
+        """Write ``info`` into ``index_info``, merge the FTS segments into one (``optimize``)
+        and compact the file (``VACUUM``): smaller and faster to query. For an index about to
+        become immutable."""
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO index_info(key, value) VALUES (?,?)", sorted(info.items()))
             self._db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+        self._db.execute("VACUUM")
 
     def search(self, query: str, k: int = 10, doc_ids: Sequence[str] | None = None) -> list[SearchRow]:
         """Return up to ``k`` chunks ranked by BM25 (ties by ``doc_id``, ``start``),

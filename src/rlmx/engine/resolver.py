@@ -71,6 +71,7 @@ class ContextSearch:
             self.length[d.doc_id] = d.length
         self.allowed = {doc_id: _merge(r) for doc_id, r in by_doc.items()}
         self._covered: bool | None = None
+        self._exact = False  # the index holds exactly the spec's documents (a corpus's own index)
 
     def covered(self) -> bool:
         """Whether the spec's index holds every document of the spec (checked once)."""
@@ -82,6 +83,7 @@ class ContextSearch:
                     index = SearchIndex(path, readonly=True, immutable=True)
                     try:
                         ok = all(index.has(i) for i in self.allowed)
+                        self._exact = ok and index.info().get("documents") == str(len(self.allowed))
                     finally:
                         index.close()
                 except sqlite3.Error:
@@ -141,7 +143,10 @@ class ContextSearch:
         index = SearchIndex(self.spec.index_path, readonly=True, immutable=True)
         try:
             while True:
-                rows = index.search(query, fetch, doc_ids=ids)
+                # the doc-id filter is only skipped when it would keep every row anyway
+                rows = index.search(
+                    query, fetch, doc_ids=None if self._exact and len(ids) == len(self.allowed) else ids
+                )
                 out: list[list[Any]] = []
                 for row in rows:
                     for w, d, lo, hi in by_doc.get(row.doc_id, ()):
