@@ -155,7 +155,6 @@ class LocalQueue(WorkQueue):
         me = asyncio.current_task()
         try:
             await handler.run(claim)
-            await asyncio.to_thread(self.meta.finish_job, claim.job_id, claim.owner, None, claim.attempt)
         except asyncio.CancelledError:
             if getattr(me, "rlmx_lost", False):
                 pass  # another attempt holds the job now: write nothing more
@@ -169,6 +168,10 @@ class LocalQueue(WorkQueue):
             with contextlib.suppress(Exception):
                 await handler.failed(claim, f"internal error: {type(e).__name__}: {e}")
                 await asyncio.to_thread(self.meta.finish_job, claim.job_id, claim.owner, repr(e), claim.attempt)
+        else:  # done: a stop now must not give the job back
+            await asyncio.shield(
+                asyncio.to_thread(self.meta.finish_job, claim.job_id, claim.owner, None, claim.attempt)
+            )
         finally:
             beat.cancel()
             tasks.pop(claim.key, None)

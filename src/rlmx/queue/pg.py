@@ -100,13 +100,17 @@ class PgQueue(WorkQueue):
             present = conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar()
             if present is not None:
                 return False
-            conn.exec_driver_sql(self.app.schema_manager.get_schema())
+            raw = conn.connection.driver_connection  # psycopg: no placeholder parsing without params
+            assert raw is not None
+            raw.execute(self.app.schema_manager.get_schema())
         return True
 
     # -- the service's side (blocking; call from a thread) ----------------------------------
     def _sync(self) -> App:
         if self._sync_app is None:
-            self._sync_app = self.app.with_connector(SyncPsycopgConnector(conninfo=self.conninfo, min_size=1))
+            # a deferring App of its own with no tasks registered: it defers ``rlmx.job`` by
+            # name through its own (synchronous) connector
+            self._sync_app = App(connector=SyncPsycopgConnector(conninfo=self.conninfo, min_size=1, max_size=4))
             self._sync_app.open()
         return self._sync_app
 
@@ -115,7 +119,7 @@ class PgQueue(WorkQueue):
         from procrastinate.exceptions import AlreadyEnqueued
 
         with contextlib.suppress(AlreadyEnqueued):
-            self._sync().configure_task(TASK, queueing_lock=job_id, lock=job_id).defer(
+            self._sync().configure_task(TASK, queue=QUEUE, queueing_lock=job_id, lock=job_id).defer(
                 job_id=job_id, kind=kind, ref_id=ref_id
             )
 
@@ -178,7 +182,6 @@ class PgQueue(WorkQueue):
         try:
             await asyncio.to_thread(self._mark_running, job_id, claim)
             await handler.run(claim)
-            await asyncio.to_thread(self.meta.finish_job, job_id, None, None, None)
         except asyncio.CancelledError:
             if getattr(me, "rlmx_lost", False):
                 return  # another attempt holds the job: this one ends quietly, writing nothing
@@ -192,6 +195,8 @@ class PgQueue(WorkQueue):
             with contextlib.suppress(Exception):
                 await handler.failed(claim, f"internal error: {type(e).__name__}: {e}")
                 await asyncio.to_thread(self.meta.finish_job, job_id, None, repr(e), None)
+        else:  # done: a stop now must not give the job back
+            await asyncio.shield(asyncio.to_thread(self.meta.finish_job, job_id, None, None, None))
         finally:
             self._attempts.pop(key, None)
 

@@ -85,6 +85,8 @@ class JobsMixin(ExecutionsMixin):
     def _reset_running(self, claim: Claim) -> None:
         meta = fenced_store(self.store, claim.fence).meta
         rec = self.meta.get_execution(claim.ref_id)
+        if rec.status != Status.RUNNING.value and (rec.status, rec.error) != (Status.CANCELLED.value, "cancelled"):
+            return  # it ended for its own reasons (only the engine's "task cancelled" record is undone)
         rec.status, rec.error, rec.finished_at = Status.RUNNING.value, None, None
         meta.put_execution(rec)
 

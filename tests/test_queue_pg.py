@@ -1,0 +1,88 @@
+"""The queue at scale: Procrastinate on PostgreSQL, blobs on S3 (issue 8 item 3).
+
+Real PostgreSQL and a real S3 endpoint (moto), started by the test fixtures; the LM is the
+offline baseline policy or a local OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from rlmx.queue.pg import PgQueue
+from rlmx.service.core import Service
+from rlmx.service.settings import ServiceSettings
+from rlmx.service.worker import Worker
+from rlmx.store import open_store
+from service_support import wait_for
+
+
+def _service(tmp_path: Path, pg_url: str, s3_url: str, name: str = "home", **settings: object) -> Service:
+    store = open_store(tmp_path / name, database_url=pg_url, blob_url=s3_url, migrate=True)
+    return Service(ServiceSettings(home=tmp_path / name, lease_seconds=3, poll_seconds=0.1, **settings), store)
+
+
+def test_answerer_runs_through_procrastinate(tmp_path: Path, small_corpus: Path, pg_url: str, s3_url: str) -> None:
+    svc = _service(tmp_path, pg_url, s3_url)
+    assert isinstance(svc.queue, PgQueue)
+    sid = svc.create_session("acme", [{"source_name": "c", "path": str(small_corpus)}]).session_id
+    with svc.meta.engine.connect() as conn:  # the ingest job is a Procrastinate job, not only a row
+        n = conn.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'rlmx.job'")).scalar()
+    assert n == 1
+
+    async def run() -> str:
+        stop = asyncio.Event()
+        worker = asyncio.create_task(Worker(svc, concurrency=2).run(stop))
+        await asyncio.to_thread(wait_for, lambda: svc.meta.get_session(sid).status == "READY", "ingestion")
+        eid = svc.create_execution(
+            "acme",
+            sid,
+            {"question": "What did the Marshall Plan do?", "models": {"root": "baseline", "sub": "baseline"}},
+        )["execution_id"]
+        rec = await asyncio.to_thread(
+            wait_for, lambda: (r := svc.meta.get_execution(eid)).status != "RUNNING" and r, "the execution"
+        )
+        stop.set()
+        await worker
+        assert rec.status == "COMPLETED", rec.error
+        return eid
+
+    eid = asyncio.run(run())
+    rec = svc.meta.get_execution(eid)
+    assert rec.citations and "Marshall" in rec.answer
+    from rlmx.engine.verify import verify_citations
+
+    assert all(c.ok for c in verify_citations(rec.citations, svc.store))
+    with svc.meta.engine.connect() as conn:
+        statuses = conn.execute(text("SELECT status::text FROM procrastinate_jobs ORDER BY id")).scalars().all()
+    assert statuses == ["succeeded", "succeeded"]
+    kinds = [e["kind"] for e in svc.meta.get_events(eid)]
+    assert kinds[0] == "execution_started" and kinds[-1] == "final"
+    svc.close()
+
+
+def test_cancel_before_a_worker_takes_it(tmp_path: Path, small_corpus: Path, pg_url: str, s3_url: str) -> None:
+    svc = _service(tmp_path, pg_url, s3_url)
+    sid = svc.create_session("acme", [{"source_name": "c", "path": str(small_corpus)}], queue=False).session_id
+    svc.ingest_session(sid)
+    eid = svc.create_execution("acme", sid, {"question": "q?", "models": {"root": "baseline", "sub": "baseline"}})[
+        "execution_id"
+    ]
+    out = asyncio.run(svc.cancel("acme", eid))
+    assert out["status"] == "CANCELLED"
+    with svc.meta.engine.connect() as conn:
+        status = conn.execute(
+            text("SELECT status::text FROM procrastinate_jobs WHERE queueing_lock = :j"), {"j": eid}
+        ).scalar()
+    assert status == "cancelled"
+    svc.close()
+
+
+@pytest.mark.parametrize("n_servers", [2])
+def test_schema_applied_once_by_concurrent_services(tmp_path: Path, pg_url: str, s3_url: str, n_servers: int) -> None:
+    services = [_service(tmp_path, pg_url, s3_url, name=f"h{i}") for i in range(n_servers)]
+    assert not any(s.queue.ensure_schema() for s in services)  # the first Service applied it
+    for s in services:
+        s.close()
