@@ -292,21 +292,29 @@ def test_paths_in_or_around_the_store_home_are_refused(tmp_path: Path, small_cor
 
 # --- 9. runtime REPLs are bounded and reaped without a worker ----------------------------------------
 def test_runtime_repls_are_capped_per_tenant_and_overall(tmp_path: Path, small_corpus: Path):
+    """Open runtime executions are capped per tenant (across servers: counted in the store);
+    a server caches at most RLMX_MAX_RUNTIMES REPLs and stops the least recently used idle one
+    to make room — it comes back from its snapshot on its next step."""
     svc = make_service(tmp_path / "home", allowed_paths=str(small_corpus), max_runtimes=3, max_runtimes_per_tenant=2)
     ka, kb = auth(svc.keys.create("a")[0]), auth(svc.keys.create("b")[0])
     sa, sb = _ready(svc, "a", small_corpus), _ready(svc, "b", small_corpus)
     with client(svc, worker=False) as c:
         start = lambda s, k: c.post(f"/v1/sessions/{s}/executions/runtime", json={}, headers=k)  # noqa: E731
-        a1, a2 = start(sa, ka).json()["execution_id"], start(sa, ka).json()["execution_id"]
+        a1 = start(sa, ka).json()["execution_id"]
+        assert c.post(f"/v1/executions/{a1}/steps", json={"code": "x = 41"}, headers=ka).json()["success"]
+        a2 = start(sa, ka).json()["execution_id"]
         r = start(sa, ka)
         assert r.status_code == 429 and "RLMX_MAX_RUNTIMES_PER_TENANT" in r.json()["detail"]
         assert int(r.headers["retry-after"]) >= 1
         b1 = start(sb, kb).json()["execution_id"]
-        r = start(sb, kb)
-        assert r.status_code == 429 and "RLMX_MAX_RUNTIMES" in r.json()["detail"]
+        b2 = start(sb, kb)  # the server is at RLMX_MAX_RUNTIMES: the least recently used idle REPL goes
+        assert b2.status_code == 201, b2.text
+        assert len(svc.runtimes) == 3 and a1 not in svc.runtimes and {a2, b1} <= set(svc.runtimes)
+        step = c.post(f"/v1/executions/{a1}/steps", json={"code": "print(x + 1)"}, headers=ka).json()
+        assert step["stdout"] == "42\n"  # a1 came back (from its snapshot) when it was used again
+        assert len(svc.runtimes) == 3
         assert c.post(f"/v1/executions/{a1}/cancel", headers=ka).json()["status"] == "CANCELLED"
-        assert start(sb, kb).status_code == 201  # a REPL was freed
-        assert len(svc.runtimes) == 3 and a2 in svc.runtimes and b1 in svc.runtimes
+        assert start(sa, ka).status_code == 201  # the tenant's cap counts open executions only
     assert svc.runtimes == {}
     svc.close()
 

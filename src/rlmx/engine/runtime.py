@@ -17,8 +17,9 @@ a batch, or an error) and/or asks the server to resolve some (``server_ids``), w
 step go on; ``resolve`` answers like ``step``. Time spent waiting for tool results does not
 count against the step's wall-clock limit.
 
-After a restart, :meth:`open` with ``restore=True`` brings the REPL back by replaying the
-committed steps (:mod:`rlmx.engine.resume`).
+Each committed step stores the REPL's sealed snapshot. On another server (or after a restart),
+:meth:`open` with ``restore=True`` brings the REPL back from the snapshot of the last
+committed step, else by replaying the committed steps (:mod:`rlmx.engine.resume`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ..store.base import ExecutionRecord, utcnow
 from ..types import Status
 from .orchestrator import Engine, ExecutionOutcome, ExecutionState, Tree
 from .resolver import ToolResolverImpl
-from .resume import ReplayResolver, abandon_in_flight, replay_turns, stored_usage
+from .resume import ReplayResolver, abandon_in_flight, replay_turns, restore_logs, stored_usage
 from .schema import OutputSchema
 
 __all__ = ["RuntimeConflict", "RuntimeExecution", "ToolResultError"]
@@ -95,16 +96,21 @@ class RuntimeExecution:
         self._t0 = 0.0
         self._pending: dict[str, tuple[ToolRequest, asyncio.Future[Any]]] = {}
         self._changed = asyncio.Event()
+        self.restored: str | None = None
+        """How :meth:`open` brought the REPL back: ``"snapshot"``, ``"replay"`` or None (new)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self, *, restore: bool = False) -> None:
-        """Start the REPL. ``restore``: the execution exists; replay its committed steps."""
+        """Start the REPL. ``restore``: the execution exists (another server, or this one
+        before a restart, served its earlier steps): the REPL comes back from the sealed
+        snapshot of its last committed step when the store has it (no code runs again),
+        else by replaying the committed steps. Store I/O runs in threads."""
         self.loop = asyncio.get_running_loop()
         fields = self.schema.field_names if self.schema else None
-        self.repl = self.engine.repl_factory(self.spec, self.engine.options, fields)
-        await self.repl.start()
         meta = self.store.meta
         if not restore:
+            self.repl = self.engine._new_repl(self.spec, fields)  # sealed with the store's shared key
+            await self.repl.start()
             rec = ExecutionRecord(
                 execution_id=self.execution_id,
                 corpus_id=self.corpus_id,
@@ -115,17 +121,27 @@ class RuntimeExecution:
                 sub_model="client" if self.client_tools else self.tree.sub_lm.spec,
                 budgets=self.tree.budgets.model_dump(),
             )
-            meta.put_execution(rec)
+            await asyncio.to_thread(meta.put_execution, rec)
             self.tree.emit("execution_started", execution_id=self.execution_id, depth=0, question=self.question)
             return
-        turns = meta.get_turns(self.execution_id)
-        abandon_in_flight(meta, self.execution_id, turns[-1]["turn"] if turns else 0)
-        usage = stored_usage(meta, self.execution_id)
+        turns = await asyncio.to_thread(meta.get_turns, self.execution_id)
+        last = int(turns[-1]["turn"]) if turns else 0
+        snapshot = await asyncio.to_thread(self.engine._load_snapshot, self.execution_id, last) if last else None
+        self.repl = self.engine._new_repl(self.spec, fields, snapshot)
+        await self.repl.start()
+        await asyncio.to_thread(abandon_in_flight, meta, self.execution_id, last)
+        usage = await asyncio.to_thread(stored_usage, meta, self.execution_id)
         tr = self.tree.tracker
         tr.turns, tr.sub_calls, tr.root_calls = usage.turns, usage.sub_calls, usage.root_calls
         tr.input_tokens, tr.output_tokens, tr.cost_usd = usage.input_tokens, usage.output_tokens, usage.cost_usd
-        recorded = {str(s.get("id")): s for s in meta.get_subcalls(self.execution_id)}
-        await replay_turns(self.state, self.repl, turns, ReplayResolver(self.resolver, recorded, meta))
+        subcalls = await asyncio.to_thread(meta.get_subcalls, self.execution_id)
+        replay = ReplayResolver(self.resolver, {str(s.get("id")): s for s in subcalls}, meta)
+        if snapshot is not None and getattr(self.repl, "snapshot", None) is not None:
+            restore_logs(self.state, turns, replay)
+            self.restored = "snapshot"
+        else:
+            await replay_turns(self.state, self.repl, turns, replay)
+            self.restored = "replay"
         self.turn = len(turns)
 
     async def close(self) -> None:
@@ -151,7 +167,9 @@ class RuntimeExecution:
     async def cancel(self, reason: str) -> None:
         """End the execution as CANCELLED now (a waiting or running step is stopped)."""
         if self.status is Status.RUNNING:
-            self.finish(ExecutionOutcome(self.execution_id, Status.CANCELLED, "", [], error=reason))
+            await asyncio.to_thread(
+                self.finish, ExecutionOutcome(self.execution_id, Status.CANCELLED, "", [], error=reason)
+            )
         await self.close()
 
     @property
@@ -303,10 +321,10 @@ class RuntimeExecution:
             step = task.result()
         except RlmxError as e:  # the REPL could not be restarted
             step = StepResult(error=f"{type(e).__name__}: {e}")
-        return self._commit(step)
+        return await self._commit(step)
 
-    def _commit(self, step: StepResult) -> dict[str, Any]:
-        st, meta = self.state, self.store.meta
+    async def _commit(self, step: StepResult) -> dict[str, Any]:
+        st = self.state
         st.log_spans(step.span_log)
         final, error, fields = step.final, step.error, None
         if final is not None and self.schema is not None:
@@ -314,22 +332,21 @@ class RuntimeExecution:
                 fields = self.schema.validate(final)
             except SchemaError as e:
                 error, final = f"SchemaError: {e}", None
-        meta.add_turn(
-            self.execution_id,
-            self.turn,
-            {
-                "turn": self.turn,
-                "depth": 0,
-                "mode": "runtime",
-                "code": self._code,
-                "stdout": step.stdout,
-                "error": error,
-                "timed_out": step.timed_out,
-                "final": final.model_dump() if final else None,
-                "span_log": [e.model_dump() for e in step.span_log],
-                "timings": {"step_s": round(step.duration_s, 4), "total_s": round(time.monotonic() - self._t0, 4)},
-            },
-        )
+        record = {
+            "turn": self.turn,
+            "depth": 0,
+            "mode": "runtime",
+            "code": self._code,
+            "stdout": step.stdout,
+            "error": error,
+            "timed_out": step.timed_out,
+            "final": final.model_dump() if final else None,
+            "span_log": [e.model_dump() for e in step.span_log],
+            "timings": {"step_s": round(step.duration_s, 4), "total_s": round(time.monotonic() - self._t0, 4)},
+        }
+        assert self.repl is not None
+        # the turn (commit point), then the REPL's sealed snapshot, which any server restores
+        await asyncio.to_thread(self.engine._commit_turn, self.execution_id, self.turn, record, self.repl)
         self.tree.emit(
             "turn_finished",
             execution_id=self.execution_id,
@@ -359,11 +376,17 @@ class RuntimeExecution:
                 error=f"the turn budget of {self.tree.budgets.max_turns} steps is spent",
             )
         if outcome is not None:
-            self.finish(outcome)
+            await asyncio.to_thread(self.finish, outcome)
         return self._view(step, waiting=False, error=error, final=final, outcome=outcome)
 
+    def use_store(self, store: Any) -> None:
+        """Write through ``store`` from now on (a server's fenced view for one step)."""
+        self.store = store
+        self.engine.store = store
+
     def finish(self, outcome: ExecutionOutcome) -> None:
-        """Record the end of the execution (the REPL is closed by :meth:`close`)."""
+        """Record the end of the execution (the REPL is closed by :meth:`close`). Blocking
+        I/O: async code calls it in a thread."""
         meta = self.store.meta
         rec = meta.get_execution(self.execution_id)
         rec.status = outcome.status.value

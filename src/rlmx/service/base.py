@@ -5,6 +5,9 @@ with the models and leases every operation uses."""
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +54,8 @@ class ServiceBase:
         self.runtimes: dict[str, RuntimeExecution] = {}
         self._runtime_slots: dict[str, str] = {}  # execution id -> tenant, REPLs live or starting
         self._runtime_locks: dict[str, asyncio.Lock] = {}
+        self.server_id = f"api:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        """This process's name in step leases of runtime executions."""
         self.queue: WorkQueue = open_queue(
             self.meta, lease_s=self.settings.lease_seconds, poll_s=self.settings.poll_seconds
         )

@@ -164,22 +164,26 @@ class ExecutionsMixin(SessionsMixin):
     async def cancel(self, tenant: str, execution_id: str) -> dict[str, Any]:
         """Ask the execution to stop: an answerer stops at its next turn boundary (at once
         when still queued); a runtime execution stops now."""
-        sx, rec = self.owned_execution(tenant, execution_id)
+        sx, rec = await asyncio.to_thread(self.owned_execution, tenant, execution_id)
         if rec.status in TERMINAL:
             return {"execution_id": execution_id, "status": rec.status, "cancel_requested": False}
         if sx.mode == "runtime":
             rt = self._forget_runtime(execution_id)
             if rt is not None:
+                lease = getattr(rt, "lease", None)
+                if lease is not None:
+                    lease[1].cancel()
                 await rt.cancel("cancelled by the client")
                 rt.engine.close()
-            else:
-                self._fail(execution_id, Status.CANCELLED, "cancelled by the client")
-            self.final_event(execution_id)
+            else:  # its REPL, if any, is cached on another server: that one drops it on next use
+                await asyncio.to_thread(self._fail, execution_id, Status.CANCELLED, "cancelled by the client")
+            await asyncio.to_thread(self.meta.finish_job, execution_id, None, "cancelled by the client")
+            await asyncio.to_thread(self.final_event, execution_id)
         else:
             if await asyncio.to_thread(self.queue.withdraw, execution_id):  # no worker started it
-                self._fail(execution_id, Status.CANCELLED, "cancelled before it started")
-                self.final_event(execution_id)
-        status = self.meta.get_execution(execution_id).status
+                await asyncio.to_thread(self._fail, execution_id, Status.CANCELLED, "cancelled before it started")
+                await asyncio.to_thread(self.final_event, execution_id)
+        status = (await asyncio.to_thread(self.meta.get_execution, execution_id)).status
         return {"execution_id": execution_id, "status": status, "cancel_requested": True}
 
     def events(self, tenant: str, execution_id: str, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:

@@ -1,13 +1,29 @@
-"""Runtime executions: the client drives the REPL step by step. The registry of live REPLs
-(``Service.runtimes``) is per process, capped by ``RLMX_MAX_RUNTIMES`` and
-``RLMX_MAX_RUNTIMES_PER_TENANT``; idle REPLs are stopped and restored by replay on their
-next request."""
+"""Runtime executions: the client drives the REPL step by step, through any API server.
+
+No server owns a runtime execution. Its ``jobs`` row (``kind="runtime"``) is a **step
+lease**: a step takes it (``take_step_lease``, database clock, renewed by a heartbeat while
+the step runs or waits for the client's tool results), so steps of one execution are
+serialised across servers, and releases it when the step is committed. The REPL a server
+keeps between steps is a cache: it is used only when it is at the last committed step;
+otherwise (another server served the previous step, or this process restarted) the REPL is
+restored from the sealed snapshot of the last committed step in the store, or by replay.
+Every write of a step goes through the lease's fence, so a server that stalled past its
+lease writes nothing more. A server that dies between steps loses nothing; one that dies
+mid-step loses that step, and the next step waits until its lease runs out.
+
+Limits: ``RLMX_MAX_RUNTIMES_PER_TENANT`` open runtime executions per tenant across all
+servers (429 beyond), ``RLMX_MAX_RUNTIMES`` REPLs cached per server (the least recently used
+idle one is stopped to make room: it is restored on its next step; 429 when every one is
+busy). A step waiting for the client's tool results stays on the server that ran it: send
+the results there (another server answers 409).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..api import RLM
@@ -17,19 +33,22 @@ from ..engine.runtime import RuntimeConflict, RuntimeExecution, ToolResultError
 from ..engine.schema import OutputSchema
 from ..errors import RlmxError
 from ..ids import new_id
-from ..store.base import CorpusRecord, ServiceExecutionRecord
+from ..store.base import CorpusRecord, JobRecord, ServiceExecutionRecord
+from ..store.sql_jobs import JobLeaseFence
 from ..types import Status
 from .base import TERMINAL
 from .errors import BadRequest, Conflict, TooMany
 from .executions import ExecutionsMixin
+from .leases import fenced_store
 
 __all__ = ["RuntimesMixin"]
 
+_Op = Callable[[RuntimeExecution], Awaitable[dict[str, Any]]]
+
 
 class RuntimesMixin(ExecutionsMixin):
-    """Runtime executions and the registry of their live REPLs."""
+    """Runtime executions, their step leases, and this server's cache of their REPLs."""
 
-    # -- runtime executions ---------------------------------------------------------------------
     def _runtime(self, execution_id: str, rlm: RLM, corpus: CorpusRecord, request: dict[str, Any]) -> RuntimeExecution:
         engine = Engine(self.store, rlm.options)
         tree = rlm.make_tree(engine)
@@ -45,26 +64,41 @@ class RuntimesMixin(ExecutionsMixin):
             client_tools=request.get("sub_calls") == "client",
         )
 
+    def _open_row(self, tenant: str, eid: str, session_id: str, req: dict[str, Any]) -> None:
+        """The execution's step-lease row (under the tenant's cap) and service record."""
+        n = self.meta.add_runtime_job(
+            JobRecord(job_id=eid, kind="runtime", ref_id=eid, state="IDLE"),
+            tenant,
+            self.settings.max_runtimes_per_tenant,
+        )
+        if n is None:
+            raise TooMany(
+                f"this tenant already has {self.settings.max_runtimes_per_tenant} open runtime executions (the "
+                "limit is RLMX_MAX_RUNTIMES_PER_TENANT, across all servers): finish or cancel one "
+                "(POST /v1/executions/{id}/cancel), then retry",
+                headers={"Retry-After": "1"},
+            )
+        self.meta.put_service_execution(
+            ServiceExecutionRecord(execution_id=eid, tenant=tenant, session_id=session_id, mode="runtime", request=req)
+        )
+
     async def create_runtime(self, tenant: str, session_id: str, request: dict[str, Any]) -> dict[str, Any]:
         """Start a runtime execution: ``{question?, models?, budgets?, output_schema?,
-        sub_calls: "server"|"client"}``; its REPL starts now."""
-        session, corpus = self._ready_corpus(tenant, session_id)
+        sub_calls: "server"|"client"}``; its REPL starts now, on this server."""
+        session, corpus = await asyncio.to_thread(self._ready_corpus, tenant, session_id)
         self._check_schema(request.get("output_schema"))
         eid = new_id("exe")
         rlm = self.make_rlm(request.get("models"), request.get("budgets"), tenant=tenant, on_event=self.event_sink(eid))
         req = {**request, "models": self.resolve_models(request.get("models"))}
-        await self._take_runtime_slot(tenant, eid)
+        await self._make_room(tenant, eid)
         try:
+            await asyncio.to_thread(self._open_row, tenant, eid, session.session_id, req)
             rt = self._runtime(eid, rlm, corpus, req)
-            self.meta.put_service_execution(
-                ServiceExecutionRecord(
-                    execution_id=eid, tenant=tenant, session_id=session.session_id, mode="runtime", request=req
-                )
-            )
             try:
                 await rt.open()
             except RlmxError as e:
                 rt.engine.close()
+                await asyncio.to_thread(self._end_runtime_row, eid, Status.FAILED, f"the REPL could not start: {e}")
                 raise BadRequest(f"the REPL could not start: {e}") from None
         except BaseException:
             self._runtime_slots.pop(eid, None)
@@ -76,106 +110,171 @@ class RuntimesMixin(ExecutionsMixin):
             "sub_calls": "client" if rt.client_tools else "server",
         }
 
-    async def _live_runtime(self, tenant: str, execution_id: str) -> RuntimeExecution:
-        sx, rec = self.owned_execution(tenant, execution_id)
-        if sx.mode != "runtime":
-            raise Conflict(f"execution {execution_id!r} is an answerer execution; steps are for runtime executions")
-        if rec.status in TERMINAL:
-            raise Conflict(f"execution {execution_id!r} is {rec.status}; start a new one")
-        lock = self._runtime_locks.setdefault(execution_id, asyncio.Lock())
-        async with lock:
-            rt = self.runtimes.get(execution_id)
-            if rt is not None and rt.loop is not asyncio.get_running_loop():  # its event loop is gone
-                self._forget_runtime(execution_id)
-                rt.abandon()
-                rt = None
-            if rt is None:  # this process restarted, or the REPL was idle: restore by replay
-                await self._take_runtime_slot(tenant, execution_id)
-                try:
-                    corpus = self.meta.get_corpus(rec.corpus_id)
-                    rlm = self.make_rlm(
-                        sx.request.get("models"),
-                        sx.request.get("budgets"),
-                        tenant=tenant,
-                        on_event=self.event_sink(execution_id),
-                    )
-                    rt = self._runtime(execution_id, rlm, corpus, sx.request)
-                    try:
-                        await rt.open(restore=True)
-                    except RlmxError as e:
-                        rt.engine.close()
-                        raise Conflict(f"the execution could not be restored: {e}") from None
-                except BaseException:
-                    self._runtime_slots.pop(execution_id, None)
-                    raise
-                self.runtimes[execution_id] = rt
-            return rt
+    def _end_runtime_row(self, eid: str, status: Status, error: str) -> None:
+        self._fail(eid, status, error)
+        self.meta.finish_job(eid, None, error=error)
 
-    async def _after_step(self, rt: RuntimeExecution, view: dict[str, Any]) -> dict[str, Any]:
-        if rt.status is not Status.RUNNING:
-            self._forget_runtime(rt.execution_id)
-            self._runtime_locks.pop(rt.execution_id, None)
-            await rt.close()
-            rt.engine.close()
-            self.final_event(rt.execution_id)
-        return view
-
+    # -- steps --------------------------------------------------------------------------------
     async def step(self, tenant: str, execution_id: str, code: str) -> dict[str, Any]:
-        rt = await self._live_runtime(tenant, execution_id)
-        try:
-            view = await rt.step(code)
-        except RuntimeConflict as e:
-            raise Conflict(str(e)) from None
-        return await self._after_step(rt, view)
+        """Run ``code`` as the execution's next step, on this server (see the module doc)."""
+        return await self._serve(tenant, execution_id, lambda rt: rt.step(code), resolving=False)
 
     async def resolve_tools(
         self, tenant: str, execution_id: str, results: dict[str, Any], server_ids: list[str]
     ) -> dict[str, Any]:
-        rt = await self._live_runtime(tenant, execution_id)
+        """Answer the tool requests a step of this server waits on."""
+        return await self._serve(tenant, execution_id, lambda rt: rt.resolve(results, server_ids), resolving=True)
+
+    async def _serve(self, tenant: str, eid: str, op: _Op, *, resolving: bool) -> dict[str, Any]:
+        sx, rec = await asyncio.to_thread(self.owned_execution, tenant, eid)
+        if sx.mode != "runtime":
+            raise Conflict(f"execution {eid!r} is an answerer execution; steps are for runtime executions")
+        if rec.status in TERMINAL:
+            stale = self._forget_runtime(eid)
+            if stale is not None:
+                await self._dispose(stale)
+            raise Conflict(f"execution {eid!r} is {rec.status}; start a new one")
+        lock = self._runtime_locks.setdefault(eid, asyncio.Lock())
+        async with lock:
+            rt = self.runtimes.get(eid)
+            if rt is not None and rt.busy:  # a step of this server waits for tool results: it holds the lease
+                return await self._run_op(rt, op)
+            if resolving:
+                raise Conflict(
+                    f"no step of execution {eid!r} is waiting for tool results on this server: send tool results "
+                    "to the server that answered the step with waiting: true"
+                )
+            attempt = await asyncio.to_thread(self.meta.take_step_lease, eid, self.server_id, self._step_lease_s)
+            if attempt is None:
+                raise Conflict(
+                    f"a step of execution {eid!r} is running (on this or another server); retry when it has ended",
+                    headers={"Retry-After": "1"},
+                )
+            try:
+                rt = await self._current_runtime(tenant, eid, sx, rec.corpus_id)
+                self._begin_step(rt, attempt)
+            except BaseException:
+                await asyncio.to_thread(self.meta.release_step_lease, eid, self.server_id, attempt)
+                raise
+            return await self._run_op(rt, op)
+
+    @property
+    def _step_lease_s(self) -> float:
+        return float(self.settings.lease_seconds)
+
+    async def _current_runtime(self, tenant: str, eid: str, sx: Any, corpus_id: str) -> RuntimeExecution:
+        """This server's REPL of ``eid`` when it is at the last committed step, else one
+        restored from the store."""
+        rt = self.runtimes.get(eid)
+        committed = len(await asyncio.to_thread(self.meta.get_turns, eid))
+        if rt is not None and (rt.loop is not asyncio.get_running_loop() or rt.turn != committed):
+            self._forget_runtime(eid)  # another server served a step since (or its loop is gone)
+            await self._dispose(rt)
+            rt = None
+        if rt is None:
+            await self._make_room(tenant, eid)
+            try:
+                corpus = await asyncio.to_thread(self.meta.get_corpus, corpus_id)
+                rlm = self.make_rlm(
+                    sx.request.get("models"),
+                    sx.request.get("budgets"),
+                    tenant=tenant,
+                    on_event=self.event_sink(eid),
+                )
+                rt = self._runtime(eid, rlm, corpus, sx.request)
+                try:
+                    await rt.open(restore=True)
+                except RlmxError as e:
+                    rt.engine.close()
+                    raise Conflict(f"the execution could not be restored: {e}") from None
+            except BaseException:
+                self._runtime_slots.pop(eid, None)
+                raise
+            self.runtimes[eid] = rt
+        return rt
+
+    def _begin_step(self, rt: RuntimeExecution, attempt: int) -> None:
+        """Write the step through the lease's fence; renew the lease while it runs."""
+        eid = rt.execution_id
+        lost_flag = {"lost": False}
+
+        def lost() -> None:
+            lost_flag["lost"] = True
+
+        rt.use_store(fenced_store(self.store, JobLeaseFence(eid, self.server_id, attempt), lost))
+        rt.lease = (attempt, asyncio.create_task(self._renew(eid, attempt)), lost_flag)  # type: ignore[attr-defined]
+
+    async def _renew(self, eid: str, attempt: int) -> None:
+        while True:
+            await asyncio.sleep(self._step_lease_s / 3)
+            with contextlib.suppress(RlmxError):
+                if not await asyncio.to_thread(self.meta.renew_lease, eid, self.server_id, self._step_lease_s, attempt):
+                    return
+
+    async def _run_op(self, rt: RuntimeExecution, op: _Op) -> dict[str, Any]:
         try:
-            view = await rt.resolve(results, server_ids)
+            view = await op(rt)
         except RuntimeConflict as e:
+            if not rt.busy:  # nothing runs: give the lease back (a waiting step keeps it)
+                await self._end_step(rt)
             raise Conflict(str(e)) from None
         except ToolResultError as e:
             raise BadRequest(str(e)) from None
-        return await self._after_step(rt, view)
+        except BaseException:
+            await self._end_step(rt, drop=True)
+            raise
+        if not rt.busy:  # the step is committed (not waiting for the client's tool results)
+            await self._end_step(rt)
+        return view
 
-    async def _take_runtime_slot(self, tenant: str, execution_id: str) -> None:
-        """Count a REPL about to start for ``tenant`` against ``RLMX_MAX_RUNTIMES`` (this
-        process) and ``RLMX_MAX_RUNTIMES_PER_TENANT``, after stopping idle ones; TooMany
-        (429) at a limit."""
+    async def _end_step(self, rt: RuntimeExecution, *, drop: bool = False) -> None:
+        """Release the step lease (DONE when the execution ended); ``drop``: the REPL is not
+        trusted any more (the step failed half-way), the next step restores it."""
+        lease = getattr(rt, "lease", None)
+        rt.lease = None  # type: ignore[attr-defined]
+        eid = rt.execution_id
+        done = rt.status is not Status.RUNNING
+        if lease is not None:
+            attempt, beat, lost = lease
+            beat.cancel()
+            await asyncio.to_thread(self.meta.release_step_lease, eid, self.server_id, attempt, done=done)
+            drop = drop or lost["lost"]
+        rt.use_store(self.store)
+        if done or drop:
+            self._forget_runtime(eid)
+            self._runtime_locks.pop(eid, None)
+            await rt.close()
+            rt.engine.close()
+        if done:
+            await asyncio.to_thread(self.final_event, eid)
+
+    # -- this server's REPL cache ------------------------------------------------------------------
+    async def _make_room(self, tenant: str, execution_id: str) -> None:
+        """Count a REPL about to start against ``RLMX_MAX_RUNTIMES`` (this server), stopping
+        idle ones first: those idle past ``RLMX_RUNTIME_IDLE_SECONDS``, then the least recently
+        used; TooMany (429) when every REPL of this server is busy."""
         await self.reap_idle()
         st = self.settings
-        mine = [e for e, t in self._runtime_slots.items() if t == tenant]
-        if len(mine) >= st.max_runtimes_per_tenant:
-            raise TooMany(
-                f"this tenant already has {len(mine)} runtime executions with a live REPL on this server "
-                f"(the limit is {st.max_runtimes_per_tenant}, RLMX_MAX_RUNTIMES_PER_TENANT): finish or cancel "
-                "one (POST /v1/executions/{id}/cancel), or retry when an idle one has been stopped",
-                headers={"Retry-After": str(self._retry_after(mine))},
-            )
-        if len(self._runtime_slots) >= st.max_runtimes:
-            raise TooMany(
-                f"this server runs its limit of {st.max_runtimes} runtime REPLs (RLMX_MAX_RUNTIMES); retry later",
-                headers={"Retry-After": str(self._retry_after(list(self._runtime_slots)))},
-            )
+        while len(self._runtime_slots) >= st.max_runtimes:
+            idle = [(rt.last_used, e) for e, rt in self.runtimes.items() if not rt.busy]
+            if not idle:
+                raise TooMany(
+                    f"this server runs its limit of {st.max_runtimes} busy runtime REPLs (RLMX_MAX_RUNTIMES); "
+                    "retry later, or on another server",
+                    headers={"Retry-After": str(max(1, math.ceil(st.lease_seconds / 3)))},
+                )
+            _, oldest = min(idle)
+            rt = self._forget_runtime(oldest)
+            if rt is not None:
+                await self._dispose(rt)
         self._runtime_slots[execution_id] = tenant
-
-    def _retry_after(self, execution_ids: list[str]) -> int:
-        """Seconds until the first of these REPLs is stopped as idle (at least 1)."""
-        limit = self.settings.runtime_idle_seconds
-        now = time.monotonic()
-        waits = [
-            limit - (now - rt.last_used)
-            for e in execution_ids
-            if (rt := self.runtimes.get(e)) is not None and not rt.busy
-        ]
-        return max(1, math.ceil(min(waits, default=min(limit, 60.0))))
 
     async def reap_idle(self) -> None:
         """Stop the REPLs of runtime executions idle for ``RLMX_RUNTIME_IDLE_SECONDS`` (not
-        those waiting for tool results); they are restored on their next request. Run by the
+        those waiting for tool results); they are restored on their next step. Run by the
         HTTP app (every quarter of that, at most every 30 s) and by workers."""
+        import time
+
         limit = self.settings.runtime_idle_seconds
         for eid, rt in list(self.runtimes.items()):
             if not rt.busy and time.monotonic() - rt.last_used > limit and self.runtimes.get(eid) is rt:
@@ -183,7 +282,7 @@ class RuntimesMixin(ExecutionsMixin):
                 await self._dispose(rt)
 
     async def close_runtimes(self) -> None:
-        """Stop every runtime execution's REPL (their records stay RUNNING: restored on use)."""
+        """Stop every cached REPL (their executions stay RUNNING: restored on use)."""
         for eid in list(self.runtimes):
             rt = self._forget_runtime(eid)
             if rt is not None:

@@ -338,6 +338,20 @@ class MetadataStore(ABC):
         """On a :meth:`fenced` view: a write was dropped because the lease was lost."""
         return False
 
+    def add_runtime_job(self, rec: JobRecord, tenant: str, cap: int) -> int | None:
+        """Insert a runtime execution's step-lease row unless ``tenant`` has ``cap`` open
+        runtime executions; returns how many it had, or None at the cap."""
+        raise _service_only("add_runtime_job")
+
+    def take_step_lease(self, execution_id: str, owner: str, lease_s: float) -> int | None:
+        """Take a runtime execution's step lease for ``lease_s`` seconds; its claim number,
+        or None when another holder has it."""
+        raise _service_only("take_step_lease")
+
+    def release_step_lease(self, execution_id: str, owner: str, attempt: int, *, done: bool = False) -> bool:
+        """Give a step lease back (IDLE, or DONE with ``done``); False when not held."""
+        raise _service_only("release_step_lease")
+
     def request_cancel(self, job_id: str) -> JobRecord | None:
         """Set ``cancel_requested``; a QUEUED job becomes DONE at once. Returns the job
         as it was before, or None when absent."""
