@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import sysconfig
@@ -230,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     for store, _ in parts:
         store.close()
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
