@@ -81,6 +81,7 @@ class PgQueue(WorkQueue):
         self.conninfo = libpq_url(database_url)
         self.app = App(connector=PsycopgConnector(conninfo=self.conninfo, min_size=1, max_size=4))
         self._handler: JobHandler | None = None
+        self._owner = "worker"
         self._attempts: dict[tuple[str, int, str], asyncio.Task[Any]] = {}
         self._stopping = False
         self.app.task(
@@ -149,7 +150,7 @@ class PgQueue(WorkQueue):
         assert handler is not None, "a PgQueue task ran outside PgQueue.work"
         job = context.job
         loop = asyncio.get_running_loop()
-        owner = f"procrastinate:{job.worker_id}"
+        owner = f"{self._owner}/procrastinate-worker-{job.worker_id}"
         key = (job_id, int(job.attempts), owner)
         me = asyncio.current_task()
         assert me is not None
@@ -179,6 +180,7 @@ class PgQueue(WorkQueue):
                 other.rlmx_lost = True  # type: ignore[attr-defined]
                 other.cancel()
         self._attempts[key] = me
+        log.info("%s runs %s job %s (attempt %d)", owner, kind, job_id, claim.attempt)
         try:
             await asyncio.to_thread(self._mark_running, job_id, claim)
             await handler.run(claim)
@@ -256,6 +258,7 @@ class PgQueue(WorkQueue):
     ) -> None:
         """Run a Procrastinate worker with ``handler`` until ``stop`` is set."""
         self._handler = handler
+        self._owner = owner
         self._stopping = False
         async with self.app.open_async():
             recovery = asyncio.create_task(self._recover(stop))
