@@ -274,6 +274,11 @@ def mock_llm(host: str, port: int, latency_ms: float, error_rate: float, script_
     serve(host, port, latency_ms, error_rate, script_file)
 
 
+from .cluster import cluster  # noqa: E402
+
+dev.add_command(cluster)
+
+
 def main() -> None:
     cli()
 
