@@ -41,9 +41,10 @@ def test_answerer_runs_through_procrastinate(tmp_path: Path, small_corpus: Path,
             sid,
             {"question": "What did the Marshall Plan do?", "models": {"root": "baseline", "sub": "baseline"}},
         )["execution_id"]
-        rec = await asyncio.to_thread(
-            wait_for, lambda: (r := svc.meta.get_execution(eid)).status != "RUNNING" and r, "the execution"
+        await asyncio.to_thread(
+            wait_for, lambda: any(e["kind"] == "final" for e in svc.meta.get_events(eid)), "the final event"
         )
+        rec = svc.meta.get_execution(eid)
         stop.set()
         await worker
         assert rec.status == "COMPLETED", rec.error

@@ -195,16 +195,23 @@ class RLM:
         if not question or not question.strip():
             raise ConfigError("the question is empty: pass a question (or --question-file)")
         schema = OutputSchema(output_schema) if output_schema is not None else None
-        corpus = paths_or_corpus if isinstance(paths_or_corpus, CorpusRecord) else self.ingest(paths_or_corpus)
-        spec = context_spec(corpus, self.store)
-        engine = Engine(self.store, self.options)
-        tree = self.make_tree(engine, sub_lm=sub_lm, should_stop=should_stop)
-        tracker = tree.tracker
-        resumer = None
-        if resume and execution_id is not None:
-            from .engine.resume import prepare_resume
 
-            resumer = prepare_resume(self.store.meta, execution_id, tracker)
+        def prepare() -> tuple[CorpusRecord, Any, Engine, Tree, Any]:
+            """Store and blob I/O before the first turn (ingestion, the context's files, the
+            snapshot key, the committed turns): in a thread, never on the event loop."""
+            corpus = paths_or_corpus if isinstance(paths_or_corpus, CorpusRecord) else self.ingest(paths_or_corpus)
+            spec = context_spec(corpus, self.store)
+            engine = Engine(self.store, self.options)
+            tree = self.make_tree(engine, sub_lm=sub_lm, should_stop=should_stop)
+            resumer = None
+            if resume and execution_id is not None:
+                from .engine.resume import prepare_resume
+
+                resumer = prepare_resume(self.store.meta, execution_id, tree.tracker)
+            return corpus, spec, engine, tree, resumer
+
+        corpus, spec, engine, tree, resumer = await asyncio.to_thread(prepare)
+        tracker = tree.tracker
         try:
             out = await engine.run_execution(
                 tree,

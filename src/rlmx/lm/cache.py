@@ -32,6 +32,9 @@ class CacheBackend(Protocol):
 class MemoryCache:
     """A :class:`CacheBackend` in a dict (this process only)."""
 
+    cache_blocking = False
+    """Never blocks: :class:`~rlmx.lm.wrappers.CachedLM` calls it on the event loop."""
+
     def __init__(self) -> None:
         self.entries: dict[str, dict[str, Any]] = {}
 

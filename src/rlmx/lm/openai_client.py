@@ -69,12 +69,13 @@ class _OpenAICompatible(LMClient):
         raise NotImplementedError
 
     # plumbing -------------------------------------------------------------------
-    def _client(self) -> openai.AsyncOpenAI:
+    async def _client(self) -> openai.AsyncOpenAI:
         # An SDK client's connection pool belongs to one event loop; make a new client
-        # when called from another loop (e.g. a second ``asyncio.run``).
+        # when called from another loop (e.g. a second ``asyncio.run``). Making one loads
+        # certificates and modules (~0.1 s): in a thread, not on the event loop.
         loop = asyncio.get_running_loop()
         if self._sdk is None or self._sdk_loop is not loop:
-            self._sdk = self._make_sdk()
+            self._sdk = await asyncio.to_thread(self._make_sdk)
             self._sdk_loop = loop
         return self._sdk
 
@@ -122,7 +123,7 @@ class _OpenAICompatible(LMClient):
         """
         started = time.perf_counter()
         try:
-            resp = await self._client().chat.completions.create(
+            resp = await (await self._client()).chat.completions.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
                 **self._params(max_tokens, temperature),

@@ -250,6 +250,14 @@ class CachedLM(WrapperLM):
             self.namespace,
         )
 
+    async def _io(self, fn: Any, *args: Any) -> Any:
+        """Call the backend: in a thread unless it says it never blocks
+        (``cache_blocking = False``, e.g. :class:`~rlmx.lm.cache.MemoryCache`), so a database
+        behind it never stalls the event loop."""
+        if getattr(self.store, "cache_blocking", True):
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
+
     def _lookup(self, key: str, started: float) -> Completion | None:
         try:
             value = self.store.cache_get(key)
@@ -298,7 +306,7 @@ class CachedLM(WrapperLM):
     ) -> Completion:
         started = time.perf_counter()
         key = self.key_for(messages, max_tokens, temperature)
-        hit = self._lookup(key, started)
+        hit = await self._io(self._lookup, key, started)
         if hit is not None:
             self.hits += 1
             return hit
@@ -318,19 +326,20 @@ class CachedLM(WrapperLM):
         future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            result = await self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: no "never retrieved" warning
-            raise
+            try:
+                result = await self.inner.complete(messages, max_tokens=max_tokens, temperature=temperature)
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: no "never retrieved" warning
+                raise
+            future.set_result(result)  # callers of the same key get it now, while it is stored
+            await self._io(self._store, key, result)
         finally:
             if self._inflight.get(key) is future:
                 del self._inflight[key]
-        self._store(key, result)
-        future.set_result(result)
         return result
 
 

@@ -54,8 +54,9 @@ class JobHandler(Protocol):
         """Run the job of ``claim`` to its end (errors of the work itself are recorded by
         the handler, not raised)."""
 
-    async def requeue(self, claim: Claim) -> None:
-        """The worker is stopping: make the job's records resumable before it goes back."""
+    async def requeue(self, claim: Claim) -> bool:
+        """The worker is stopping: make the job's records resumable before it goes back;
+        False when the job had in fact ended (it is then finished, not given back)."""
 
     async def failed(self, claim: Claim, error: str) -> None:
         """``run`` raised (a bug): record the failure."""

@@ -160,8 +160,10 @@ class LocalQueue(WorkQueue):
                 pass  # another attempt holds the job now: write nothing more
             elif stopping.is_set():
                 with contextlib.suppress(Exception):
-                    await handler.requeue(claim)
-                    await asyncio.to_thread(self.meta.release_job, claim.job_id, claim.owner, claim.attempt)
+                    if await handler.requeue(claim):
+                        await asyncio.to_thread(self.meta.release_job, claim.job_id, claim.owner, claim.attempt)
+                    else:  # it had ended
+                        await asyncio.to_thread(self.meta.finish_job, claim.job_id, claim.owner, None, claim.attempt)
             raise
         except Exception as e:  # a bug in a handler: record it, keep the worker alive
             log.exception("job %s (%s) failed", claim.job_id, claim.kind)

@@ -188,9 +188,13 @@ class PgQueue(WorkQueue):
             if getattr(me, "rlmx_lost", False):
                 return  # another attempt holds the job: this one ends quietly, writing nothing
             if self._stopping:
+                give_back = True
                 with contextlib.suppress(Exception):
-                    await handler.requeue(claim)
-                raise Requeue(f"worker stopping: job {job_id} goes back to the queue") from None
+                    give_back = await handler.requeue(claim)
+                if give_back:
+                    raise Requeue(f"worker stopping: job {job_id} goes back to the queue") from None
+                await asyncio.to_thread(self.meta.finish_job, job_id, None, None, None)
+                return  # it had ended: the Procrastinate job succeeds
             raise
         except Exception as e:
             log.exception("job %s (%s) failed", job_id, kind)
@@ -272,7 +276,9 @@ class PgQueue(WorkQueue):
                     update_heartbeat_interval=max(0.2, self.lease_s / 3),
                     stalled_worker_timeout=self.lease_s,
                     install_signal_handlers=False,
-                    shutdown_graceful_timeout=0,
+                    # stopping: running attempts are cancelled at once and given back;
+                    # caught up (until_idle): they finish first
+                    shutdown_graceful_timeout=None if until_idle else 0.0,  # type: ignore[arg-type]  # None: wait for them
                 )
             )
             stopper = asyncio.create_task(stop.wait())

@@ -76,19 +76,26 @@ class JobsMixin(ExecutionsMixin):
         else:
             raise ValueError(f"unknown job kind {claim.kind!r}")
 
-    async def requeue_claim(self, claim: Claim) -> None:
-        """The worker is stopping: the execution is RUNNING again (the engine recorded
-        CANCELLED when its task was cancelled), written while the claim still holds."""
-        if claim.kind == "answerer":
-            await asyncio.to_thread(self._reset_running, claim)
+    async def requeue_claim(self, claim: Claim) -> bool:
+        """The worker is stopping: should the job go back to the queue? An answerer whose
+        execution had not ended is RUNNING again (the engine recorded CANCELLED when its task
+        was cancelled) and goes back; one that had ended gets its final event (if the stop
+        came before it) and does not. Written while the claim still holds."""
+        if claim.kind != "answerer":
+            return True
+        return await asyncio.to_thread(self._reset_running, claim)
 
-    def _reset_running(self, claim: Claim) -> None:
+    def _reset_running(self, claim: Claim) -> bool:
         meta = fenced_store(self.store, claim.fence).meta
         rec = self.meta.get_execution(claim.ref_id)
         if rec.status != Status.RUNNING.value and (rec.status, rec.error) != (Status.CANCELLED.value, "cancelled"):
-            return  # it ended for its own reasons (only the engine's "task cancelled" record is undone)
+            events = self.meta.get_events(claim.ref_id, after=0, limit=100_000)
+            if not events or events[-1]["kind"] != "final":
+                self.final_event(claim.ref_id, meta)
+            return False  # it ended for its own reasons: only the engine's "task cancelled" is undone
         rec.status, rec.error, rec.finished_at = Status.RUNNING.value, None, None
         meta.put_execution(rec)
+        return True
 
     async def fail_claim(self, claim: Claim, error: str) -> None:
         """A job's handler crashed (a bug): the execution or session is marked FAILED (only
@@ -159,7 +166,9 @@ class JobsMixin(ExecutionsMixin):
                 if session.corpus_id is None:
                     raise ConfigError(f"session {sx.session_id} has no corpus")
                 corpus = await asyncio.to_thread(self.meta.get_corpus, session.corpus_id)
-                rlm = self.make_rlm(req.get("models"), req.get("budgets"), tenant=sx.tenant, on_event=sink, store=store)
+                rlm = await asyncio.to_thread(
+                    self.make_rlm, req.get("models"), req.get("budgets"), tenant=sx.tenant, on_event=sink, store=store
+                )
                 resume = claim.attempt > 1 or bool(await asyncio.to_thread(self.meta.get_turns, eid))
                 await rlm.aask(
                     corpus,

@@ -88,12 +88,14 @@ class RuntimesMixin(ExecutionsMixin):
         session, corpus = await asyncio.to_thread(self._ready_corpus, tenant, session_id)
         self._check_schema(request.get("output_schema"))
         eid = new_id("exe")
-        rlm = self.make_rlm(request.get("models"), request.get("budgets"), tenant=tenant, on_event=self.event_sink(eid))
+        rlm = await asyncio.to_thread(
+            self.make_rlm, request.get("models"), request.get("budgets"), tenant=tenant, on_event=self.event_sink(eid)
+        )
         req = {**request, "models": self.resolve_models(request.get("models"))}
         await self._make_room(tenant, eid)
         try:
             await asyncio.to_thread(self._open_row, tenant, eid, session.session_id, req)
-            rt = self._runtime(eid, rlm, corpus, req)
+            rt = await asyncio.to_thread(self._runtime, eid, rlm, corpus, req)
             try:
                 await rt.open()
             except RlmxError as e:
@@ -175,13 +177,14 @@ class RuntimesMixin(ExecutionsMixin):
             await self._make_room(tenant, eid)
             try:
                 corpus = await asyncio.to_thread(self.meta.get_corpus, corpus_id)
-                rlm = self.make_rlm(
+                rlm = await asyncio.to_thread(
+                    self.make_rlm,
                     sx.request.get("models"),
                     sx.request.get("budgets"),
                     tenant=tenant,
                     on_event=self.event_sink(eid),
                 )
-                rt = self._runtime(eid, rlm, corpus, sx.request)
+                rt = await asyncio.to_thread(self._runtime, eid, rlm, corpus, sx.request)
                 try:
                     await rt.open(restore=True)
                 except RlmxError as e:
