@@ -87,3 +87,35 @@ def test_schema_applied_once_by_concurrent_services(tmp_path: Path, pg_url: str,
     assert not any(s.queue.ensure_schema() for s in services)  # the first Service applied it
     for s in services:
         s.close()
+
+
+def test_uploads_reach_a_worker_on_another_host(tmp_path: Path, pg_url: str, s3_url: str) -> None:
+    """An upload received by one API server is ingested by a worker that cannot see that
+    server's disk: the file travels through the blob store."""
+    from fastapi.testclient import TestClient
+
+    from rlmx.service.app import create_app
+
+    api = _service(tmp_path, pg_url, s3_url, name="api-home")
+    key = api.keys.create("acme")[0]
+    with TestClient(create_app(api, worker=False)) as c:
+        files = [("files", ("notes.txt", b"The Marshall Plan rebuilt Europe after the war.\n", "text/plain"))]
+        r = c.post("/v1/sessions", files=files, headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 202, r.text
+    sid = r.json()["session_id"]
+    rec = api.meta.get_session(sid)
+    assert rec.upload_dir and rec.inputs[0]["blob"] == f"uploads/{sid}/0"
+    import shutil
+
+    shutil.rmtree(rec.upload_dir)  # the API server's disk is not the worker's
+    worker_side = _service(tmp_path, pg_url, s3_url, name="worker-home")
+    worker_side.ingest_session(sid)
+    done = worker_side.meta.get_session(sid)
+    assert done.status == "READY", done.error
+    assert [d["path"] for d in done.documents] == [rec.inputs[0]["path"]]  # the path as the client saw it
+    corpus = worker_side.meta.get_corpus(done.corpus_id or "")
+    assert corpus.documents[0].name == "notes.txt"
+    api.delete_session("acme", sid)
+    assert not worker_side.store.blobs.exists(f"uploads/{sid}/0")
+    api.close()
+    worker_side.close()

@@ -48,6 +48,9 @@ def serve(host: str, port: int, no_worker: bool, log_level: str) -> None:
         f"allowed paths {', '.join(map(str, roots)) or '(none: uploads only)'}"
         f"{' · no in-process worker' if no_worker else ''}[/]"
     )
+    from ..service.worker import warm_imports
+
+    warm_imports()  # no request's first step imports modules or walks them in a full GC
     app = create_app(service, worker=not no_worker)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
 

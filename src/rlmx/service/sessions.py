@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from ..corpus import ingest
@@ -74,8 +75,10 @@ class SessionsMixin(PathsMixin):
         rec = self.meta.get_session(session_id)
         if rec.deleted_at is not None:
             return
-        paths = [str(i["path"]) for i in rec.inputs]
-        names = {str(i["path"]): str(i.get("source_name") or "") for i in rec.inputs}
+        local = self._local_inputs(rec)  # uploads: this host's copies of their blobs
+        back = {v: k for k, v in local.items()}
+        paths = [local[str(i["path"])] for i in rec.inputs]
+        names = {local[str(i["path"])]: str(i.get("source_name") or "") for i in rec.inputs}
 
         def source_name(path: str) -> str:
             for p, n in names.items():
@@ -87,14 +90,16 @@ class SessionsMixin(PathsMixin):
             corpus = ingest(paths, self.store)
         except IngestError as e:
             rec.status, rec.error = "FAILED", str(e)
-            rec.documents = [{"source_name": names[p], "path": p, "status": "FAILED", "error": str(e)} for p in paths]
+            rec.documents = [
+                {"source_name": names[p], "path": back.get(p, p), "status": "FAILED", "error": str(e)} for p in paths
+            ]
             meta.put_session(rec)
             return
         corpus = self._apply_source_names(corpus, names)
         docs: list[dict[str, Any]] = [
             {
                 "source_name": source_name(d.source_path),
-                "path": d.source_path,
+                "path": back.get(d.source_path, d.source_path),
                 "status": "READY",
                 "doc_id": d.doc_id,
                 "name": d.name,
@@ -104,12 +109,38 @@ class SessionsMixin(PathsMixin):
             for d in corpus.documents
         ]
         docs += [
-            {"source_name": source_name(f.source_path), "path": f.source_path, "status": "FAILED", "error": f.reason}
+            {
+                "source_name": source_name(f.source_path),
+                "path": back.get(f.source_path, f.source_path),
+                "status": "FAILED",
+                "error": f.reason,
+            }
             for f in corpus.failures
         ]
         rec = self.meta.get_session(session_id)
         rec.status, rec.corpus_id, rec.documents, rec.error = "READY", corpus.corpus_id, docs, None
         meta.put_session(rec)
+
+    def _local_inputs(self, rec: SessionRecord) -> dict[str, str]:
+        """Each input's path on this host: an uploaded file (``"blob"`` key: stored in the blob
+        store by the API server that received it) is read where it was written when it is
+        there, else fetched into this host's ``uploads/<session>/`` first (a worker on
+        another machine)."""
+        out: dict[str, str] = {}
+        for item in rec.inputs:
+            path, key = str(item["path"]), item.get("blob")
+            if key and not Path(path).is_file():
+                dest = self.store.home / "uploads" / rec.session_id / Path(path).name
+                if not dest.is_file():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = dest.with_name(f".tmp-{dest.name}")
+                    tmp.write_bytes(self.store.blobs.get(str(key)))
+                    tmp.replace(dest)
+                path_here = str(dest)
+            else:
+                path_here = path
+            out[path] = path_here
+        return out
 
     def _apply_source_names(self, corpus: CorpusRecord, names: dict[str, str]) -> CorpusRecord:
         """A file given with a ``source_name`` keeps that name in the corpus."""
@@ -148,6 +179,10 @@ class SessionsMixin(PathsMixin):
         self.meta.put_session(rec)
         if rec.upload_dir:
             shutil.rmtree(rec.upload_dir, ignore_errors=True)
+        shutil.rmtree(self.store.home / "uploads" / rec.session_id, ignore_errors=True)
+        for item in rec.inputs:
+            if item.get("blob"):
+                self.store.blobs.delete(str(item["blob"]))
 
     def delete_session(self, tenant: str, session_id: str) -> None:
         self._delete(self.get_session(tenant, session_id))

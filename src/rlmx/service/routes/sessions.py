@@ -125,7 +125,9 @@ async def _from_upload(request: Request, p: Principal, svc: Service) -> Any:
             with dest.open("wb") as out:
                 await asyncio.to_thread(shutil.copyfileobj, f.file, out)
             await f.close()
-            inputs.append({"source_name": name, "path": str(dest)})
+            key = f"uploads/{sid}/{len(inputs)}"  # the blob store: a worker on another host reads it there
+            await asyncio.to_thread(svc.store.blobs.put, key, await asyncio.to_thread(dest.read_bytes))
+            inputs.append({"source_name": name, "path": str(dest), "blob": key})
         return await asyncio.to_thread(
             svc.create_session,
             p.tenant,
