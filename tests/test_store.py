@@ -58,7 +58,7 @@ def test_open_store_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert isinstance(store, Store)
     assert (tmp_path / "home" / "rlmx.sqlite").is_file()
     assert (tmp_path / "home" / "blobs").is_dir()
-    assert store.index_path is None  # keyword indexes are per-corpus blobs (rlmx.corpus.corpus_index)
+    assert not hasattr(store, "index_path")  # keyword indexes are per-corpus blobs (rlmx.corpus.corpus_index)
     store.close()
     monkeypatch.setenv("RLMX_HOME", str(tmp_path / "env-home"))
     assert open_store().home == (tmp_path / "env-home").resolve()

@@ -82,7 +82,7 @@ def fenced_store(store: Store, fence: Any, on_lost: Callable[[], None] | None = 
     lost = _once(on_lost)
     meta = store.meta.fenced_by(fence, lost)
     blobs = _LeaseBlobs(store.blobs, lambda: fence_held(store.meta, fence), lost)
-    return Store(home=store.home, meta=meta, blobs=blobs, index_path=store.index_path)
+    return Store(home=store.home, meta=meta, blobs=blobs)
 
 
 def job_store(store: Store, job: JobRecord, on_lost: Callable[[], None] | None = None) -> Store:

@@ -12,8 +12,9 @@ no synchronised clocks. A hit is one atomic upsert (``INSERT ... ON CONFLICT DO 
 RETURNING``: SQLite >= 3.35, PostgreSQL), which starts a new window when the old one has
 expired; there is no read-modify-write race, in one process or many.
 
-The table has its own :class:`~sqlalchemy.MetaData` and is created at start-up with
-``create_all(checkfirst=True)`` (not part of :mod:`rlmx.store.schema` yet). Expired rows are
+The table is part of the metadata store's schema (:data:`rlmx.store.schema.rate_limits`,
+alembic migration 0002); a database that predates it still gets it at start-up
+(``create(checkfirst=True)``). Expired rows are
 reused by the next hit of the same key, never swept: there is one row per key and limit.
 
 The storage implements what :class:`limits.strategies.FixedWindowRateLimiter` needs (``incr``,
@@ -30,14 +31,11 @@ from typing import Any
 
 from limits.storage import Storage
 from sqlalchemy import (
-    Column,
     ColumnElement,
     Connection,
     Engine,
     Float,
     Integer,
-    MetaData,
-    Table,
     Text,
     bindparam,
     case,
@@ -52,21 +50,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ConfigError, StoreError
+from ..store import schema
 from ..store.base import MetadataStore
 
 __all__ = ["SQLRateLimitStorage", "rate_limit_metadata", "rate_limits", "storage_for"]
 
-rate_limit_metadata = MetaData()
-"""The metadata of :data:`rate_limits` (separate from :mod:`rlmx.store.schema`)."""
+rate_limit_metadata = schema.metadata
+"""The metadata store's schema, which holds :data:`rate_limits` (migration 0002)."""
 
-rate_limits = Table(
-    "rate_limits",
-    rate_limit_metadata,
-    Column("key", Text, primary_key=True),
-    Column("count", Integer, nullable=False),
-    Column("expires_at", Float, nullable=False),  # Unix seconds, database clock
-)
-"""One row per rate-limit key: hits in the current window and when the window ends."""
+rate_limits = schema.rate_limits
 
 _DIALECTS = ("sqlite", "postgresql")
 
@@ -128,7 +120,7 @@ class SQLRateLimitStorage(Storage):
         for attempt in range(2):  # two servers starting together on PostgreSQL may race
             try:
                 with self._conn(write=True) as conn:
-                    rate_limit_metadata.create_all(conn, checkfirst=True)
+                    rate_limits.create(conn, checkfirst=True)
                 return
             except StoreError:
                 if attempt:

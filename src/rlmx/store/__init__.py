@@ -46,16 +46,14 @@ __all__ = [
 
 @dataclass
 class Store:
-    """One opened store: ``meta`` (metadata), ``blobs`` (canonical texts and per-corpus
-    keyword indexes, see :mod:`rlmx.corpus.corpus_index`), under ``home``.
-
-    ``index_path`` is unused (there is no store-wide keyword index any more: each corpus has
-    its own index blob); it is accepted, default None, so that older callers keep working."""
+    """One opened store: ``meta`` (metadata), ``blobs`` (canonical texts, per-corpus keyword
+    indexes — see :mod:`rlmx.corpus.corpus_index` —, uploads, REPL snapshots), and ``home``,
+    this process's local folder (the SQLite file and blob folder of the embedded mode, the
+    read cache of remote blobs)."""
 
     home: Path
     meta: MetadataStore
     blobs: BlobStore
-    index_path: Path | None = None
 
     def close(self) -> None:
         """Release database connections held by the metadata store."""

@@ -10,7 +10,8 @@
   key), ``service_sessions`` (a tenant's session: status, documents, corpus),
   ``service_executions`` (which tenant and session an execution belongs to, and its
   request), ``jobs`` (the work queue: claim by update, lease + heartbeat), ``events``
-  (progress events of an execution tree, for server-sent events).
+  (progress events of an execution tree, for server-sent events), ``rate_limits`` (per-key
+  windows of the API's rate limits, shared by every server).
 
 Timestamps are stored in UTC (:class:`UTCDateTime`) and come back timezone-aware. Sizes
 and autoincrement ids are 64-bit on PostgreSQL (:data:`BigInt`; SQLite integers already are).
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -54,6 +56,7 @@ __all__ = [
     "jobs",
     "llm_cache",
     "metadata",
+    "rate_limits",
     "service_executions",
     "service_sessions",
     "subcalls",
@@ -264,3 +267,13 @@ events = Table(
     Column("data", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False),  # Unix seconds, database clock
+)
+"""Per-key rate-limit windows shared by every API server (:mod:`rlmx.service.ratelimit_storage`):
+hits in the current window and when it ends (migration 0002)."""

@@ -118,7 +118,7 @@ async def _from_upload(request: Request, p: Principal, svc: Service) -> Any:
             except ValueError as e:
                 raise BadRequest(f"options: {e}") from None
         taken: set[str] = set()
-        inputs = []
+        inputs: list[dict[str, str]] = []
         for f in files:
             name = safe_filename(f.filename or "upload", taken)
             dest = folder / name

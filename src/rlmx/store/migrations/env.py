@@ -20,8 +20,8 @@ config = context.config
 
 
 def _ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object | None) -> bool:
-    """Autogenerate considers only rlmx's tables: others in the same database (Procrastinate's,
-    ``rate_limits`` of :mod:`rlmx.service.ratelimit_storage`) are never proposed for drops."""
+    """Autogenerate considers only rlmx's tables: others in the same database (Procrastinate's)
+    are never proposed for drops."""
     return not (type_ == "table" and reflected and compare_to is None)
 
 
