@@ -15,15 +15,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..store.base import JobRecord, MetadataStore
 from ..store.sql_jobs import JobLeaseFence
 from .base import Claim, JobHandler, WorkQueue
 
-__all__ = ["LocalQueue"]
+__all__ = ["LocalQueue", "lease_claim"]
 
 log = logging.getLogger("rlmx.queue")
+
+
+def lease_claim(job: JobRecord, owner: str, lost: Callable[[], None] | None = None) -> Claim:
+    """The claim of a ``jobs`` row held by ``owner`` under its ``attempts`` (fenced by
+    :class:`~rlmx.store.sql_jobs.JobLeaseFence`)."""
+    return Claim(
+        job_id=job.job_id,
+        kind=job.kind,
+        ref_id=job.ref_id,
+        attempt=job.attempts,
+        owner=owner,
+        fence=JobLeaseFence(job.job_id, owner, job.attempts),
+        lost=lost or (lambda: None),
+    )
 
 
 class LocalQueue(WorkQueue):
@@ -119,15 +134,7 @@ class LocalQueue(WorkQueue):
             with contextlib.suppress(RuntimeError):  # loop closed
                 loop.call_soon_threadsafe(cancel)
 
-        return Claim(
-            job_id=job.job_id,
-            kind=job.kind,
-            ref_id=job.ref_id,
-            attempt=job.attempts,
-            owner=owner,
-            fence=JobLeaseFence(job.job_id, owner, job.attempts),
-            lost=lost,
-        )
+        return lease_claim(job, owner, lost)
 
     async def _heartbeat(self, claim: Claim) -> None:
         """Renew the lease every third of ``lease_s``; when it is gone, ``claim.lost()``."""

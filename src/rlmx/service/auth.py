@@ -13,10 +13,8 @@ every API server of a deployment.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -38,30 +36,6 @@ PEPPER_FILE = "key_pepper"
 _TENANT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
-def _read_pepper(path: Path) -> bytes | None:
-    """The pepper in ``path``; None when the file is absent. A file that stays empty (a
-    writer of an older version crashed) is an error, never an empty key."""
-    for _ in range(40):  # up to ~2 s for a writer that has not finished (older versions)
-        try:
-            value = path.read_bytes().strip()
-        except FileNotFoundError:
-            return None
-        if value:
-            return value
-        time.sleep(0.05)
-    raise ConfigError(
-        f"the key pepper file {path} is empty; set RLMX_KEY_PEPPER, or delete the file to generate a new "
-        "pepper (existing API keys then stop working)"
-    )
-
-
-def _theirs(path: Path) -> bytes:
-    theirs = _read_pepper(path)
-    if theirs is None:  # deleted in between: do not guess
-        raise ConfigError(f"the key pepper file {path} appeared and vanished; start again")
-    return theirs
-
-
 def load_pepper(settings: ServiceSettings, notice: object = None, blobs: object = None) -> bytes:
     """The pepper: ``RLMX_KEY_PEPPER``, else the blob ``secrets/key_pepper`` when the blob
     store (``blobs``, a :class:`~rlmx.store.base.BlobStore`, else the one ``RLMX_BLOB_URL``
@@ -77,41 +51,19 @@ def load_pepper(settings: ServiceSettings, notice: object = None, blobs: object 
     from ..store.secrets import configured_remote_blobs, remote_blobs, shared_secret
 
     remote = remote_blobs(blobs) if blobs is not None else configured_remote_blobs(home)
-    if remote is not None:
-        return shared_secret(remote, PEPPER_FILE, path, on_create=notice if callable(notice) else None)
-    existing = _read_pepper(path)
-    if existing is not None:
-        return existing
-    home.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(32).encode("ascii")
-    tmp = home / f".{PEPPER_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(value + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)  # atomic, and fails when another process linked its pepper first
-        except FileExistsError:
-            return _theirs(path)
-        except OSError as e:  # no hard links on this file system: create it exclusively
-            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                raise
-            try:
-                out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                return _theirs(path)
-            with os.fdopen(out, "wb") as f:  # readers wait while it is empty
-                f.write(value + b"\n")
-    finally:
-        tmp.unlink(missing_ok=True)
-    if callable(notice):
-        notice(
-            f"rlmx: RLMX_KEY_PEPPER is not set; generated one in {path} (mode 0600). "
-            "Keep this file: API keys are stored as HMACs under it."
-        )
-    return value
+
+    def told(message: str) -> None:
+        if callable(notice):
+            notice(
+                message
+                if remote is not None
+                else f"rlmx: RLMX_KEY_PEPPER is not set; generated one in {path} (mode 0600). "
+                "Keep this file: API keys are stored as HMACs under it."
+            )
+
+    return shared_secret(
+        remote, PEPPER_FILE, path, generate=lambda: secrets.token_urlsafe(32).encode("ascii"), on_create=told
+    )
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class ServiceBase:
         self.settings = settings or ServiceSettings()
         self.store = store or open_store(self.settings.home, migrate=True)
         self.meta = self.store.meta
-        self.keys = KeyManager(self.meta, load_pepper(self.settings, notice))
+        self.keys = KeyManager(self.meta, load_pepper(self.settings, notice, blobs=self.store.blobs))
         self.engine_settings = Settings(home=self.store.home)
         root, sub, _ = resolve_models(None, None, settings=self.engine_settings)
         self.default_models = (root, sub)

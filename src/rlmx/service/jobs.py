@@ -20,9 +20,9 @@ from typing import Any
 from ..errors import ConfigError, NotFoundError, RlmxError
 from ..lm.base import LMClient
 from ..queue import Claim
+from ..queue.local import lease_claim
 from ..store import Store
 from ..store.base import JobRecord
-from ..store.sql_jobs import JobLeaseFence
 from ..types import Status
 from .base import TERMINAL
 from .errors import ServiceError
@@ -37,16 +37,7 @@ log = logging.getLogger("rlmx.service")
 def claim_of(job: JobRecord, on_lost: Callable[[], None] | None = None) -> Claim:
     """The claim of a ``jobs`` row held by its ``lease_owner`` under ``attempts`` (the MCP
     server's in-process runs)."""
-    owner = job.lease_owner or ""
-    return Claim(
-        job_id=job.job_id,
-        kind=job.kind,
-        ref_id=job.ref_id,
-        attempt=job.attempts,
-        owner=owner,
-        fence=JobLeaseFence(job.job_id, owner, job.attempts),
-        lost=on_lost or (lambda: None),
-    )
+    return lease_claim(job, job.lease_owner or "", on_lost)
 
 
 class _CancelCheck:
