@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -121,14 +122,29 @@ def test_cli_uses_openai_base_url_for_root_and_sub(state_union: Path, tmp_path: 
 
 
 def test_batched_sub_calls_fan_out_with_bounded_concurrency(small_corpus: Path, monkeypatch: pytest.MonkeyPatch):
+    # Each sub-call waits at a barrier of 8 in the server: it opens only when 8 sub-calls are
+    # in flight together (a fan-out narrower than 8 never gets past it and breaks it at the
+    # deadline), and the server's peak_in_flight shows a fan-out wider than max_concurrency.
+    gate = threading.Barrier(8, timeout=60)
+    broken: list[str] = []
+
+    def sub(model: str, messages: list[dict]) -> str:
+        try:
+            gate.wait()
+        except threading.BrokenBarrierError:
+            broken.append(messages[-1]["content"])
+            raise
+        return "reply to " + messages[-1]["content"]
+
     code = "outs = llm_query_batched([f'p{i}' for i in range(40)])\nFINAL(str(len(set(outs))))"
-    with MockLLMServer(scripts={"root": [f"```repl\n{code}\n```"]}, latency_ms=50) as srv:
+    with MockLLMServer(scripts={"root": [f"```repl\n{code}\n```"], "sub": sub}) as srv:
         monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
         ans = RLM(model="openai:root", sub_model="openai:sub", max_concurrency=8).ask(small_corpus, "q?")
         peak = srv.peak_in_flight
+    assert not broken, "the 40 sub-calls never were 8 in flight together"
     assert ans.status is Status.COMPLETED and ans.text == "40" and ans.usage.sub_calls == 40
-    assert 1 < peak <= 8
+    assert peak == 8
 
 
 def test_provider_failure_after_retries_ends_as_failed(small_corpus: Path, monkeypatch: pytest.MonkeyPatch):

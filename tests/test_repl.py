@@ -411,17 +411,33 @@ def test_the_sandbox_worker_modules_stay_light():
 
 
 def test_requests_left_open_by_a_finished_step_are_failed(spec):
+    # The step ends only after the host has the background thread's request: the main
+    # thread's llm_query('sync') is answered once llm_query('slow') has reached the resolver.
     code = (
-        "import threading, time\nbox = {}\n"
+        "import threading\nbox = {}\n"
         "def bg():\n"
         "    try:\n        box['r'] = llm_query('slow')\n"
         "    except Exception as e:\n        box['e'] = str(e)\n"
-        "t = threading.Thread(target=bg)\nt.start()\ntime.sleep(0.3)\nprint('step ends')"
+        "t = threading.Thread(target=bg)\nt.start()\nllm_query('sync')\nprint('step ends')"
     )
+
+    class HoldSlow(FakeResolver):
+        """``slow`` is never answered; ``sync`` is answered once ``slow`` has arrived."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.slow_arrived = asyncio.Event()
+
+        async def __call__(self, req: ToolRequest) -> Any:
+            if req.payload.get("prompt") == "slow":
+                self.slow_arrived.set()
+                await asyncio.Event().wait()  # cancelled when the step ends
+            await asyncio.wait_for(self.slow_arrived.wait(), 60)
+            return await super().__call__(req)
 
     async def steps(repl: LocalREPL) -> list[StepResult]:
         return [
-            await run(repl, code, resolver=FakeResolver(delay=30)),
+            await run(repl, code, resolver=HoldSlow()),
             await run(repl, "t.join(5)\nprint(box)", turn=2),
         ]
 

@@ -6,9 +6,9 @@ RLMX_HOME under an allowed path, orphaned MCP jobs, unbounded runtime REPLs."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -168,11 +168,39 @@ def test_store_fencing_and_database_time_leases(tmp_path: Path):
     svc.close()
 
 
+def _on_lost_lease() -> threading.Event:
+    """An event set when a worker or the MCP server logs that it lost a lease (the warning
+    is logged on the event loop right before the run is cancelled, in the same step). The
+    handler is removed by :func:`_stop_watching`."""
+    seen = threading.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            msg = record.getMessage()
+            if " lost job " in msg or " lost the lease of " in msg:
+                seen.set()
+
+    handler = Watch(logging.WARNING)
+    for name in ("rlmx.queue", "rlmx.worker"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.WARNING:
+            logger.setLevel(logging.WARNING)
+    seen.handler = handler  # type: ignore[attr-defined]
+    return seen
+
+
+def _stop_watching(seen: threading.Event) -> None:
+    for name in ("rlmx.queue", "rlmx.worker"):
+        logging.getLogger(name).removeHandler(seen.handler)  # type: ignore[attr-defined]
+
+
 def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_owners_record(
     tmp_path: Path, small_corpus: Path, monkeypatch: pytest.MonkeyPatch
 ):
     box: dict[str, Any] = {}
     stolen = threading.Event()
+    noticed = _on_lost_lease()
 
     def root(model: str, messages: list[dict]) -> str:
         turn = sum(1 for m in messages if m["role"] == "assistant") + 1
@@ -187,7 +215,8 @@ def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_owners_record(
                     )
                 )
             stolen.set()
-            time.sleep(1.0)  # A's heartbeat notices and cancels its run
+            # hold this reply until A's heartbeat notices and cancels its run
+            box["noticed"] = noticed.wait(60)
         return f"```repl\nprint('turn {turn}')\n```"
 
     with MockLLMServer(scripts={"root": root}) as srv:
@@ -200,8 +229,11 @@ def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_owners_record(
             "acme", sid, {"question": "loop", "models": {"root": "openai:root", "sub": "openai:root"}}
         )["execution_id"]
         box["eid"] = eid
-        asyncio.run(Worker(svc, worker_id="A", lease_s=0.3, poll_s=0.05).run(until_idle=True))
-        assert stolen.is_set()
+        try:
+            asyncio.run(Worker(svc, worker_id="A", lease_s=0.3, poll_s=0.05).run(until_idle=True))
+        finally:
+            _stop_watching(noticed)
+        assert stolen.is_set() and box["noticed"], "A's heartbeat never noticed the lost lease"
         rec = svc.meta.get_execution(eid)
         assert rec.status == "RUNNING" and rec.error is None and rec.finished_at is None  # not A's CANCELLED
         assert len(svc.meta.get_turns(eid)) == 1
@@ -392,6 +424,7 @@ def test_an_mcp_ask_that_lost_its_lease_stops_and_says_so(tmp_path: Path, monkey
     from rlmx.service.mcp_server import build_mcp_server
 
     box: dict[str, Any] = {}
+    noticed = _on_lost_lease()
 
     def root(model: str, messages: list[dict]) -> str:
         if "stolen" not in box:
@@ -403,7 +436,7 @@ def test_an_mcp_ask_that_lost_its_lease_stops_and_says_so(tmp_path: Path, monkey
                     .values(lease_owner="B", attempts=2, lease_expires_at=utcnow() + timedelta(hours=1))
                 )
             box["stolen"] = eid
-            time.sleep(1.0)
+            box["noticed"] = noticed.wait(60)  # hold the reply until the heartbeat notices
         return "```repl\nprint('x')\n```"
 
     with MockLLMServer(scripts={"root": root}) as srv:
@@ -419,5 +452,9 @@ def test_an_mcp_ask_that_lost_its_lease_stops_and_says_so(tmp_path: Path, monkey
                 job = svc.meta.get_job(eid)
                 assert job is not None and job.state == "RUNNING" and job.lease_owner == "B"
 
-        asyncio.run(run())
+        try:
+            asyncio.run(run())
+        finally:
+            _stop_watching(noticed)
+        assert box["noticed"], "the MCP server's heartbeat never noticed the lost lease"
         svc.close()

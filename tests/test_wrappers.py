@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +23,20 @@ from rlmx.lm import (
     wrap_client,
 )
 from rlmx.lm._errors import http_error
+from rlmx.store import open_store
 
 MSGS: list[Message] = [{"role": "user", "content": "hi"}]
 
 
 class FakeLM(LMClient):
-    """Counts calls; optional delay (seconds) and errors raised before succeeding."""
+    """Counts calls; errors raised before succeeding; ``gate``: a condition each call waits
+    for (polled on the event loop, with a deadline) before it answers."""
 
     provider = "fake"
     model = "m1"
 
-    def __init__(self, delay: float = 0.0, errors: list[Exception] | None = None) -> None:
-        self.delay = delay
+    def __init__(self, errors: list[Exception] | None = None, gate: Callable[[], bool] | None = None) -> None:
+        self.gate = gate
         self.errors = list(errors or [])
         self.calls = 0
         self.in_flight = 0
@@ -50,7 +54,8 @@ class FakeLM(LMClient):
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
-            await asyncio.sleep(self.delay)
+            if self.gate is not None:
+                await until(self.gate, "the gate of FakeLM")
             if self.errors:
                 raise self.errors.pop(0)
             return Completion(
@@ -69,6 +74,15 @@ class FakeLM(LMClient):
         self.closed = True
 
 
+async def until(cond: Callable[[], bool], what: str, deadline_s: float = 10.0) -> None:
+    """Yield to the event loop until ``cond()`` holds (a deadline against hanging, not a timing bet)."""
+    deadline = time.monotonic() + deadline_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        await asyncio.sleep(0)
+
+
 class MemoryMeta:
     """The two MetadataStore cache methods, in memory."""
 
@@ -82,6 +96,14 @@ class MemoryMeta:
 
     def cache_put(self, key: str, value: dict[str, Any]) -> None:
         self.data[key] = value
+
+
+class LoopMeta(MemoryMeta):
+    """MemoryMeta read on the event loop (``cache_blocking = False``): a caller's lookup and
+    its check for a call in flight happen in one step, so ``gets`` counts callers that
+    have either found the leader or become it."""
+
+    cache_blocking = False
 
 
 class BrokenMeta:
@@ -159,7 +181,8 @@ def test_cache_key_uses_effective_parameters() -> None:
 
 
 def test_concurrent_identical_requests_are_coalesced() -> None:
-    inner, meta = FakeLM(delay=0.05), MemoryMeta()
+    meta = LoopMeta()
+    inner = FakeLM(gate=lambda: meta.gets == 5)  # the leader answers once all 5 are waiting
     lm = CachedLM(inner, meta)  # type: ignore[arg-type]
 
     async def run() -> list[Completion]:
@@ -173,8 +196,8 @@ def test_concurrent_identical_requests_are_coalesced() -> None:
 
 
 def test_leader_failure_reaches_waiters_and_is_not_cached() -> None:
-    inner = FakeLM(delay=0.05, errors=[ProviderError("boom", status=400)])
-    meta = MemoryMeta()
+    meta = LoopMeta()
+    inner = FakeLM(errors=[ProviderError("boom", status=400)], gate=lambda: meta.gets >= 3)
     lm = CachedLM(inner, meta)  # type: ignore[arg-type]
 
     async def run() -> list[Any]:
@@ -192,48 +215,79 @@ def test_broken_store_does_not_break_calls() -> None:
 
 
 def test_cache_with_the_real_store(tmp_path: Path) -> None:
-    store_mod = pytest.importorskip("rlmx.store")
-    store = store_mod.open_store(tmp_path)
+    store = open_store(tmp_path)
     inner = FakeLM()
     lm = CachedLM(inner, store.meta)
     first = asyncio.run(lm.complete(MSGS))
-    lm2 = CachedLM(FakeLM(), store_mod.open_store(tmp_path).meta)
+    lm2 = CachedLM(FakeLM(), open_store(tmp_path).meta)
     again = asyncio.run(lm2.complete(MSGS))
     assert again.cached and again.text == first.text and again.output_tokens == 7
 
 
 # concurrency ----------------------------------------------------------------------------
+class GatedLM(LMClient):
+    """Each call waits at ``gate``, an :class:`asyncio.Barrier` shared by every GatedLM of a
+    test: it opens only when ``gate.parties`` calls are in flight together, so a limit that
+    lets fewer through never gets past it (the test's deadline fails it), and ``track``
+    records the most calls in flight at once, so a limit that lets more through shows."""
+
+    provider = "fake"
+    model = "gated"
+
+    def __init__(self, gate: asyncio.Barrier, track: dict[str, int]) -> None:
+        self.gate = gate
+        self.track = track
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Completion:
+        self.track["calls"] += 1
+        self.track["in_flight"] += 1
+        self.track["peak"] = max(self.track["peak"], self.track["in_flight"])
+        try:
+            await self.gate.wait()
+        finally:
+            self.track["in_flight"] -= 1
+        return Completion(text="ok", input_tokens=1, output_tokens=1, provider=self.provider, model=self.model)
+
+
+async def _gather_within(deadline_s: float, what: str, *calls: Any) -> None:
+    try:
+        await asyncio.wait_for(asyncio.gather(*calls), deadline_s)
+    except TimeoutError:
+        raise AssertionError(f"{what}: the calls never were in flight together (the limit let fewer through)") from None
+
+
 def test_concurrency_limit_bounds_in_flight_calls() -> None:
-    inner = FakeLM(delay=0.02)
+    track = {"calls": 0, "in_flight": 0, "peak": 0}
 
     async def run() -> ConcurrencyLimitedLM:
+        inner = GatedLM(asyncio.Barrier(3), track)
         lm = ConcurrencyLimitedLM(inner, asyncio.Semaphore(3))
-        await asyncio.gather(*(lm.complete(MSGS) for _ in range(12)))
+        await _gather_within(30, "Semaphore(3)", *(lm.complete(MSGS) for _ in range(12)))
         return lm
 
     lm = asyncio.run(run())
-    assert inner.calls == 12
-    assert inner.peak == 3 and lm.peak_in_flight == 3 and lm.in_flight == 0
+    assert track["calls"] == 12
+    assert track["peak"] == 3 and lm.peak_in_flight == 3 and lm.in_flight == 0
 
 
 def test_shared_semaphore_bounds_several_clients() -> None:
-    a, b = FakeLM(delay=0.02), FakeLM(delay=0.02)
+    track = {"calls": 0, "in_flight": 0, "peak": 0}
 
-    async def run() -> int:
+    async def run() -> None:
+        gate = asyncio.Barrier(2)
+        a, b = GatedLM(gate, track), GatedLM(gate, track)
         sem = asyncio.Semaphore(2)
         la, lb = ConcurrencyLimitedLM(a, sem), ConcurrencyLimitedLM(b, sem)
-        peak = 0
+        await _gather_within(30, "a shared Semaphore(2)", *(x.complete(MSGS) for x in (la, lb) * 5))
 
-        async def watch() -> None:
-            nonlocal peak
-            for _ in range(40):
-                peak = max(peak, a.in_flight + b.in_flight)
-                await asyncio.sleep(0.002)
-
-        await asyncio.gather(watch(), *(x.complete(MSGS) for x in (la, lb) * 5))
-        return peak
-
-    assert asyncio.run(run()) == 2
+    asyncio.run(run())
+    assert track["calls"] == 10 and track["peak"] == 2 and track["in_flight"] == 0
 
 
 def test_default_semaphore_is_16() -> None:
