@@ -65,6 +65,8 @@ _MAX_SPAN_EVENTS = 200_000  # span log entries of one step result (the REPL logs
 _QUOTA_CHECK_S = 0.5
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _uid_counter = secrets.randbelow(1 << 16)
+_RESTORE_VAR_S = 5.0  # most seconds one small variable may take to restore (also step_timeout_s / 4)
+_RESTORE_BYTES_PER_S = 50 << 20  # and one more second per this many bytes of it
 
 
 def _import_root() -> str | None:
@@ -345,7 +347,8 @@ class LocalREPL(REPL):
         if self._proc is None:
             await self._spawn()
             if self._snapshot is not None:
-                self._pending_notes.append(f"[rlmx: {await self._restore('resumed')}]")
+                note, dropped = await self._restore("resumed")
+                self._pending_notes += [f"[rlmx: {note}]", *dropped]
 
     async def close(self) -> None:
         """Stop the process (politely, then by force) and remove the workspace."""
@@ -489,57 +492,95 @@ class LocalREPL(REPL):
             info = await proc.stop()
         return info
 
-    async def _restore(self, how: str) -> str:
-        """Send the last snapshot to the (fresh) process; returns a note for the model."""
+    def _restore_limit(self, size: int) -> float:
+        """Seconds one variable of ``size`` bytes may take to restore: a share of the step
+        timeout (a quarter, at most :data:`_RESTORE_VAR_S`) plus time for its bytes."""
+        return min(self.step_timeout_s / 4, _RESTORE_VAR_S) + size / _RESTORE_BYTES_PER_S
+
+    async def _restore(self, how: str) -> tuple[str, list[str]]:
+        """Send the last snapshot to the (fresh) process, one variable at a time; returns a
+        note for the model and the notes naming the variables dropped.
+
+        Unpickling runs model-made code: each variable's restore is bounded
+        (:meth:`_restore_limit`) and the whole restore by the step timeout. A variable whose
+        restore fails, runs past its limit, kills the process or gets a malformed answer is
+        dropped from the snapshot; when the process had to be stopped, a fresh one restores
+        the variables before it again and goes on with the rest. Raises ReplError only when
+        no process can be started."""
         snap = self._snapshot
         if snap is None:
-            return f"the REPL was {how}; there was no saved state to restore"
+            return f"the REPL was {how}; there was no saved state to restore", []
         try:
             self.sealer.verify(snap)
         except SnapshotError as e:
             self._snapshot = None
-            return f"the REPL was {how}; its saved state was NOT restored: {e}; it starts empty"
-        names = sorted(snap.vars)
+            return f"the REPL was {how}; its saved state was NOT restored: {e}; it starts empty", []
         lost = ""
         if snap.unsaved:
             lost = "; lost (they could not be saved): " + ", ".join(
                 f"{k} ({v})" for k, v in sorted(snap.unsaved.items())
             )
-        if not names:
-            return f"the REPL was {how}; no variables to restore{lost}"
-        try:
-            await self._send(
-                {"type": "restore", "vars": [[n, len(snap.vars[n])] for n in names]}, [snap.vars[n] for n in names]
-            )
-            msg = await asyncio.wait_for(self._recv(), self.start_timeout_s)
-            if msg.get("type") != "restored":
-                raise _Violation("unexpected answer to restore")
-        except (TimeoutError, _Broken, OSError) as e:
-            await self._teardown()
-            await self._spawn()
-            self._snapshot = None
-            return f"the REPL was {how}; restoring its saved state failed ({type(e).__name__}); it starts empty"
-        # the answer comes from a process that has just unpickled model-made bytes: untrusted
-        raw_restored, raw_failed = msg.get("restored"), msg.get("failed")
-        restored = (
-            [n for n in raw_restored if isinstance(n, str) and n in snap.vars] if isinstance(raw_restored, list) else []
-        )
-        failed = (
-            {str(k): str(v)[:500] for k, v in raw_failed.items() if k in snap.vars}
-            if isinstance(raw_failed, dict)
-            else {}
-        )
+        pending = sorted(snap.vars)
+        if not pending:
+            return f"the REPL was {how}; no variables to restore{lost}", []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.step_timeout_s
+        restored: list[str] = []
+        failed: dict[str, str] = {}
+        while pending:
+            name, data = pending[0], snap.vars[pending[0]]
+            left = deadline - loop.time()
+            if left <= 0:
+                for n in pending:
+                    failed[n] = f"the restore ran past the step timeout of {self.step_timeout_s:g} s"
+                break
+            limit = min(left, self._restore_limit(len(data)))
+            reason = None
+            try:
+                await self._send({"type": "restore", "vars": [[name, len(data)]]}, [data])
+                msg = await asyncio.wait_for(self._recv(), limit)
+                if msg.get("type") != "restored":
+                    raise _Violation("unexpected answer to restore")
+            except TimeoutError:
+                reason = f"its restore ran past {limit:.3g} s and was stopped"
+            except _Violation as e:
+                reason = f"the REPL process broke the protocol restoring it: {e}"
+            except (_Broken, OSError) as e:
+                reason = f"the REPL process died restoring it ({type(e).__name__})"
+            pending.pop(0)
+            if reason is not None:  # the process is stopped: a fresh one restores the others
+                failed[name] = reason
+                await self._teardown()
+                await self._spawn()
+                pending, restored = restored + pending, []
+                continue
+            # the answer comes from a process that has just unpickled model-made bytes: untrusted
+            raw_restored, raw_failed = msg.get("restored"), msg.get("failed")
+            if isinstance(raw_restored, list) and name in raw_restored:
+                restored.append(name)
+            else:
+                why = raw_failed.get(name) if isinstance(raw_failed, dict) else None
+                failed[name] = str(why)[:500] if why is not None else "not restored"
         if failed:  # not in the namespace any more: not in the snapshot either
             self._snapshot = self.sealer.apply(snap, snap.turn, [], sorted(failed), snap.unsaved)
+        restored.sort()
         note = (
             f"the REPL was {how} and restored to its state after turn {snap.turn}: {', '.join(restored) or 'nothing'}"
         )
         if failed:
-            note += "; not restored: " + ", ".join(f"{k} ({v})" for k, v in sorted(failed.items()))
+            note += "; not restored: " + ", ".join(sorted(failed))
         self._variables = [n for n in restored if not n.startswith("_")]
-        return note + lost
+        dropped = []
+        if failed:
+            items = ", ".join(f"{k} ({v})" for k, v in sorted(failed.items()))
+            dropped = [
+                f"[rlmx: dropped from the REPL's state because they could not be restored: {items}; "
+                "define them again if you need them]"
+            ]
+        return note + lost, dropped
 
-    async def _restart(self, how: str) -> str:
+    async def _restart(self, how: str) -> tuple[str, list[str]]:
+        """Stop the process, start a fresh one and restore the snapshot (see :meth:`_restore`)."""
         await self._teardown()
         await self._spawn()
         return await self._restore(how)
@@ -635,7 +676,8 @@ class LocalREPL(REPL):
                 info = await self._teardown()
                 await self._spawn()
                 how = f"restarted (its process had exited: {_describe_exit(info)})"
-                self._pending_notes.append(f"[rlmx: {await self._restore(how)}]")
+                note, dropped = await self._restore(how)
+                self._pending_notes += [f"[rlmx: {note}]", *dropped]
             notes, self._pending_notes = self._pending_notes, []
             rejected = guard.check(code, f"<repl-{turn}>", guard=self.policy.ast_guard)
             if rejected is not None:
@@ -650,9 +692,9 @@ class LocalREPL(REPL):
                 raise
             except TimeoutError:
                 await self._teardown()
-                restored = await self._restart("restarted")
+                restored, dropped = await self._restart("restarted")
                 return StepResult(
-                    notes=notes,
+                    notes=notes + dropped,
                     error=(
                         f"TimeoutError: the step exceeded the REPL's wall-clock limit of "
                         f"{self.step_timeout_s:g} s and was stopped; {restored}"
@@ -664,9 +706,9 @@ class LocalREPL(REPL):
             except _QuotaExceeded as q:
                 await self._teardown()
                 removed = self._enforce_quota(force=True)
-                restored = await self._restart("restarted")
+                restored, dropped = await self._restart("restarted")
                 return StepResult(
-                    notes=notes,
+                    notes=notes + dropped,
                     error=f"WorkspaceQuotaExceeded: {q}; the step was stopped{removed}; {restored}",
                     duration_s=time.monotonic() - t0,
                     variables=list(self._variables),
@@ -686,9 +728,9 @@ class LocalREPL(REPL):
                         f"ReplError: the REPL process died during the step ({e}; {_describe_exit(info)}; "
                         f"its output: {tail})"
                     )
-                restored = await self._restart("restarted")
+                restored, dropped = await self._restart("restarted")
                 return StepResult(
-                    notes=notes,
+                    notes=notes + dropped,
                     error=f"{why}; {restored}",
                     duration_s=time.monotonic() - t0,
                     variables=list(self._variables),
