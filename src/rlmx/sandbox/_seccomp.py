@@ -15,6 +15,8 @@ Runs inside the REPL process (no pydantic, no asyncio). The filter allows everyt
   ``ioctl(TIOCSTI)``, clocks, swap, reboot.
 
 A denied call fails with ``EPERM`` (the code sees ``PermissionError``); the process lives on.
+A call through another ABI than the process's own — i386 (``int 0x80``) or x32 (numbers
+with bit ``0x40000000``) on x86_64 — fails with ``ENOSYS``, whatever the call.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ _CLONE_THREAD = 0x00010000
 _TIOCSTI = 0x5412
 _TIOCLINUX = 0x541C
 _CMP_NE, _CMP_EQ, _CMP_MASKED_EQ = 1, 4, 7
-_ATTR_NNP = 3
+_ATTR_BADARCH, _ATTR_NNP = 2, 3
 
 
 def _errno_action(code: int) -> int:
@@ -169,6 +171,13 @@ def install(pid: int | None = None) -> str:
     rules = 0
     try:
         lib.seccomp_attr_set(ctx, _ATTR_NNP, 1)
+        # A call through a foreign ABI (i386 ``int 0x80``, x32 numbers ``0x40000000 | nr``) does
+        # not match this architecture's rules: libseccomp's default for it kills the calling
+        # thread only, and the step hangs until its wall limit. ENOSYS, as on a kernel built
+        # without those ABIs, makes the call fail at once and the process go on.
+        rc = lib.seccomp_attr_set(ctx, _ATTR_BADARCH, _errno_action(errno.ENOSYS))
+        if rc < 0:
+            raise SeccompUnavailable(f"seccomp_attr_set(ACT_BADARCH) failed: {os.strerror(-rc)}")
 
         def add(name: str, action: int, *cmps: tuple[int, int, int, int]) -> None:
             nonlocal rules
@@ -194,4 +203,4 @@ def install(pid: int | None = None) -> str:
             raise SeccompUnavailable(f"seccomp_load failed: {os.strerror(-rc)}")
     finally:
         lib.seccomp_release(ctx)
-    return f"{rules} rules: no exec, no new processes, no sockets, no ptrace/mount/bpf/io_uring"
+    return f"{rules} rules: no exec, no new processes, no sockets, no ptrace/mount/bpf/io_uring; i386/x32 ABI: ENOSYS"
