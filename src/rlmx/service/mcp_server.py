@@ -130,10 +130,10 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
             if not paths:
                 raise BadRequest("give one or more paths")
             inputs = [{"source_name": check_path(p).name, "path": str(check_path(p))} for p in paths]
-            rec = service.create_session(tenant, inputs, queue=not wait)
+            rec = await asyncio.to_thread(service.create_session, tenant, inputs, queue=not wait)
             if wait:
                 await asyncio.to_thread(service.ingest_session, rec.session_id)
-            return service.session_view(service.get_session(tenant, rec.session_id))
+            return service.session_view(await asyncio.to_thread(service.get_session, tenant, rec.session_id))
 
         return await _call(run)
 
@@ -142,7 +142,9 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
         """The sessions of this tenant, newest first."""
 
         async def run() -> dict[str, Any]:
-            return {"sessions": [service.session_view(s) for s in service.list_sessions(tenant)]}
+            return {
+                "sessions": [service.session_view(s) for s in await asyncio.to_thread(service.list_sessions, tenant)]
+            }
 
         return await _call(run)
 
@@ -174,7 +176,7 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
             request: dict[str, Any] = {"question": question, "models": {"root": model, "sub": sub_model}}
             if max_turns is not None:
                 request["budgets"] = {"max_turns": max_turns}
-            created = service.create_execution(tenant, session_id, request, run_here=worker_id)
+            created = await asyncio.to_thread(service.create_execution, tenant, session_id, request, run_here=worker_id)
             eid = created["execution_id"]
             total = float(max_turns or 30)
             loop = asyncio.get_running_loop()
@@ -185,7 +187,7 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
                     msg = f"turn {data['turn']} done"
                     notes.append(loop.create_task(ctx.report_progress(float(data["turn"]), total, msg)))
 
-            job = service.meta.get_job(eid)
+            job = await asyncio.to_thread(service.meta.get_job, eid)
             assert job is not None
             task = asyncio.current_task()
             assert task is not None
@@ -206,15 +208,17 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
             except asyncio.CancelledError:
                 if task.cancelling() or not lost:
                     # the request was cancelled (or the server stops): nobody waits for the answer
-                    service.abandon_job(job, "cancelled: the MCP request was cancelled")
+                    await asyncio.shield(
+                        asyncio.to_thread(service.abandon_job, job, "cancelled: the MCP request was cancelled")
+                    )
                     raise
             except Exception as e:
                 if not lost:
-                    service.fail_job(job, f"internal error: {type(e).__name__}: {e}")
-                    service.meta.finish_job(eid, worker_id, error=repr(e), attempt=job.attempts)
+                    await asyncio.to_thread(service.fail_job, job, f"internal error: {type(e).__name__}: {e}")
+                    await asyncio.to_thread(service.meta.finish_job, eid, worker_id, repr(e), job.attempts)
                 raise
             else:
-                service.meta.finish_job(eid, worker_id, attempt=job.attempts)
+                await asyncio.to_thread(service.meta.finish_job, eid, worker_id, None, job.attempts)
             finally:
                 beat.cancel()
                 if notes:
@@ -224,7 +228,7 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
                     f"execution {eid} was taken over by another worker (this server stopped renewing its "
                     "lease); follow it with get_execution"
                 )
-            return service.execution_view(tenant, eid)
+            return await asyncio.to_thread(service.execution_view, tenant, eid)
 
         return await _call(run)
 
@@ -233,7 +237,7 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
         """An execution's status, answer, citations, usage, budgets and last turn."""
 
         async def run() -> dict[str, Any]:
-            return service.execution_view(tenant, execution_id)
+            return await asyncio.to_thread(service.execution_view, tenant, execution_id)
 
         return await _call(run)
 
@@ -319,7 +323,11 @@ def require_key(app: ASGIApp, service: Service, tenant: str) -> ASGIApp:
         if scope["type"] == "http":
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
             auth = headers.get("authorization", "")
-            p = service.keys.check(auth[7:].strip()) if auth.lower().startswith("bearer ") else None
+            p = (
+                await asyncio.to_thread(service.keys.check, auth[7:].strip())
+                if auth.lower().startswith("bearer ")
+                else None
+            )
             if p is None or p.tenant != tenant:
                 body = b'{"detail": "missing or invalid API key for this MCP server\'s tenant"}'
                 await send(
