@@ -57,12 +57,47 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
 
 
+def _missing_shared_data(path: Path) -> str:
+    return (
+        f"the shared data is missing: {path} is not a folder. The tests need ../shared/data beside "
+        "the project (CI always has it); they fail rather than skip without it"
+    )
+
+
+def require_shared_data(*parts: str) -> Path:
+    """``../shared/data/PARTS...``; fails the test (never skips) when it is missing."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(_missing_shared_data(path), pytrace=False)
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` (the corpora and benchmark sources); fails when missing."""
+    for name in ("state_union", "trec"):
+        require_shared_data(name)
+    return SHARED_DATA
+
+
 @pytest.fixture
 def state_union() -> Path:
-    path = SHARED_DATA / "state_union"
-    if not path.is_dir():
-        pytest.skip(f"shared corpus not found at {path}")
-    return path
+    return require_shared_data("state_union")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test or module marked ``skipif(..., reason="...shared data...")`` fails instead of
+    skipping when ../shared/data is missing: a missing corpus is a broken checkout, not a
+    reason to pass silently (this runs before pytest's own skipif handling)."""
+    for mark in item.iter_markers("skipif"):
+        reason = str(mark.kwargs.get("reason", ""))
+        if "shared" in reason.lower() and (mark.args[0] if mark.args else mark.kwargs.get("condition")):
+            pytest.fail(
+                f"{reason} under {SHARED_DATA}: the tests need ../shared/data beside the project "
+                "(CI always has it); they fail rather than skip without it",
+                pytrace=False,
+            )
 
 
 @pytest.fixture
