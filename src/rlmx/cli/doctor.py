@@ -18,18 +18,26 @@ __all__ = ["doctor"]
     default=None,
     help="Check this runner instead of RLMX_SANDBOX_RUNNER.",
 )
-def doctor(as_json: bool, runner: str | None) -> None:
+@click.option(
+    "--corpus",
+    "corpus",
+    multiple=True,
+    metavar="PATH",
+    help="Check with this corpus (files, folders, globs; repeatable): it is ingested as `rlmx ask` would.",
+)
+def doctor(as_json: bool, runner: str | None, corpus: tuple[str, ...]) -> None:
     """Report the REPL sandbox's isolation layers on this host (starts a REPL and probes it).
 
     Exit status 0 when every required layer is active, 1 when a layer is missing and
-    RLMX_SANDBOX_HARDENED is set (a REPL would refuse to start), 2 when no REPL can start."""
+    RLMX_SANDBOX_HARDENED is set (a REPL would refuse to start), 2 when no REPL can start
+    (or the corpus cannot be ingested)."""
     from ..sandbox.doctor import diagnose, render
     from ..sandbox.policy import SandboxPolicy
 
     policy = SandboxPolicy()
     if runner is not None:
         policy = policy.model_copy(update={"runner": runner})
-    report = diagnose(policy)
+    report = diagnose(policy, list(corpus) or None)
     click.echo(json.dumps(report, indent=2) if as_json else render(report))
     if report.get("error") and not report.get("layers"):
         sys.exit(2)

@@ -82,6 +82,8 @@ def print_trace(trace: dict[str, Any], out: Console, indent: str = "") -> None:
             )
         if t.get("stdout"):
             out.print(f"{indent}   stdout: {_excerpt(t['stdout'], 400)}", markup=False, highlight=False)
+        for w in t.get("sandbox_warnings") or []:
+            out.print(f"{indent}   WARNING sandbox layer not active: {_excerpt(w, 300)}", markup=False, highlight=False)
         if t.get("error"):
             out.print(f"{indent}   error: {_excerpt(t['error'], 400)}", markup=False, highlight=False)
         for s in subcalls_by_turn.get(int(t["turn"]), []):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from ..errors import BudgetExceededError, ExecutionCancelled, RlmxError, SchemaE
 from ..ids import new_id
 from ..lm.base import LMClient, Message
 from ..sandbox.base import REPL, ContextSpec, FinalSignal, SpanEvent, StepResult
+from ..sandbox.policy import layer_failures
 from ..store import Store
 from ..store.base import BlobStore, ExecutionRecord, utcnow
 from ..store.secrets import shared_secret
@@ -36,6 +38,8 @@ from .schema import OutputSchema
 from .truncate import truncate_output
 
 __all__ = ["Engine", "EngineOptions", "ExecutionOutcome", "ExecutionState", "ResumePoint", "Resumer", "Tree"]
+
+_sandbox_log = logging.getLogger("rlmx.sandbox")
 
 EventSink = Callable[[str, dict[str, Any]], None]
 ReplFactory = Callable[[ContextSpec, "EngineOptions", list[str] | None], REPL]
@@ -331,6 +335,7 @@ class Engine:
         t_exec = time.monotonic()
         try:
             await repl.start()
+            _warn_sandbox(tree, eid, depth, repl)
             if snapshot is not None and getattr(repl, "snapshot", None) is not None:
                 st.restored_turn = resume.last_turn if resume is not None else 0
             out = await self._loop(st, repl, resolver, question, schema, resume)
@@ -480,6 +485,9 @@ class Engine:
                     "total_s": round(t_total, 4),
                 },
             }
+            sandbox_failures = layer_failures(getattr(repl, "layers", None) or {})
+            if sandbox_failures:  # the REPL runs without a layer (see _warn_sandbox)
+                record["sandbox_warnings"] = sandbox_failures
             await asyncio.to_thread(self._commit_turn, st.execution_id, turn, record, repl)
             tree.emit(
                 "turn_finished",
@@ -596,6 +604,23 @@ def _snapshot_key(home: Path, blobs: BlobStore | None = None) -> bytes | None:
     if len(key) < 32:
         raise RlmxError(f"{path} holds no usable key: delete it (snapshots sealed with it become unusable)")
     return key
+
+
+def _warn_sandbox(tree: Any, execution_id: str, depth: int, repl: REPL) -> None:
+    """A REPL started without a layer the policy wants (a host or corpus limit): a WARNING
+    naming the execution and an ``sandbox_warning`` event; every turn record then holds the
+    failures under ``sandbox_warnings`` (the trace). Hardened mode never gets here: the
+    REPL refuses to start."""
+    failures = layer_failures(getattr(repl, "layers", None) or {})
+    if not failures:
+        return
+    _sandbox_log.warning(
+        "execution %s runs WITHOUT sandbox layer(s): %s; fix the host (see `rlmx doctor --corpus PATH`) "
+        "or set RLMX_SANDBOX_HARDENED=1 to refuse such executions",
+        execution_id,
+        "; ".join(failures),
+    )
+    tree.emit("sandbox_warning", execution_id=execution_id, depth=depth, layers=failures)
 
 
 def _local_repl(

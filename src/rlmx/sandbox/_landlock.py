@@ -1,8 +1,10 @@
 """Landlock (Linux ≥ 5.13) through raw syscalls: a file-system allow-list for this process.
 
-Runs inside the REPL process. :func:`restrict` handles every access right the kernel's ABI
-knows, then allows reading (files and directories, not executing) beneath the ``read``
-paths, reading and writing beneath the ``write`` paths, and the listed device files.
+Runs inside the REPL process. :func:`build` creates a ruleset that handles every access
+right the kernel's ABI knows, then allows reading (files and directories, not executing)
+beneath the ``read`` paths, reading and writing beneath the ``write`` paths, and the listed
+device files — one path descriptor open at a time, before the open-files limit is applied,
+so a corpus of any size fits — and :func:`enforce` restricts the process to it.
 Anything else — ``/etc``, ``/home``, ``/proc`` of other processes, another execution's
 workspace — is denied with ``EACCES``. From ABI 4 TCP ``bind``/``connect`` are denied too;
 from ABI 6 signals to processes outside the sandbox and abstract Unix sockets are scoped.
@@ -16,7 +18,7 @@ import os
 import stat
 from collections.abc import Iterable
 
-__all__ = ["LandlockUnavailable", "Rule", "abi_version", "open_rules", "restrict"]
+__all__ = ["LandlockUnavailable", "Ruleset", "abi_version", "build", "enforce"]
 
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446  # same number on every arch
 _CREATE_RULESET_VERSION = 1
@@ -80,46 +82,28 @@ def _fs_mask(abi: int) -> int:
     return _FS_BY_ABI[max(k for k in _FS_BY_ABI if k <= abi)]
 
 
-Rule = tuple[int, int, bool]
-"""An opened rule: ``(O_PATH fd, access mask, is_dir)``."""
+class Ruleset:
+    """A Landlock ruleset built but not yet enforced (see :func:`build`): its fd, the number
+    of rules, the ABI. Holds one descriptor, whatever the number of paths."""
 
+    def __init__(self, fd: int, rules: int, abi: int):
+        self.fd, self.rules, self.abi = fd, rules, abi
 
-def open_rules(read: Iterable[str], write: Iterable[str], devices: Iterable[tuple[str, bool]] = ()) -> list[Rule]:
-    """Open the paths of the rules (before dropping privileges, so that paths under
-    directories the sandbox user cannot traverse still resolve). ``read``/``write``: paths
-    granted read / read+write beneath them; ``devices``: ``(path, writable)``. Missing paths
-    are skipped."""
-    rules: list[Rule] = []
-    wanted = [(p, READ) for p in read] + [(p, WRITE) for p in write]
-    wanted += [(p, (_READ_FILE | _WRITE_FILE) if w else _READ_FILE) for p, w in devices]
-    seen: set[str] = set()
-    for path, access in wanted:
-        key = f"{path}\0{access}"
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        except OSError:
-            continue
-        rules.append((fd, access, stat.S_ISDIR(os.fstat(fd).st_mode)))
-    return rules
-
-
-def restrict(rules: Iterable[Rule]) -> str:
-    """Restrict this process to ``rules`` (see :func:`open_rules`; their fds are closed).
-    Call with ``no_new_privs`` set and before starting threads. Returns a one-line
-    description; raises LandlockUnavailable."""
-    rules = list(rules)
-    try:
-        return _restrict(rules)
-    finally:
-        for fd, _, _ in rules:
+    def close(self) -> None:
+        """Close the ruleset's descriptor (idempotent)."""
+        if self.fd >= 0:
             with contextlib.suppress(OSError):
-                os.close(fd)
+                os.close(self.fd)
+            self.fd = -1
 
 
-def _restrict(rules: list[Rule]) -> str:
+def build(read: Iterable[str], write: Iterable[str], devices: Iterable[tuple[str, bool]] = ()) -> Ruleset:
+    """Create a ruleset and add one rule per path, opening each path (``O_PATH``) only while
+    its rule is added: at most two descriptors are open at any time, so a corpus of any size
+    fits under the open-files limit, and paths resolve with the caller's privileges (call it
+    before dropping them). ``read``/``write``: paths granted read / read+write beneath them;
+    ``devices``: ``(path, writable)``. Missing paths are skipped. Enforce it with
+    :func:`enforce`. Raises :class:`LandlockUnavailable` (no descriptor left open)."""
     abi = abi_version()
     if abi < 1:
         raise LandlockUnavailable("the kernel has no Landlock (Linux >= 5.13 with lsm=...,landlock)")
@@ -131,19 +115,55 @@ def _restrict(rules: list[Rule]) -> str:
     if abi >= 6:
         attr.scoped = _SCOPE_ABSTRACT_UNIX | _SCOPE_SIGNAL
         size = 24
-    ruleset = _libc.syscall(_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
-    if ruleset < 0:
+    fd = _libc.syscall(_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if fd < 0:
         raise LandlockUnavailable(f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}")
+    ruleset = Ruleset(int(fd), 0, abi)
+    wanted = [(p, READ) for p in read] + [(p, WRITE) for p in write]
+    wanted += [(p, (_READ_FILE | _WRITE_FILE) if w else _READ_FILE) for p, w in devices]
+    seen: set[str] = set()
     try:
-        for fd, access, is_dir in rules:
-            allowed = access & fs if is_dir else access & fs & _FILE_ONLY
-            rule = _PathBeneath(allowed, fd)
-            if _libc.syscall(_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule), 0):
-                raise LandlockUnavailable(f"landlock_add_rule: {os.strerror(ctypes.get_errno())}")
-        if _libc.syscall(_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)):
+        for path, access in wanted:
+            key = f"{path}\0{access}"
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise LandlockUnavailable(f"cannot open {path} for its rule: {e}") from None
+            try:
+                is_dir = stat.S_ISDIR(os.fstat(pfd).st_mode)
+                allowed = access & fs if is_dir else access & fs & _FILE_ONLY
+                rule = _PathBeneath(allowed, pfd)
+                rc = _libc.syscall(
+                    _ADD_RULE, ctypes.c_int(ruleset.fd), ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule), 0
+                )
+                if rc:
+                    raise LandlockUnavailable(f"landlock_add_rule ({path}): {os.strerror(ctypes.get_errno())}")
+            finally:
+                os.close(pfd)
+            ruleset.rules += 1
+    except BaseException:
+        ruleset.close()
+        raise
+    return ruleset
+
+
+def enforce(ruleset: Ruleset) -> str:
+    """Restrict this process to ``ruleset`` (see :func:`build`) and close it. Call with
+    ``no_new_privs`` set and before starting threads. Returns a one-line description; raises
+    :class:`LandlockUnavailable`."""
+    try:
+        if ruleset.fd < 0:
+            raise LandlockUnavailable("the ruleset was already closed")
+        if _libc.syscall(_RESTRICT_SELF, ctypes.c_int(ruleset.fd), ctypes.c_uint32(0)):
             raise LandlockUnavailable(f"landlock_restrict_self: {os.strerror(ctypes.get_errno())}")
     finally:
-        os.close(ruleset)
+        ruleset.close()
+    abi = ruleset.abi
     extra = ", TCP bind/connect denied" if abi >= 4 else ""
     extra += ", signals and abstract sockets scoped" if abi >= 6 else ""
-    return f"ABI {abi}, {len(rules)} rules: read-only interpreter and corpus, read-write workspace{extra}"
+    return f"ABI {abi}, {ruleset.rules} rules: read-only interpreter and corpus, read-write workspace{extra}"

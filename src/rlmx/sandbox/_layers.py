@@ -276,21 +276,29 @@ def _unblock(paths: Iterable[str], writable: set[str], uid: int, gid: int) -> st
         raise OSError(ctypes.get_errno(), f"unshare(CLONE_NEWNS): {_err()}")
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
     for top, inner in sorted(by_top.items()):
-        keep = {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p in inner}
+        # One descriptor per covered folder, not per path: after the tmpfs covers ``top``,
+        # ``/proc/self/fd/<top>/<rel>`` still resolves beneath the covered folder.
+        top_fd = os.open(top, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            _mount("tmpfs", top, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755,size=64k")
-            for p, fd in sorted(keep.items()):
-                if os.path.isdir(f"/proc/self/fd/{fd}"):
-                    os.makedirs(p, exist_ok=True)
-                else:
-                    os.makedirs(os.path.dirname(p), exist_ok=True)
-                    open(p, "a").close()
-                _mount(f"/proc/self/fd/{fd}", p, None, _MS_BIND | _MS_REC)
+            _mount("tmpfs", top, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755,size=1m")
+            made: set[str] = {top}
+            for p in sorted(set(inner)):
+                src = f"/proc/self/fd/{top_fd}/{os.path.relpath(p, top)}"
+                try:
+                    is_dir = stat.S_ISDIR(os.stat(src).st_mode)
+                except FileNotFoundError:
+                    continue
+                parent = p if is_dir else os.path.dirname(p)
+                if parent not in made:
+                    os.makedirs(parent, exist_ok=True)
+                    made.add(parent)
+                if not is_dir and not os.path.lexists(p):
+                    os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+                _mount(src, p, None, _MS_BIND | _MS_REC)
                 if p not in writable:
                     _mount(None, p, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
         finally:
-            for fd in keep.values():
-                os.close(fd)
+            os.close(top_fd)
     return f"; {', '.join(sorted(by_top))} covered (private mount namespace), needed paths bound back"
 
 
@@ -308,15 +316,20 @@ def apply(cfg: dict[str, Any], spec: dict[str, Any], outside: dict[str, Any] | N
 
     if "netns" not in st:
         st["netns"] = _netns() if cfg.get("netns", True) else off
-    rules: list[Any] = []
     want_landlock = cfg.get("landlock", True)
-    if want_landlock:
-        read = interpreter_paths() + corpus_paths(spec)
-        rules = _landlock.open_rules(read, [workspace] if workspace else [], _DEVICES)
     if cfg.get("seccomp", True):
         with contextlib.suppress(_seccomp.SeccompUnavailable):
             _seccomp.load_library()  # before landlock hides the library folders' listings
-    st["rlimits"] = _rlimits(cfg.get("limits") or {}, spec, bool(switch))
+    # Everything that opens a path per corpus file runs before the open-files limit: the
+    # Landlock ruleset (one rule per file, one descriptor at a time) and the bind mounts of
+    # the uid switch. A corpus of any size then gets every layer.
+    ruleset: _landlock.Ruleset | None = None
+    if want_landlock:
+        try:
+            read = interpreter_paths() + corpus_paths(spec)
+            ruleset = _landlock.build(read, [workspace] if workspace else [], _DEVICES)
+        except _landlock.LandlockUnavailable as e:
+            st["landlock"] = _status(False, str(e))
     closed = _unreadable_files(spec, uid, gid) if switch else []
     if closed:
         switch = False
@@ -325,17 +338,20 @@ def apply(cfg: dict[str, Any], spec: dict[str, Any], outside: dict[str, Any] | N
             f"not switched: {len(closed)} corpus file(s) are not readable by other users, e.g. {closed[0]} "
             "(mode 0600: ingest again with this version, or chmod o+r)",
         )
+    note = ""
     if switch:
         try:
             needed = interpreter_paths() + corpus_paths(spec) + ([workspace] if workspace else [])
             note = _unblock(needed, {workspace} if workspace else set(), uid, gid)
         except OSError as e:
+            switch = False
             st["uid"] = _status(False, f"not switched: paths the REPL needs are closed to uid {uid} ({e})")
-        else:
-            _drop_bounding_set()
-            st["uid"] = _switch_uid(uid, gid, workspace)
-            st["uid"]["detail"] += note
-    elif "uid" in st or closed:
+    st["rlimits"] = _rlimits(cfg.get("limits") or {}, spec, bool(switch))
+    if switch:
+        _drop_bounding_set()
+        st["uid"] = _switch_uid(uid, gid, workspace)
+        st["uid"]["detail"] += note
+    elif "uid" in st:
         pass
     else:
         st["uid"] = (
@@ -353,12 +369,12 @@ def apply(cfg: dict[str, Any], spec: dict[str, Any], outside: dict[str, Any] | N
         st["no_new_privs"] = _status(True, "set")
     else:
         st["no_new_privs"] = _status(False, f"prctl failed: {_err()}")
-    if want_landlock:
+    if ruleset is not None:
         try:
-            st["landlock"] = _status(True, _landlock.restrict(rules))
+            st["landlock"] = _status(True, _landlock.enforce(ruleset))
         except _landlock.LandlockUnavailable as e:
             st["landlock"] = _status(False, str(e))
-    else:
+    elif not want_landlock:
         st["landlock"] = off
     if cfg.get("seccomp", True):
         try:

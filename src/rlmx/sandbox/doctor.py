@@ -1,10 +1,11 @@
 """``rlmx doctor``: which sandbox layers are active on this host, and why any is missing.
 
 :func:`diagnose` starts a real REPL with the given policy (a one-document context of its
-own), reads the layers it reports, and runs probes inside it with the AST guard off — a
-socket, ``/etc/shadow``, a fork, a write outside the workspace, a signal to its parent — so
-that the report shows what the operating system actually refuses. It also says which runners
-and tools are installed. :func:`render` formats the report as text.
+own, or with ``corpus`` the context an execution on those files would get), reads the layers
+it reports, and runs probes inside it with the AST guard off — a socket, ``/etc/shadow``, a
+fork, a write outside the workspace, a signal to its parent — so that the report shows what
+the operating system actually refuses. It also says which runners and tools are installed.
+:func:`render` formats the report as text.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import tempfile
 import time
 from typing import Any
 
-from .base import ToolRequest
+from ..errors import RlmxError
+from .base import ContextSpec, ToolRequest
 from .policy import SandboxPolicy
 
-__all__ = ["diagnose", "render"]
+__all__ = ["corpus_spec", "diagnose", "render"]
 
 _PROBE = """
 import os, socket, signal
@@ -54,14 +56,34 @@ def _version(cmd: list[str]) -> str:
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "?"
 
 
-async def _probe(policy: SandboxPolicy) -> dict[str, Any]:
+def corpus_spec(paths: list[str]) -> tuple[ContextSpec, str]:
+    """The context an execution on ``paths`` (files, folders, globs) would get: ingested into
+    the configured store (``RLMX_HOME``, ``RLMX_DATABASE_URL``, ``RLMX_BLOB_URL``) as
+    ``rlmx ask`` does — unchanged files are cache hits — with the same blob paths. Returns
+    ``(spec, "N documents, corpus ID")``. Raises :class:`~rlmx.errors.IngestError` when
+    nothing could be ingested, ``StoreError``/``ConfigError`` for an unusable store."""
+    from ..corpus import context_spec, ingest
+    from ..store import open_store
+
+    store = open_store()
+    try:
+        corpus = ingest(list(paths), store)
+        spec = context_spec(corpus, store)
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+    return spec, f"{len(spec.docs)} documents, corpus {corpus.corpus_id}"
+
+
+async def _probe(policy: SandboxPolicy, corpus: ContextSpec | None = None) -> dict[str, Any]:
     from .factory import make_repl
     from .local import LocalREPL
     from .testing import spec_from_texts
 
     with tempfile.TemporaryDirectory(prefix="rlmx-doctor-") as tmp:
         os.chmod(tmp, 0o755)
-        spec = spec_from_texts(tmp, {"probe.txt": "rlmx doctor probe\n"})
+        spec = corpus if corpus is not None else spec_from_texts(tmp, {"probe.txt": "rlmx doctor probe\n"})
         probe_policy = policy.model_copy(update={"ast_guard": False, "hardened": False})
         t0 = time.perf_counter()
         repl = make_repl(spec, policy=probe_policy, step_timeout_s=30)
@@ -80,8 +102,12 @@ async def _probe(policy: SandboxPolicy) -> dict[str, Any]:
     return {"layers": layers, "probes": probes, "start_s": start_s, "error": step.error}
 
 
-def diagnose(policy: SandboxPolicy | None = None) -> dict[str, Any]:
-    """The doctor's report as a JSON-able dict."""
+def diagnose(policy: SandboxPolicy | None = None, corpus: list[str] | None = None) -> dict[str, Any]:
+    """The doctor's report as a JSON-able dict. ``corpus``: files, folders or globs; the REPL
+    then opens that corpus as an execution on it would (see :func:`corpus_spec`), so layers
+    that depend on the corpus (its size, its files' modes and folders) are checked too;
+    default: a one-document context of the doctor's own. An ingestion failure is reported
+    under ``error`` (no exception)."""
     policy = policy if policy is not None else SandboxPolicy()
     from . import _landlock
 
@@ -120,7 +146,14 @@ def diagnose(policy: SandboxPolicy | None = None) -> dict[str, Any]:
     if policy.runner == "bwrap" and not bwrap:
         report["error"] = "the configured runner is bwrap but bubblewrap is not installed"
         return report
-    report.update(asyncio.run(_probe(policy)))
+    spec: ContextSpec | None = None
+    if corpus:
+        try:
+            spec, report["corpus"] = corpus_spec(corpus)
+        except RlmxError as e:
+            report["error"] = f"cannot open the corpus {' '.join(corpus)}: {type(e).__name__}: {e}"
+            return report
+    report.update(asyncio.run(_probe(policy, spec)))
     layers = report.get("layers") or {}
     missing = [k for k, v in layers.items() if not v.get("active")]
     report["missing"] = missing
@@ -149,6 +182,8 @@ def render(report: dict[str, Any]) -> str:
     if report.get("error") and not report.get("layers"):
         lines += ["", f"ERROR: {report['error']}"]
         return "\n".join(lines)
+    if report.get("corpus"):
+        lines.append(f"corpus   {report['corpus']}")
     lines += ["", f"layers ({p['runner']} runner; REPL started in {report['start_s'] * 1e3:.0f} ms):"]
     for name, st in report["layers"].items():
         mark = "active " if st.get("active") else "MISSING"

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_REQUIRED", "SandboxPolicy", "warn_missing"]
+__all__ = ["DEFAULT_REQUIRED", "SandboxPolicy", "layer_failures", "warn_missing"]
 
 DEFAULT_REQUIRED = ["rlimits", "uid", "caps", "no_new_privs", "netns", "landlock", "seccomp"]
 
@@ -110,6 +110,17 @@ def warn_missing(layers: dict[str, Any], runner: str) -> list[str]:
             _warned.add(key)
             log.warning("sandbox layer %s is not active (%s runner): %s; see `rlmx doctor`", name, runner, detail)
     return missing
+
+
+def layer_failures(layers: dict[str, Any]) -> list[str]:
+    """The layers of a REPL's report (``{layer: {"active", "detail"}}``) that the host or this
+    execution's corpus failed to provide — not those the policy turned off — as
+    ``"layer: detail"`` strings, in report order; ``[]`` when every wanted layer is active."""
+    return [
+        f"{name}: {st.get('detail')}"
+        for name, st in layers.items()
+        if not st.get("active") and not str(st.get("detail")).startswith("disabled by the sandbox policy")
+    ]
 
 
 def is_root() -> bool:
