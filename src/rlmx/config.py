@@ -7,19 +7,52 @@ Provider keys use their providers' usual variables (``OPENAI_API_KEY``, ``OPENAI
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "default_home"]
+from .errors import ConfigError
+
+__all__ = ["EnvSettings", "Settings", "default_home", "settings_error"]
 
 
 def default_home() -> Path:
+    """``~/.local/share/rlmx``: the store folder when ``RLMX_HOME`` is unset."""
     return Path.home() / ".local" / "share" / "rlmx"
 
 
-class Settings(BaseSettings):
+def settings_error(e: ValidationError, cls: type[BaseSettings]) -> ConfigError:
+    """A :class:`ConfigError` for the invalid settings of ``cls``, naming each environment
+    variable (``RLMX_STEP_TIMEOUT_S='abc'``) when the value came from one, else the field."""
+    prefix = str(cls.model_config.get("env_prefix") or "")
+    env = {k.upper(): v for k, v in os.environ.items()}
+    parts = []
+    for err in e.errors(include_url=False):
+        field = str(err["loc"][0]) if err["loc"] else ""
+        var = f"{prefix}{field}".upper()
+        if var in env:
+            parts.append(f"{var}={env[var]!r}: {err['msg']}")
+        else:
+            parts.append(f"{cls.__name__}.{field}: {err['msg']}")
+    hint = "Fix or unset the variable (see the README's Configuration)"
+    return ConfigError(f"invalid setting {'; '.join(parts)}. {hint}")
+
+
+class EnvSettings(BaseSettings):
+    """Settings read from the environment whose invalid values raise :class:`ConfigError`
+    naming the variable (see :func:`settings_error`), never a raw pydantic error."""
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            raise settings_error(e, type(self)) from None
+
+
+class Settings(EnvSettings):
     """rlmx settings. Units: seconds, characters.
 
     * ``RLMX_HOME`` — store folder (SQLite metadata, blobs, FTS index).

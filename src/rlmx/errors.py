@@ -1,10 +1,11 @@
 """The rlmx exception tree.
 
 Every error rlmx raises on purpose descends from :class:`RlmxError`, and its message
-says how to fix the problem::
+says how to fix the problem (the classes after the dashes live in other modules)::
 
     RlmxError
-    ├── ConfigError          bad settings, unknown model spec, missing API key or price
+    ├── ConfigError          bad settings (a malformed ``RLMX_`` variable, named), unknown
+    │                        model spec, missing API key or price
     ├── IngestError          nothing usable could be ingested (single-file failures are
     │                        recorded on the Document instead, never raised)
     ├── StoreError           the metadata or blob store failed or is inconsistent
@@ -14,7 +15,14 @@ says how to fix the problem::
     ├── ExecutionCancelled   a client asked to cancel (checked at turn boundaries)
     ├── ReplError            the REPL process could not start or broke its protocol
     ├── SchemaError          SUBMIT fields do not match the output schema
-    └── CitationError        a citation is malformed or does not match stored text
+    ├── CitationError        a citation is malformed or does not match stored text
+    ├── RuntimeConflict      -- rlmx.engine.runtime: a runtime execution's state does not
+    │                        fit the request (it is over, or a step is waiting)
+    ├── ToolResultError      -- rlmx.engine.runtime (also a ValueError): a client's tool
+    │                        result is malformed or names no waiting request
+    └── ServiceError         -- rlmx.service.errors: answered with its HTTP ``status``
+        ├── BadRequest 400 · Forbidden 403 · NotFound 404 · Conflict 409
+        └── TooLarge 413 · TooMany 429 · Unavailable 503 (a server fault, detail logged)
 """
 
 from __future__ import annotations

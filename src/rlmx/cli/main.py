@@ -2,7 +2,8 @@
 
 Exit codes: 0 success (COMPLETED; verify: every citation matches); 1 an rlmx error (bad
 configuration, provider failure, nothing ingested, REPL failure; verify: a citation does
-not match); 2 usage error; 3 MAX_TURNS_EXCEEDED; 4 BUDGET_EXCEEDED; 5 FAILED or CANCELLED.
+not match); 2 usage error (bad arguments or input, or a malformed ``RLMX_`` variable); 3
+MAX_TURNS_EXCEEDED; 4 BUDGET_EXCEEDED; 5 FAILED or CANCELLED.
 """
 
 from __future__ import annotations
@@ -28,10 +29,39 @@ def _fail(e: RlmxError) -> None:
     sys.exit(1)
 
 
+_SERVICE_COMMANDS = {"serve", "worker", "keys", "mcp"}
+"""Subcommands that read the service's settings (``ServiceSettings``) too."""
+
+
+def _check_settings(command: str | None) -> None:
+    """Exit 2 with the message, not a traceback, when an ``RLMX_`` variable is malformed:
+    the engine's settings, the sandbox policy's, and the service's for its commands."""
+    from pydantic import ValidationError
+
+    from ..config import Settings, settings_error
+    from ..sandbox.policy import SandboxPolicy
+
+    try:
+        Settings()
+        try:
+            SandboxPolicy()
+        except ValidationError as e:
+            raise settings_error(e, SandboxPolicy) from None
+        if command in _SERVICE_COMMANDS:
+            from ..service.settings import ServiceSettings
+
+            ServiceSettings()
+    except RlmxError as e:
+        err.print(f"[bold red]rlmx:[/] {e}", markup=True)
+        sys.exit(2)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rlmx")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """rlmx — Recursive Language Models: ask questions over corpora far larger than a context window."""
+    _check_settings(ctx.invoked_subcommand)
 
 
 def _split_args(args: tuple[str, ...], question_file: str | None) -> tuple[list[str], str]:
@@ -168,20 +198,37 @@ def ask(
     sys.exit(status_exit_code(answer.status))
 
 
+_VERIFY_HINT = "pipe the output of `rlmx ask --json`"
+
+
+def _read_citations(file: Any) -> list[dict[str, Any]]:
+    """The citations of ``rlmx ask --json`` output (or a bare list of them), else a
+    :class:`click.UsageError` (exit 2) saying what is wrong with the input."""
+    try:
+        data = json.loads(file.read().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise click.UsageError(f"input is not UTF-8 text (byte {e.start}); {_VERIFY_HINT}") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise click.UsageError(f"input is not JSON ({e}); {_VERIFY_HINT}") from None
+    cites = data.get("citations") if isinstance(data, dict) else data
+    if not isinstance(cites, list):
+        raise click.UsageError(f"expected an object with a `citations` list, or a list of citations; {_VERIFY_HINT}")
+    for i, c in enumerate(cites, 1):
+        if not isinstance(c, dict):
+            raise click.UsageError(
+                f"citation {i} is {type(c).__name__}, not an object {{doc_id, start, end, checksum}}; {_VERIFY_HINT}"
+            )
+    return cites
+
+
 @cli.command()
-@click.argument("file", default="-", type=click.File("r", encoding="utf-8"))
+@click.argument("file", default="-", type=click.File("rb"))
 def verify(file: Any) -> None:
     """Check the citations of `rlmx ask --json` output (FILE or - for stdin) against the store."""
     from ..engine.verify import verify_citations
     from ..store import open_store
 
-    try:
-        data = json.load(file)
-    except json.JSONDecodeError as e:
-        raise click.UsageError(f"input is not JSON ({e}); pipe the output of `rlmx ask --json`") from e
-    cites = data.get("citations") if isinstance(data, dict) else data
-    if not isinstance(cites, list):
-        raise click.UsageError("expected an object with a `citations` list, or a list of citations")
+    cites = _read_citations(file)
     try:
         checks = verify_citations(cites, open_store())
     except RlmxError as e:

@@ -47,11 +47,11 @@ SETTLE_S = 0.05
 answering the client."""
 
 
-class RuntimeConflict(Exception):
+class RuntimeConflict(RlmxError):
     """The request does not fit the execution's state (finished, or a step is waiting)."""
 
 
-class ToolResultError(ValueError):
+class ToolResultError(RlmxError, ValueError):
     """A client-supplied tool result is malformed or names no waiting request."""
 
 

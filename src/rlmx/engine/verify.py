@@ -28,10 +28,13 @@ class CitationCheck:
 
 def verify_citations(citations: list[dict[str, Any]], store: Store) -> list[CitationCheck]:
     """Check each ``{doc_id, start, end, checksum[, text]}`` against the store. Offsets are
-    code points; the checksum is ``sha256:`` over UTF-8. Never raises for a bad citation:
-    it is reported with its reason."""
+    code points; the checksum is ``sha256:`` over UTF-8. Never raises for a bad citation
+    (one that is not even an object included): it is reported with its reason."""
     out: list[CitationCheck] = []
     for i, c in enumerate(citations, 1):
+        if not isinstance(c, dict):
+            out.append(CitationCheck(i, "", -1, -1, False, "a citation is an object {doc_id, start, end, checksum}"))
+            continue
         doc_id, start, end = str(c.get("doc_id", "")), c.get("start"), c.get("end")
         checksum = c.get("checksum")
         if not isinstance(start, int) or not isinstance(end, int) or not checksum:

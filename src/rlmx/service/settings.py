@@ -28,14 +28,14 @@ import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from ..config import default_home
+from ..config import EnvSettings, default_home
 
 __all__ = ["ServiceSettings"]
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(EnvSettings):
     """See the module doc. Units: seconds, bytes."""
 
     model_config = SettingsConfigDict(env_prefix="RLMX_", extra="ignore")
