@@ -1,5 +1,8 @@
-"""Property-based API testing: schemathesis generates requests from the OpenAPI spec; no
-answer may be a 5xx. Half of the generated path ids are replaced by real ones (a READY
+"""Property-based API testing: schemathesis generates requests (valid and invalid ones) from
+the OpenAPI spec and runs every check (``--checks all``): no 5xx, only documented status
+codes and headers, schema-valid bodies accepted and schema-violating ones rejected (a 413
+for a body over ``RLMX_MAX_REQUEST_BYTES`` counts as rejected), ``Allow`` on 405.
+Half of the generated path ids are replaced by real ones (a READY
 session, a finished answerer execution, a runtime execution) so that the deeper code paths
 see arbitrary bodies too. Hypothesis is derandomized: CI runs are reproducible.
 
@@ -19,7 +22,8 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import CHECKS, is_check_class, load_all_checks
+from schemathesis.core.parameters import ParameterLocation
 
 from rlmx.service.app import create_app
 from rlmx.service.core import Service
@@ -34,6 +38,11 @@ _APP = create_app(_SVC, worker=False)
 # from the app's own spec: no request (and no event-loop thread) at import time
 schema = schemathesis.openapi.from_dict(_APP.openapi())
 schema.app = _APP
+_rejection = schema.config.checks.negative_data_rejection
+_rejection.expected_statuses = [*_rejection.expected_statuses, "413"]
+load_all_checks()
+ALL_CHECKS = [c for c in CHECKS.get_all() if not is_check_class(c)]
+"""Every built-in check (``schemathesis run --checks all``)."""
 _state: dict[str, Any] = {}
 _turn = itertools.count()
 
@@ -73,5 +82,8 @@ def test_no_server_errors(case: Any) -> None:
             params["execution_id"] = _state["rid"] if runtime else _state["eid"]
     if case.path.endswith("/events"):  # a running runtime execution's stream would not end
         case.query = {**(case.query or {}), "follow": "false"}
-    response = case.call(headers={"Authorization": f"Bearer {_state['key']}"})
-    case.validate_response(response, checks=[not_a_server_error])
+    headers = case.meta.components.get(ParameterLocation.HEADER) if case.meta else None
+    # a case that drops the Authorization header tests just that: send it without the key
+    keyless = headers is not None and headers.mode.is_negative
+    response = case.call(headers=None if keyless else {"Authorization": f"Bearer {_state['key']}"})
+    case.validate_response(response, checks=ALL_CHECKS)

@@ -15,19 +15,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from ..errors import ConfigError, NotFoundError, RlmxError, StoreError
+from ..errors import ConfigError, NotFoundError, ProviderError, ReplError, RlmxError, StoreError
 from .auth import RateLimiter
 from .core import Service
 from .deps import error_response
@@ -113,6 +116,28 @@ def _replay(messages: list[Message]) -> Receive:
     return receive
 
 
+_SERVER_FAULTS: list[tuple[type[RlmxError] | tuple[type[RlmxError], ...], int, str]] = [
+    (StoreError, 503, "the store is unavailable; retry in a few seconds"),
+    (ProviderError, 502, "the model provider failed; retry later"),
+    ((ConfigError, ReplError), 503, "the server cannot serve this request now (logged for its operator); retry later"),
+]
+"""Errors that are the server's fault, each answered with a status and a generic message."""
+
+
+def _allowed(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI schema documents for ``path`` (every route of it: Starlette
+    names only those of the first route matching it)."""
+    methods: set[str] = set()
+    for template, ops in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {m.upper() for m in ops if m in _HTTP_METHODS}
+    return sorted(methods)
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
 def _openapi_with(app: FastAPI, models: list[type[BaseModel]]) -> Callable[[], dict[str, Any]]:
     """Add ``models`` (used by hand-parsed bodies) to the OpenAPI components."""
     base = app.openapi
@@ -191,12 +216,6 @@ def create_app(
     async def _service_error(_r: Request, e: ServiceError) -> JSONResponse:
         return error_response(e.status, e.message, e.headers)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_r: Request, e: RequestValidationError) -> JSONResponse:
-        """422 with where and what (not the input: it may hold NaN, which JSON cannot carry)."""
-        errors = [{k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in e.errors()]
-        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
-
     @app.exception_handler(RecursionError)
     async def _too_deep(_r: Request, _e: RecursionError) -> JSONResponse:
         return error_response(400, "the request is nested too deeply")
@@ -205,17 +224,34 @@ def create_app(
     async def _not_found(_r: Request, e: NotFoundError) -> JSONResponse:
         return error_response(404, str(e))
 
-    @app.exception_handler(StoreError)
-    async def _store_error(_r: Request, e: StoreError) -> JSONResponse:
-        return error_response(503, f"the store is unavailable: {e}", {"Retry-After": "5"})
-
-    @app.exception_handler(ConfigError)
-    async def _config_error(_r: Request, e: ConfigError) -> JSONResponse:
-        return error_response(400, str(e))
-
     @app.exception_handler(RlmxError)
-    async def _rlmx_error(_r: Request, e: RlmxError) -> JSONResponse:
+    async def _rlmx_error(r: Request, e: RlmxError) -> JSONResponse:
+        """A fault of the server (store, configuration, provider, REPL) is a 502/503 with a
+        generic message, its detail logged; any other rlmx error is the request's (400)."""
+        for kinds, status, message in _SERVER_FAULTS:
+            if isinstance(e, kinds):
+                log.error("%s %s: %s: %s", r.method, r.url.path, type(e).__name__, e)
+                return error_response(status, message, {"Retry-After": "5"})
         return error_response(400, f"{type(e).__name__}: {e}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(r: Request, e: StarletteHTTPException) -> Response:
+        """As FastAPI answers, but a 405's ``Allow`` lists every method of the path (Starlette
+        names only those of the first route matching it)."""
+        allowed = _allowed(app, r.url.path) if e.status_code == 405 else []
+        if allowed:
+            return error_response(405, f"method not allowed: use {', '.join(allowed)}", {"Allow": ", ".join(allowed)})
+        return await http_exception_handler(r, e)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(r: Request, e: RequestValidationError) -> JSONResponse:
+        """422 with where and what (not the input: it may hold NaN, which JSON cannot carry);
+        400 for a body that is not JSON at all."""
+        raw = e.errors()
+        if any(err.get("type") == "json_invalid" for err in raw):
+            return error_response(400, "the body is not JSON: send an application/json object")
+        errors = [{k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in raw]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     if not st.public_docs:
         app.include_router(health.docs_router)

@@ -5,11 +5,14 @@ with the models and leases every operation uses."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import socket
 from collections.abc import Callable
 from typing import Any
+
+from pydantic import ValidationError
 
 from ..api import RLM
 from ..config import Settings
@@ -19,15 +22,17 @@ from ..lm.registry import resolve_models
 from ..queue import WorkQueue, open_queue
 from ..store import Store, open_store
 from ..store.base import JobRecord
-from ..types import Status
+from ..types import Budgets, Status
 from .auth import KeyManager, load_pepper
-from .errors import BadRequest
+from .errors import BadRequest, Unavailable
 from .leases import job_store
 from .settings import ServiceSettings
 
 __all__ = ["TERMINAL", "ServiceBase"]
 
 TERMINAL = {s.value for s in Status} - {Status.RUNNING.value}
+
+log = logging.getLogger("rlmx.service")
 
 
 class ServiceBase:
@@ -100,21 +105,39 @@ class ServiceBase:
         specs = self.resolve_models(models)
         root, sub = specs["root"], specs["sub"]
         try:
-            rlm = RLM(
-                model=root,
-                sub_model=sub,
-                budgets=budgets or {},
-                settings=self.engine_settings,
-                on_event=on_event,
-                notice=lambda _m: None,
-                cache_namespace="" if self.settings.shared_llm_cache else f"tenant:{tenant}",
-            )
-        except ConfigError as e:
-            raise BadRequest(str(e)) from None
-        except ValueError as e:  # pydantic validation of budgets
+            checked = Budgets.model_validate(budgets or {})
+        except ValidationError as e:
             raise BadRequest(f"invalid budgets: {e}") from None
+        kwargs: dict[str, Any] = {
+            "model": root,
+            "sub_model": sub,
+            "settings": self.engine_settings,
+            "on_event": on_event,
+            "notice": lambda _m: None,
+            "cache_namespace": "" if self.settings.shared_llm_cache else f"tenant:{tenant}",
+        }
+        try:
+            rlm = RLM(budgets=checked, **kwargs)
+        except ConfigError as e:
+            if checked.max_cost_usd is not None and self._builds(checked, kwargs):
+                raise BadRequest(str(e)) from None  # the cost budget needs a price this server lacks
+            # the server's own configuration (a provider key, a price file): not the client's to fix
+            log.error("model %s / %s is offered but cannot be used: %s", root, sub, e)
+            raise Unavailable(
+                f"the models {root!r} / {sub!r} are offered but not usable on this server right now (a "
+                "server configuration problem, logged for its operator); retry later or ask for other models"
+            ) from None
         rlm._store = store or self.store
         return rlm
+
+    @staticmethod
+    def _builds(budgets: Budgets, kwargs: dict[str, Any]) -> bool:
+        """Whether the RLM builds without the cost budget (so that budget alone failed)."""
+        try:
+            RLM(budgets=budgets.model_copy(update={"max_cost_usd": None}), **kwargs)
+        except ConfigError:
+            return False
+        return True
 
     # -- leases -----------------------------------------------------------------------------
     def job_store(self, job: JobRecord, on_lost: Callable[[], None] | None = None) -> Store:

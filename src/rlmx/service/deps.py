@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from .auth import Principal, RateLimiter
 from .core import Service
 
-__all__ = ["ERRORS", "auth", "error_response", "get_service", "principal", "service"]
+__all__ = ["BODY_ERRORS", "ERRORS", "auth", "error_response", "get_service", "principal", "service"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `rlmx keys create`: `Bearer rlmx_…`")
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
@@ -25,6 +25,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"description": "Rate limit of the key reached"},
 }
 """The error responses every authenticated route documents."""
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    400: {"description": "Bad input (a body that is not JSON or not UTF-8 included)"},
+    413: {"description": "Body larger than RLMX_MAX_REQUEST_BYTES"},
+    422: {"description": "The body does not match its schema"},
+}
+"""The error responses every route with a JSON body documents."""
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

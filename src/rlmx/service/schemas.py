@@ -7,7 +7,8 @@ import json
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from annotated_types import Ge, Le
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ..types import Budgets
 from .errors import BadRequest
@@ -23,6 +24,7 @@ __all__ = [
     "ExecutionAccepted",
     "ExecutionCreate",
     "Health",
+    "JsonInt",
     "ModelsIn",
     "PlainJSON",
     "ResolveIn",
@@ -104,18 +106,36 @@ def load_json(raw: bytes, what: str = "the body") -> Any:
 
 
 # --- request and response bodies -------------------------------------------------------------
+_STRICT = ConfigDict(extra="forbid")
+"""Request bodies: no unknown fields."""
+
+
+def _json_int(value: Any) -> Any:
+    """An integer as JSON Schema has it: ``3`` or ``3.0``, never ``true`` or ``"3"``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be a valid integer")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_int)]
+"""An integer field that coerces no booleans or strings, so that what the OpenAPI schema
+rejects the server rejects too."""
+
+
 class DocIn(BaseModel):
     """A server path (file or folder) under ``RLMX_ALLOWED_PATHS``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     source_name: str | None = Field(None, max_length=500, description="Display name (default: the file name).")
     path: str = Field(min_length=1, max_length=4096)
 
 
 class SessionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     docs: list[DocIn] = Field(min_length=1, max_length=1000)
-    ttl_minutes: int | None = Field(None, ge=1, le=525_600, description="Delete the session after this many minutes.")
+    ttl_minutes: Annotated[int, Ge(1), Le(525_600), BeforeValidator(_json_int)] | None = Field(
+        None, description="Delete the session after this many minutes."
+    )
     options: PlainJSON = None
 
 
@@ -142,13 +162,13 @@ class SessionList(BaseModel):
 
 
 class ModelsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     root: str | None = Field(None, max_length=300, description="Root LM spec, e.g. openai:gpt-5 or baseline.")
     sub: str | None = Field(None, max_length=300, description="Sub-LM spec for llm_query.")
 
 
 class ExecutionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     question: str = Field(min_length=1, max_length=200_000)
     models: ModelsIn | None = None
     budgets: Budgets | None = None
@@ -156,7 +176,7 @@ class ExecutionCreate(BaseModel):
 
 
 class RuntimeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     question: str | None = Field(
         None, max_length=200_000, description="What the client is working on (for the record)."
     )
@@ -184,19 +204,35 @@ class CancelOut(BaseModel):
 
 
 class StepIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     code: str = Field(max_length=1_000_000, description="Python code run in the execution's REPL.")
 
 
 class ToolResultIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """One tool request's answer: a ``value``, or an ``error`` (one of them, not null)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["value"], "properties": {"value": {"not": {"type": "null"}}}},
+                {"required": ["error"], "properties": {"error": {"type": "string"}}},
+            ]
+        },
+    )
     id: str = Field(max_length=200)
     value: str | list[str] | None = Field(None, description="A string; a list of strings for llm_query_batched.")
     error: str | None = Field(None, max_length=10_000, description="The client could not answer: raised in the code.")
 
+    @model_validator(mode="after")
+    def _value_or_error(self) -> ToolResultIn:
+        if self.value is None and self.error is None:
+            raise ValueError(f"result {self.id!r}: give a value or an error")
+        return self
+
 
 class ResolveIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     results: list[ToolResultIn] = Field(default_factory=list, max_length=10_000)
     server_ids: list[str] = Field(
         default_factory=list,
@@ -224,12 +260,31 @@ class StepOut(BaseModel):
 
 
 class SpanGet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    doc_id: str | None = Field(None, max_length=200)
-    session_id: str | None = Field(None, max_length=200)
-    doc_index: int | None = Field(None, ge=0)
-    start: int = Field(ge=0)
-    end: int = Field(ge=0)
+    """A span of a document named by ``doc_id``, or by ``session_id`` and ``doc_index``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["doc_id"], "properties": {"doc_id": {"type": "string"}}},
+                {
+                    "required": ["session_id", "doc_index"],
+                    "properties": {"session_id": {"type": "string"}, "doc_index": {"type": "integer"}},
+                },
+            ]
+        },
+    )
+    doc_id: str | None = Field(None, min_length=1, max_length=200)
+    session_id: str | None = Field(None, min_length=1, max_length=200)
+    doc_index: Annotated[int, Ge(0), BeforeValidator(_json_int)] | None = None
+    start: Annotated[int, Ge(0), BeforeValidator(_json_int)]
+    end: Annotated[int, Ge(0), BeforeValidator(_json_int)]
+
+    @model_validator(mode="after")
+    def _names_a_document(self) -> SpanGet:
+        if self.doc_id is None and (self.session_id is None or self.doc_index is None):
+            raise ValueError("give doc_id, or session_id and doc_index")
+        return self
 
 
 class SpanRefOut(BaseModel):
@@ -249,15 +304,15 @@ class SpanOut(BaseModel):
 class CitationIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     doc_id: str = Field(max_length=200)
-    start: int
-    end: int
+    start: JsonInt
+    end: JsonInt
     checksum: str = Field(max_length=200)
     text: str | None = None
     doc_name: str | None = None
 
 
 class VerifyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     citations: list[CitationIn] = Field(max_length=MAX_VERIFY_CITATIONS)
 
 

@@ -20,6 +20,31 @@ from .paths import PathsMixin
 __all__ = ["SessionsMixin"]
 
 
+class _Shown:
+    """What a client sees of a session's paths: an uploaded file (an input with a ``"blob"``
+    key) is shown by its file name, never by where the server keeps it (in ``path``, and in
+    ``error`` texts); a server path given by the client is shown as it is."""
+
+    def __init__(self, inputs: list[dict[str, Any]], local: dict[str, str]):
+        self.names: dict[str, str] = {}
+        for item in inputs:
+            if item.get("blob"):
+                path = str(item["path"])
+                name = Path(path).name
+                self.names[path] = name
+                self.names[local.get(path, path)] = name
+        # the longest first: a folder's path is a prefix of its files'
+        self._order = sorted(self.names, key=len, reverse=True)
+
+    def path(self, path: str) -> str:
+        return self.names.get(path, path)
+
+    def text(self, text: str) -> str:
+        for p in self._order:
+            text = text.replace(p, self.names[p])
+        return text
+
+
 class SessionsMixin(PathsMixin):
     """Sessions of tenants: create, ingest, read, list, delete."""
 
@@ -86,12 +111,14 @@ class SessionsMixin(PathsMixin):
                     return n
             return ""
 
+        shown = _Shown(rec.inputs, local)
         try:
             corpus = ingest(paths, self.store)
         except IngestError as e:
-            rec.status, rec.error = "FAILED", str(e)
+            rec.status, rec.error = "FAILED", shown.text(str(e))
             rec.documents = [
-                {"source_name": names[p], "path": back.get(p, p), "status": "FAILED", "error": str(e)} for p in paths
+                {"source_name": names[p], "path": shown.path(back.get(p, p)), "status": "FAILED", "error": rec.error}
+                for p in paths
             ]
             meta.put_session(rec)
             return
@@ -99,7 +126,7 @@ class SessionsMixin(PathsMixin):
         docs: list[dict[str, Any]] = [
             {
                 "source_name": source_name(d.source_path),
-                "path": back.get(d.source_path, d.source_path),
+                "path": shown.path(back.get(d.source_path, d.source_path)),
                 "status": "READY",
                 "doc_id": d.doc_id,
                 "name": d.name,
@@ -111,9 +138,9 @@ class SessionsMixin(PathsMixin):
         docs += [
             {
                 "source_name": source_name(f.source_path),
-                "path": back.get(f.source_path, f.source_path),
+                "path": shown.path(back.get(f.source_path, f.source_path)),
                 "status": "FAILED",
-                "error": f.reason,
+                "error": shown.text(f.reason),
             }
             for f in corpus.failures
         ]

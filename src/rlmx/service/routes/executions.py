@@ -14,7 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..auth import Principal
 from ..core import Service
-from ..deps import ERRORS, auth, service
+from ..deps import BODY_ERRORS, ERRORS, auth, service
 from ..schemas import CancelOut, ExecutionAccepted, ExecutionCreate
 
 __all__ = ["STATE_ERRORS", "router"]
@@ -24,7 +24,7 @@ _EVENT_ID = re.compile(r"[0-9]{1,18}")
 router = APIRouter()
 
 
-STATE_ERRORS = {**ERRORS, 400: {"description": "Bad input"}, 409: {"description": "Session not READY"}}
+STATE_ERRORS = {**BODY_ERRORS, 409: {"description": "Session not READY"}}
 
 
 @router.post(
@@ -45,7 +45,12 @@ async def get_execution(execution_id: str, p: Principal = auth, svc: Service = s
     return await asyncio.to_thread(svc.execution_view, p.tenant, execution_id)
 
 
-@router.post("/v1/executions/{execution_id}/cancel", response_model=CancelOut, tags=["executions"], responses=ERRORS)
+@router.post(
+    "/v1/executions/{execution_id}/cancel",
+    response_model=CancelOut,
+    tags=["executions"],
+    responses={**ERRORS, 413: BODY_ERRORS[413]},
+)
 async def cancel_execution(execution_id: str, p: Principal = auth, svc: Service = service) -> Any:
     """Stop the execution at its next turn boundary (a runtime execution at once)."""
     return await svc.cancel(p.tenant, execution_id)

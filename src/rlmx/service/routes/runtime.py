@@ -8,8 +8,7 @@ from fastapi import APIRouter
 
 from ..auth import Principal
 from ..core import Service
-from ..deps import ERRORS, auth, service
-from ..errors import BadRequest
+from ..deps import BODY_ERRORS, auth, service
 from ..schemas import ResolveIn, RuntimeAccepted, RuntimeCreate, StepIn, StepOut
 from .executions import STATE_ERRORS
 
@@ -37,8 +36,8 @@ async def create_runtime(session_id: str, body: RuntimeCreate, p: Principal = au
 
 
 runtime_errors = {
-    **ERRORS,
-    400: {"description": "Bad tool result"},
+    **BODY_ERRORS,
+    400: {"description": "Bad input or tool result"},
     409: {"description": "Not a running runtime execution, or a step is waiting"},
     429: {"description": "Rate limit, or too many runtime executions with a live REPL (restoring this one)"},
 }
@@ -63,12 +62,7 @@ async def resolve_tools(execution_id: str, body: ResolveIn, p: Principal = auth,
     others); answers like a step (maybe waiting again)."""
     results: dict[str, Any] = {}
     for r in body.results:
-        if r.error is not None:
-            results[r.id] = {"error": r.error}
-        elif r.value is None:
-            raise BadRequest(f"result {r.id!r}: give a value or an error")
-        else:
-            results[r.id] = r.value
+        results[r.id] = {"error": r.error} if r.error is not None else r.value  # one is set (ToolResultIn)
     return await svc.resolve_tools(p.tenant, execution_id, results, body.server_ids)
 
 

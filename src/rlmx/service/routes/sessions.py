@@ -32,9 +32,9 @@ session_body = {
                 "schema": {
                     "type": "object",
                     "properties": {
-                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1},
                         "ttl_minutes": {"type": "integer", "minimum": 1, "maximum": 525600},
-                        "options": {"type": "string", "description": "A JSON object."},
+                        "options": {"type": "object", "description": "A JSON object (an application/json part)."},
                     },
                     "required": ["files"],
                 }

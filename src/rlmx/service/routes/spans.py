@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from ..auth import Principal
 from ..core import Service
-from ..deps import ERRORS, auth, service
+from ..deps import BODY_ERRORS, auth, service
 from ..schemas import SpanGet, SpanOut, VerifyIn, VerifyOut
 
 __all__ = ["router"]
@@ -21,7 +21,7 @@ router = APIRouter()
     "/v1/spans/get",
     response_model=SpanOut,
     tags=["citations"],
-    responses={**ERRORS, 400: {"description": "Bad offsets"}, 409: {"description": "Session not READY"}},
+    responses={**BODY_ERRORS, 400: {"description": "Bad offsets or body"}, 409: {"description": "Session not READY"}},
 )
 async def get_span(body: SpanGet, p: Principal = auth, svc: Service = service) -> Any:
     """The canonical text of ``[start, end)`` (code points) and its SpanRef with checksum."""
@@ -40,7 +40,7 @@ async def get_span(body: SpanGet, p: Principal = auth, svc: Service = service) -
     "/v1/citations/verify",
     response_model=VerifyOut,
     tags=["citations"],
-    responses={**ERRORS, 413: {"description": "Citations cover too many characters"}},
+    responses={**BODY_ERRORS, 413: {"description": "Body too large, or citations cover too many characters"}},
 )
 async def verify(body: VerifyIn, p: Principal = auth, svc: Service = service) -> Any:
     """Recompute each citation's checksum against the stored canonical text (at most
