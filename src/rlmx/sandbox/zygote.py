@@ -35,6 +35,10 @@ import threading
 import time
 from typing import Any, ClassVar
 
+from rlmx.errors import ReplError
+
+from .environment import child_env
+
 __all__ = ["Zygote", "ZygoteError", "main"]
 
 _PRELOAD = [
@@ -78,8 +82,9 @@ _PRELOAD = [
 ]
 
 
-class ZygoteError(RuntimeError):
-    """The zygote could not be started or stopped answering."""
+class ZygoteError(ReplError):
+    """The zygote could not be started or stopped answering (its output is in the message;
+    ``RLMX_SANDBOX_ZYGOTE=0`` starts each REPL as a new interpreter instead)."""
 
 
 # -- server (the zygote process) -------------------------------------------------------------
@@ -241,8 +246,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def zygote_env(cgroup: bool) -> dict[str, str]:
     """The zygote's whole environment (and so its children's until they set their own)."""
-    from .local import child_env
-
     env = child_env(tempfile.gettempdir())
     env["MALLOC_ARENA_MAX"] = "2"  # keeps thread arenas from reserving address space
     if cgroup:
