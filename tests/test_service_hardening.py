@@ -200,6 +200,7 @@ def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_owners_record(
 ):
     box: dict[str, Any] = {}
     stolen = threading.Event()
+    answered = threading.Event()  # the held reply went out (A may have stopped before it)
     noticed = _on_lost_lease()
 
     def root(model: str, messages: list[dict]) -> str:
@@ -217,6 +218,7 @@ def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_owners_record(
             stolen.set()
             # hold this reply until A's heartbeat notices and cancels its run
             box["noticed"] = noticed.wait(60)
+            answered.set()
         return f"```repl\nprint('turn {turn}')\n```"
 
     with MockLLMServer(scripts={"root": root}) as srv:
@@ -233,7 +235,7 @@ def test_a_worker_that_lost_its_lease_does_not_overwrite_the_new_owners_record(
             asyncio.run(Worker(svc, worker_id="A", lease_s=0.3, poll_s=0.05).run(until_idle=True))
         finally:
             _stop_watching(noticed)
-        assert stolen.is_set() and box["noticed"], "A's heartbeat never noticed the lost lease"
+        assert stolen.is_set() and answered.wait(60) and box["noticed"], "A's heartbeat never noticed the lost lease"
         rec = svc.meta.get_execution(eid)
         assert rec.status == "RUNNING" and rec.error is None and rec.finished_at is None  # not A's CANCELLED
         assert len(svc.meta.get_turns(eid)) == 1

@@ -209,9 +209,39 @@ def test_leader_failure_reaches_waiters_and_is_not_cached() -> None:
     assert not asyncio.run(lm.complete(MSGS)).cached  # next call tries again
 
 
-def test_broken_store_does_not_break_calls() -> None:
+def test_broken_store_does_not_break_calls_but_is_reported(caplog: pytest.LogCaptureFixture) -> None:
     lm = CachedLM(FakeLM(), BrokenMeta())  # type: ignore[arg-type]
-    assert asyncio.run(lm.complete(MSGS)).text.startswith("reply 1")
+    with caplog.at_level("WARNING", logger="rlmx.lm"):
+        c = asyncio.run(lm.complete(MSGS))
+    assert c.text.startswith("reply 1")  # the call went on
+    assert lm.errors == 2  # the lookup and the store both failed
+    assert c.raw["cache_error"] == (
+        "LLM cache lookup failed: RuntimeError: disk gone; LLM cache store failed: RuntimeError: disk gone"
+    )
+    assert [r.getMessage().split(" (key")[0] for r in caplog.records] == [
+        "LLM cache lookup failed: RuntimeError: disk gone",
+        "LLM cache store failed: RuntimeError: disk gone",
+    ]
+
+
+def test_cache_failures_show_in_usage_and_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlmx import RLM
+    from rlmx.engine.trace import load_trace
+    from rlmx.lm import ScriptedLM
+
+    rlm = RLM(model=ScriptedLM(["```repl\nr = llm_query('q')\nFINAL(r)\n```"]), sub_model=ScriptedLM(["sub answer"]))
+    rlm._store = open_store(tmp_path / "home")
+
+    def broken(*_a: Any) -> Any:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(rlm.store.meta, "cache_get", broken)
+    answer = rlm.ask(rlm.texts("some text"), "q?")
+    assert answer.text == "sub answer"
+    assert answer.usage.cache_errors == 2  # the root call's lookup and the sub-call's
+    trace = load_trace(rlm.store.meta, answer.execution_id)
+    assert "database is locked" in (trace["turns"][0]["cache_error"] or "")
+    assert "database is locked" in (trace["subcalls"][0]["cache_error"] or "")
 
 
 def test_cache_with_the_real_store(tmp_path: Path) -> None:

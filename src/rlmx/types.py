@@ -60,13 +60,15 @@ class Usage(BaseModel):
 
     Tokens are provider-reported (estimated at ≈ 4 characters a token only when a provider
     reports none); ``cost_usd`` is None when any call used a model with no known price
-    (never silently zero); ``wall_seconds`` is elapsed wall-clock time.
+    (never silently zero); ``wall_seconds`` is elapsed wall-clock time; ``cache_errors``
+    counts LM calls whose LLM-cache lookup or store failed (the call itself went on).
     """
 
     turns: int = 0
     root_calls: int = 0
     sub_calls: int = 0
     cached_calls: int = 0
+    cache_errors: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = 0.0

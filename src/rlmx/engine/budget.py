@@ -46,6 +46,7 @@ class BudgetTracker:
         self.sub_calls = 0
         self.root_calls = 0
         self.cached_calls = 0
+        self.cache_errors = 0
         self.turns = 0
         self.input_tokens = 0
         self.output_tokens = 0
@@ -111,6 +112,8 @@ class BudgetTracker:
         """Add a completion's usage; return its cost in USD (0 for cache hits, None unknown)."""
         self.input_tokens += completion.input_tokens
         self.output_tokens += completion.output_tokens
+        if completion.raw.get("cache_error"):
+            self.cache_errors += 1
         if completion.cached:
             self.cached_calls += 1
             return 0.0
@@ -127,6 +130,7 @@ class BudgetTracker:
             root_calls=self.root_calls,
             sub_calls=self.sub_calls,
             cached_calls=self.cached_calls,
+            cache_errors=self.cache_errors,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             cost_usd=self.cost_usd,

@@ -469,6 +469,7 @@ class Engine:
                 "response": completion.text,
                 "root_model": completion.spec,
                 "cached": completion.cached,
+                "cache_error": completion.raw.get("cache_error"),
                 "input_tokens": completion.input_tokens,
                 "output_tokens": completion.output_tokens,
                 "cost_usd": completion.raw.get("cost_usd"),

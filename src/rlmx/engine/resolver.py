@@ -298,6 +298,7 @@ class ToolResolverImpl:
                 input_tokens=completion.input_tokens,
                 output_tokens=completion.output_tokens,
                 cached=completion.cached,
+                cache_error=completion.raw.get("cache_error"),
                 cost_usd=completion.raw.get("cost_usd"),
             )
         # a store write: off the event loop (issue 8: no blocking I/O on event loops)

@@ -4,16 +4,28 @@ Shape: ``{"execution": ExecutionRecord-dict, "turns": [turn...], "subcalls": [su
 "children": [trace...]}``; a turn holds the root messages (``prompt`` on turn 1,
 ``response``, ``observation``), ``code``, ``stdout``, ``error``, ``span_log``, ``final`` and
 ``timings`` (seconds); a sub-call holds ``prompt``, ``response``, ``model``, tokens,
-``cost_usd``, ``cached`` and, for ``rlm_query``, ``child_id``.
+``cost_usd``, ``cached``, ``cache_error`` and, for ``rlm_query``, ``child_id``. Sub-calls
+come in the order the REPL made them (their ids ``t{turn}.{n}``), not the order they finished
+(a batch's calls finish, and are stored, in any order).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..store.base import MetadataStore
 
-__all__ = ["load_trace"]
+__all__ = ["load_trace", "subcall_order"]
+
+_ID = re.compile(r"t(\d+)\.(\d+)")
+
+
+def subcall_order(record: dict[str, Any]) -> tuple[int, int]:
+    """Sort key of a sub-call record: its turn and number from the id ``t{turn}.{n}`` (ids in
+    another form sort after, in stored order)."""
+    m = _ID.fullmatch(str(record.get("id", "")))
+    return (int(m.group(1)), int(m.group(2))) if m else (1 << 30, 0)
 
 
 def load_trace(meta: MetadataStore, execution_id: str, *, max_depth: int = 16) -> dict[str, Any]:
@@ -29,6 +41,6 @@ def load_trace(meta: MetadataStore, execution_id: str, *, max_depth: int = 16) -
     return {
         "execution": rec.model_dump(mode="json"),
         "turns": meta.get_turns(execution_id),
-        "subcalls": meta.get_subcalls(execution_id),
+        "subcalls": sorted(meta.get_subcalls(execution_id), key=subcall_order),
         "children": children,
     }

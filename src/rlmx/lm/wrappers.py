@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import random
 import time
 from dataclasses import replace
@@ -41,6 +42,8 @@ __all__ = [
     "cache_key",
     "wrap_client",
 ]
+
+log = logging.getLogger("rlmx.lm")
 
 DEFAULT_CONCURRENCY = 16
 
@@ -228,7 +231,10 @@ class CachedLM(WrapperLM):
     the inner client and the others wait for it and get its result marked ``cached=True``
     (if that call fails, they get the same error). Across processes two identical
     concurrent requests may both miss and both pay; the second store simply overwrites.
-    Store calls are synchronous (local SQLite, fast); a failing store is not fatal.
+    Backend calls run in a thread unless the backend says it never blocks. A failing backend
+    is not fatal, and not silent either: the failure is logged (``rlmx.lm`` logger, warning),
+    counted in :attr:`errors`, and noted on the completion (``raw["cache_error"]``), which the
+    budget tracker counts in ``Usage.cache_errors`` and the engine writes into the trace.
     """
 
     def __init__(self, inner: LMClient, meta_store: CacheBackend, namespace: str = "") -> None:
@@ -238,6 +244,8 @@ class CachedLM(WrapperLM):
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
         self.hits = 0
         self.misses = 0
+        self.errors = 0
+        """Cache lookups and stores that failed (each also logged)."""
 
     def key_for(self, messages: list[Message], max_tokens: int | None, temperature: float | None) -> str:
         """The cache key of a call (see :func:`cache_key`), in this wrapper's namespace."""
@@ -258,11 +266,19 @@ class CachedLM(WrapperLM):
             return await asyncio.to_thread(fn, *args)
         return fn(*args)
 
-    def _lookup(self, key: str, started: float) -> Completion | None:
+    def _failed(self, what: str, key: str, e: Exception) -> str:
+        """A cache failure: logged, counted (:attr:`errors`), and returned as the note the
+        completion carries (``raw["cache_error"]``: usage and the trace show it)."""
+        self.errors += 1
+        note = f"LLM cache {what} failed: {type(e).__name__}: {e}"
+        log.warning("%s (key %s…); the call goes on without the cache", note, key[:12])
+        return note
+
+    def _lookup(self, key: str, started: float) -> Completion | str | None:
         try:
             value = self.store.cache_get(key)
-        except Exception:  # a broken cache must not break the call
-            return None
+        except Exception as e:  # a broken cache must not break the call: it is reported instead
+            return self._failed("lookup", key, e)
         if not value:
             return None
         try:
@@ -281,7 +297,7 @@ class CachedLM(WrapperLM):
         except (KeyError, TypeError, ValueError):
             return None  # an entry in an older or foreign shape: treat as a miss
 
-    def _store(self, key: str, c: Completion) -> None:
+    def _store(self, key: str, c: Completion) -> str | None:
         value: dict[str, Any] = {
             "text": c.text,
             "input_tokens": c.input_tokens,
@@ -294,8 +310,9 @@ class CachedLM(WrapperLM):
         }
         try:
             self.store.cache_put(key, value)
-        except Exception:
-            pass  # not fatal: the call succeeded, only future hits are lost
+        except Exception as e:  # not fatal: the call succeeded, only future hits are lost
+            return self._failed("store", key, e)
+        return None
 
     async def complete(
         self,
@@ -307,7 +324,8 @@ class CachedLM(WrapperLM):
         started = time.perf_counter()
         key = self.key_for(messages, max_tokens, temperature)
         hit = await self._io(self._lookup, key, started)
-        if hit is not None:
+        lookup_error = hit if isinstance(hit, str) else None
+        if isinstance(hit, Completion):
             self.hits += 1
             return hit
         leader = self._inflight.get(key)
@@ -336,7 +354,10 @@ class CachedLM(WrapperLM):
                 future.exception()  # mark retrieved: no "never retrieved" warning
                 raise
             future.set_result(result)  # callers of the same key get it now, while it is stored
-            await self._io(self._store, key, result)
+            store_error = await self._io(self._store, key, result)
+            errors = [e for e in (lookup_error, store_error) if e]
+            if errors:
+                result = replace(result, raw={**result.raw, "cache_error": "; ".join(errors)})
         finally:
             if self._inflight.get(key) is future:
                 del self._inflight[key]
