@@ -16,7 +16,7 @@ import pytest
 
 from rlmx import RLM, Status
 from rlmx.corpus import ingest
-from rlmx.engine.orchestrator import _snapshot_key
+from rlmx.engine.sandboxing import shared_snapshot_key as _snapshot_key
 from rlmx.engine.verify import verify_citations
 from rlmx.errors import ConfigError, NotFoundError, StoreError
 from rlmx.lm import ScriptedLM

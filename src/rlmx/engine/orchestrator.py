@@ -10,188 +10,47 @@ next one starts (DESIGN.md invariant 4).
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ..corpus.canonical import TextReader
 from ..errors import BudgetExceededError, ExecutionCancelled, RlmxError, SchemaError
 from ..ids import new_id
-from ..lm.base import LMClient, Message
-from ..sandbox.base import REPL, ContextSpec, FinalSignal, SpanEvent, StepResult
+from ..lm.base import Message
+from ..sandbox.base import REPL, ContextSpec, FinalSignal, StepResult
 from ..sandbox.policy import layer_failures
 from ..store import Store
-from ..store.base import BlobStore, ExecutionRecord, utcnow
-from ..store.secrets import shared_secret
-from ..types import Budgets, SpanRef, Status
+from ..store.base import ExecutionRecord, utcnow
+from ..types import Status
 from .blocks import parse_response
-from .budget import BudgetTracker
 from .citations import Span, answer_uses, build_spanrefs, derive_spans, merge_spans
+from .prompting import root_messages
 from .prompts import load_prompt
 from .resolver import ToolResolverImpl
+from .sandboxing import MAX_STORED_SNAPSHOT_BYTES, local_repl, shared_snapshot_key, snapshot_key, warn_sandbox
 from .schema import OutputSchema
+from .state import (
+    EngineOptions,
+    ExecutionOutcome,
+    ExecutionState,
+    ReplFactory,
+    ResumePoint,
+    Resumer,
+    Tree,
+)
 from .truncate import truncate_output
 
-__all__ = ["Engine", "EngineOptions", "ExecutionOutcome", "ExecutionState", "ResumePoint", "Resumer", "Tree"]
-
-_sandbox_log = logging.getLogger("rlmx.sandbox")
-
-EventSink = Callable[[str, dict[str, Any]], None]
-ReplFactory = Callable[[ContextSpec, "EngineOptions", list[str] | None], REPL]
-
-
-@dataclass
-class EngineOptions:
-    """Knobs of the loop. Units: seconds, characters."""
-
-    budgets: Budgets = field(default_factory=Budgets)
-    step_timeout_s: float = 120.0
-    output_max_chars: int = 20_000
-    repl_output_cap_chars: int = 2_000_000
-    sub_lm_chars: int = 500_000
-
-
-@dataclass
-class ExecutionOutcome:
-    execution_id: str
-    status: Status
-    text: str
-    citations: list[SpanRef]
-    fields: dict[str, Any] | None = None
-    error: str | None = None
-
-
-@dataclass
-class Tree:
-    """Shared state of one execution tree: budget tracker and wrapped LMs."""
-
-    engine: Engine
-    budgets: Budgets
-    tracker: BudgetTracker
-    root_lm: LMClient
-    sub_lm: LMClient
-    on_event: EventSink | None = None
-    should_stop: Callable[[], bool] | None = None
-    """Asked at every turn boundary; True ends the execution as CANCELLED (service hook)."""
-
-    def emit(self, event: str, /, **data: Any) -> None:
-        if self.on_event is not None:
-            self.on_event(event, data)
-
-    def check_stop(self) -> None:
-        """Raise :class:`ExecutionCancelled` when cancellation was asked for."""
-        if self.should_stop is not None and self.should_stop():
-            raise ExecutionCancelled("cancelled at a turn boundary, as requested")
-
-    async def acheck_stop(self) -> None:
-        """:meth:`check_stop` from async code: ``should_stop`` may read the store (the
-        service's), so it runs in a thread and the event loop never waits for it."""
-        if self.should_stop is not None:
-            await asyncio.to_thread(self.check_stop)
-
-
-@dataclass
-class ResumePoint:
-    """Where a resumed execution goes on: the root messages so far, the next turn, the last
-    printed output; or ``outcome`` when its committed turns already ended it."""
-
-    messages: list[Message]
-    next_turn: int
-    last_output: str = ""
-    outcome: ExecutionOutcome | None = None
-
-
-class Resumer(Protocol):
-    """Restores an execution from its committed turns (:mod:`rlmx.engine.resume`): the
-    record to go on with, and ``restore`` brings the REPL back to the state after the last
-    committed turn (replay today; a snapshot restore later) and says where to go on."""
-
-    record: ExecutionRecord
-    last_turn: int
-    """The last committed turn (0: none): a REPL snapshot of that turn can be restored."""
-
-    async def restore(
-        self, engine: Engine, st: ExecutionState, repl: REPL, resolver: ToolResolverImpl, schema: OutputSchema | None
-    ) -> ResumePoint: ...
-
-
-@dataclass
-class ExecutionState:
-    tree: Tree
-    execution_id: str
-    root_id: str
-    corpus_id: str
-    spec: ContextSpec
-    depth: int
-    turn: int = 0
-    events: dict[tuple[str, str, int, int], SpanEvent] = field(default_factory=dict)
-    restored_turn: int = 0
-    """The turn whose REPL snapshot the REPL was restored from on resume (0: none)."""
-    ranges: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for d in self.spec.docs:
-            self.ranges.setdefault(d.doc_id, []).append(d.window or (0, d.length))
-            self.names.setdefault(d.doc_id, d.name)
-
-    def clip(self, doc_id: str, start: int, end: int) -> Span | None:
-        """The part of ``[start, end)`` this execution's context may see, or None.
-
-        Span logs and FINAL citations come from the sandbox, which model code controls: only
-        documents (and windows) of the execution's own context are ever read or cited."""
-        for lo, hi in self.ranges.get(doc_id, ()):
-            a, b = max(start, lo), min(end, hi)
-            if a < b:
-                return Span(doc_id, a, b)
-        return None
-
-    def log_spans(self, events: list[SpanEvent]) -> None:
-        for ev in events:
-            if self.clip(ev.doc_id, ev.start, ev.end) != Span(ev.doc_id, ev.start, ev.end):
-                continue  # outside the context: forged or stale, never a citation
-            key = (ev.kind, ev.doc_id, ev.start, ev.end)
-            old = self.events.get(key)
-            if old is None:
-                self.events[key] = ev
-            else:
-                old.subcalls = sorted(set(old.subcalls) | set(ev.subcalls))
-
-
-def _context_description(spec: ContextSpec) -> dict[str, Any]:
-    lengths = [(d.window[1] - d.window[0]) if d.window else d.length for d in spec.docs]
-    shown = ", ".join(f"{n:,}" for n in lengths[:100])
-    if len(lengths) > 100:
-        shown += f", … ({len(lengths) - 100} more)"
-    if spec.kind == "text":
-        ctype, help_ = (
-            "str",
-            (
-                "the text itself; it behaves like a Python `str` (`len(context)`, `context[a:b]`, "
-                "`context.find(...)`), and slicing never loads more than the slice."
-            ),
-        )
-    else:
-        ctype, help_ = (
-            "list of documents",
-            (
-                "a list of documents. `len(context)` is the number of documents; `context[i]` is a "
-                "document view with `.name`, `.id`, `.meta`, `len(doc)` in characters, `doc[a:b]` "
-                "returning text, and `doc.find(...)`, `doc.grep(...)`. `context.names` lists names."
-            ),
-        )
-    return {
-        "context_type": ctype,
-        "total_chars": f"{sum(lengths):,}",
-        "n_docs": len(lengths),
-        "doc_lengths": shown or "none",
-        "context_help": help_,
-    }
+__all__ = [
+    "MAX_STORED_SNAPSHOT_BYTES",
+    "Engine",
+    "EngineOptions",
+    "ExecutionOutcome",
+    "ExecutionState",
+    "ResumePoint",
+    "Resumer",
+    "Tree",
+    "snapshot_key",
+]
 
 
 class Engine:
@@ -205,8 +64,8 @@ class Engine:
     def __init__(self, store: Store, options: EngineOptions, repl_factory: ReplFactory | None = None):
         self.store = store
         self.options = options
-        self.repl_factory = repl_factory or _local_repl
-        self.snapshot_key = _snapshot_key(store.home, store.blobs) if repl_factory is None else None
+        self.repl_factory = repl_factory or local_repl
+        self.snapshot_key = shared_snapshot_key(store.home, store.blobs) if repl_factory is None else None
         self._readers: dict[str, TextReader] = {}
         self._names: dict[str, str] = {}
 
@@ -230,8 +89,8 @@ class Engine:
 
     # -- REPL snapshots (durable state) -------------------------------------------
     def _new_repl(self, spec: ContextSpec, schema_fields: list[str] | None, snapshot: Any = None) -> REPL:
-        if self.repl_factory is _local_repl:
-            return _local_repl(spec, self.options, schema_fields, snapshot=snapshot, key=self.snapshot_key)
+        if self.repl_factory is local_repl:
+            return local_repl(spec, self.options, schema_fields, snapshot=snapshot, key=self.snapshot_key)
         return self.repl_factory(spec, self.options, schema_fields)
 
     def _save_snapshot(self, execution_id: str, turn: int, repl: REPL) -> None:
@@ -335,7 +194,7 @@ class Engine:
         t_exec = time.monotonic()
         try:
             await repl.start()
-            _warn_sandbox(tree, eid, depth, repl)
+            warn_sandbox(tree, eid, depth, repl)
             if snapshot is not None and getattr(repl, "snapshot", None) is not None:
                 st.restored_turn = resume.last_turn if resume is not None else 0
             out = await self._loop(st, repl, resolver, question, schema, resume)
@@ -385,33 +244,7 @@ class Engine:
     ) -> ExecutionOutcome:
         tree, opts = st.tree, self.options
         budgets = tree.budgets
-        if budgets.max_sub_calls == 0:
-            sub_help = "`llm_query` and `llm_query_batched` are disabled in this execution (no sub-call budget)."
-            rlm_help = "`rlm_query` is disabled too: work with the REPL alone."
-        else:
-            sub_help = (
-                f"`llm_query(prompt) -> str` asks a sub-LM (it can read about {opts.sub_lm_chars:,} characters "
-                "in one prompt). `llm_query_batched(prompts) -> list[str]` runs many prompts concurrently: "
-                "prefer it over a loop of `llm_query`."
-            )
-            rlm_help = "`rlm_query(prompt, context=None) -> str` " + (
-                "starts a child RLM, with its own REPL, on `context` (a document view, hits, a slice "
-                "you read, or any text; default: this context) and returns its answer."
-                if st.depth + 1 <= budgets.max_depth
-                else "is a plain sub-LM call here (maximum recursion depth reached)."
-            )
-        submit = load_prompt("submit_help").format(schema=json.dumps(schema.json_schema)) if schema else ""
-        system = load_prompt("root_system").format(
-            **_context_description(st.spec),
-            sub_lm_help=sub_help,
-            output_chars=f"{opts.output_max_chars:,}",
-            rlm_query_help=rlm_help,
-            submit_help=submit,
-        )
-        messages: list[Message] = [
-            {"role": "system", "content": system},
-            {"role": "user", "content": load_prompt("first_turn").format(question=question)},
-        ]
+        messages = root_messages(st.spec, question, opts, budgets, st.depth, schema)
         last_output = ""
         first_turn = 1
         if resume is not None:
@@ -487,7 +320,7 @@ class Engine:
                 },
             }
             sandbox_failures = layer_failures(getattr(repl, "layers", None) or {})
-            if sandbox_failures:  # the REPL runs without a layer (see _warn_sandbox)
+            if sandbox_failures:  # the REPL runs without a layer (see warn_sandbox)
                 record["sandbox_warnings"] = sandbox_failures
             await asyncio.to_thread(self._commit_turn, st.execution_id, turn, record, repl)
             tree.emit(
@@ -583,67 +416,3 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return -1
-
-
-MAX_STORED_SNAPSHOT_BYTES = 64 << 20
-
-
-def snapshot_key(execution_id: str, turn: int) -> str:
-    """Blob key of an execution's sealed REPL snapshot after ``turn``."""
-    return f"snapshots/{execution_id}/{turn}.snap"
-
-
-def _snapshot_key(home: Path, blobs: BlobStore | None = None) -> bytes | None:
-    """The key that seals stored REPL snapshots, shared by every process of this store:
-    ``RLMX_SANDBOX_SNAPSHOT_KEY`` when set (the sandbox policy reads it), else the blob
-    ``secrets/snapshot_key`` of a remote blob store, else the file ``$RLMX_HOME/snapshot_key``
-    (mode 0600); created atomically on first use (:func:`rlmx.store.secrets.shared_secret`)."""
-    if os.environ.get("RLMX_SANDBOX_SNAPSHOT_KEY"):
-        return None
-    path = home / "snapshot_key"
-    key = shared_secret(blobs, "snapshot_key", path)
-    if len(key) < 32:
-        raise RlmxError(f"{path} holds no usable key: delete it (snapshots sealed with it become unusable)")
-    return key
-
-
-def _warn_sandbox(tree: Any, execution_id: str, depth: int, repl: REPL) -> None:
-    """A REPL started without a layer the policy wants (a host or corpus limit): a WARNING
-    naming the execution and an ``sandbox_warning`` event; every turn record then holds the
-    failures under ``sandbox_warnings`` (the trace). Hardened mode never gets here: the
-    REPL refuses to start."""
-    failures = layer_failures(getattr(repl, "layers", None) or {})
-    if not failures:
-        return
-    _sandbox_log.warning(
-        "execution %s runs WITHOUT sandbox layer(s): %s; fix the host (see `rlmx doctor --corpus PATH`) "
-        "or set RLMX_SANDBOX_HARDENED=1 to refuse such executions",
-        execution_id,
-        "; ".join(failures),
-    )
-    tree.emit("sandbox_warning", execution_id=execution_id, depth=depth, layers=failures)
-
-
-def _local_repl(
-    spec: ContextSpec,
-    options: EngineOptions,
-    schema_fields: list[str] | None,
-    *,
-    snapshot: Any = None,
-    key: bytes | None = None,
-) -> REPL:
-    from pydantic import SecretStr
-
-    from ..sandbox import SandboxPolicy, make_repl
-
-    policy = SandboxPolicy()
-    if key is not None and policy.snapshot_key is None:
-        policy = policy.model_copy(update={"snapshot_key": SecretStr(key.decode())})
-    return make_repl(
-        spec,
-        policy=policy,
-        step_timeout_s=options.step_timeout_s,
-        output_cap_chars=options.repl_output_cap_chars,
-        schema_fields=schema_fields,
-        snapshot=snapshot,
-    )

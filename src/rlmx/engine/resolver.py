@@ -29,7 +29,7 @@ from ..sandbox.base import ContextSpec, ToolRequest
 from ..types import SpanRef
 
 if TYPE_CHECKING:
-    from .orchestrator import ExecutionState
+    from .state import ExecutionState
 
 __all__ = ["MAX_SEARCH_K", "ContextSearch", "ToolResolverImpl", "search_context"]
 

@@ -1,0 +1,94 @@
+"""The root LM's first messages: the system prompt (what the context is, the REPL's
+helpers as this execution's budgets allow them, the output limit, ``SUBMIT`` when an output
+schema is given) and the question. The prompts are data files (``engine/prompts/``); the
+shape follows the paper's RLM system prompt (Zhang, Kraska & Khattab, arXiv 2512.24601,
+Appendix C): the context's type and sizes, never its text."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..lm.base import Message
+from ..sandbox.base import ContextSpec
+from ..types import Budgets
+from .prompts import load_prompt
+
+if TYPE_CHECKING:
+    from .schema import OutputSchema
+    from .state import EngineOptions
+
+__all__ = ["context_description", "root_messages"]
+
+
+def context_description(spec: ContextSpec) -> dict[str, Any]:
+    """The prompt's fields about ``spec``: its type, total and per-document lengths in
+    characters (the first 100), and how to use it."""
+    lengths = [(d.window[1] - d.window[0]) if d.window else d.length for d in spec.docs]
+    shown = ", ".join(f"{n:,}" for n in lengths[:100])
+    if len(lengths) > 100:
+        shown += f", … ({len(lengths) - 100} more)"
+    if spec.kind == "text":
+        ctype, help_ = (
+            "str",
+            (
+                "the text itself; it behaves like a Python `str` (`len(context)`, `context[a:b]`, "
+                "`context.find(...)`), and slicing never loads more than the slice."
+            ),
+        )
+    else:
+        ctype, help_ = (
+            "list of documents",
+            (
+                "a list of documents. `len(context)` is the number of documents; `context[i]` is a "
+                "document view with `.name`, `.id`, `.meta`, `len(doc)` in characters, `doc[a:b]` "
+                "returning text, and `doc.find(...)`, `doc.grep(...)`. `context.names` lists names."
+            ),
+        )
+    return {
+        "context_type": ctype,
+        "total_chars": f"{sum(lengths):,}",
+        "n_docs": len(lengths),
+        "doc_lengths": shown or "none",
+        "context_help": help_,
+    }
+
+
+def root_messages(
+    spec: ContextSpec,
+    question: str,
+    options: EngineOptions,
+    budgets: Budgets,
+    depth: int,
+    schema: OutputSchema | None,
+) -> list[Message]:
+    """``[system, user]`` for turn 1 of an execution at ``depth`` over ``spec``: sub-calls
+    and ``rlm_query`` are described as ``budgets`` allow them (disabled without a sub-call
+    budget; ``rlm_query`` a plain sub-LM call at the maximum depth)."""
+    if budgets.max_sub_calls == 0:
+        sub_help = "`llm_query` and `llm_query_batched` are disabled in this execution (no sub-call budget)."
+        rlm_help = "`rlm_query` is disabled too: work with the REPL alone."
+    else:
+        sub_help = (
+            f"`llm_query(prompt) -> str` asks a sub-LM (it can read about {options.sub_lm_chars:,} characters "
+            "in one prompt). `llm_query_batched(prompts) -> list[str]` runs many prompts concurrently: "
+            "prefer it over a loop of `llm_query`."
+        )
+        rlm_help = "`rlm_query(prompt, context=None) -> str` " + (
+            "starts a child RLM, with its own REPL, on `context` (a document view, hits, a slice "
+            "you read, or any text; default: this context) and returns its answer."
+            if depth + 1 <= budgets.max_depth
+            else "is a plain sub-LM call here (maximum recursion depth reached)."
+        )
+    submit = load_prompt("submit_help").format(schema=json.dumps(schema.json_schema)) if schema else ""
+    system = load_prompt("root_system").format(
+        **context_description(spec),
+        sub_lm_help=sub_help,
+        output_chars=f"{options.output_max_chars:,}",
+        rlm_query_help=rlm_help,
+        submit_help=submit,
+    )
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": load_prompt("first_turn").format(question=question)},
+    ]
