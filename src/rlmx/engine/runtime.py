@@ -38,6 +38,7 @@ from ..types import Status
 from .orchestrator import Engine, ExecutionOutcome, ExecutionState, Tree
 from .resolver import ToolResolverImpl
 from .resume import ReplayResolver, abandon_in_flight, replay_turns, restore_logs, stored_usage
+from .runtime_tools import SERVER, PendingTools, RuntimeConflict, ToolResultError
 from .schema import OutputSchema
 
 __all__ = ["RuntimeConflict", "RuntimeExecution", "ToolResultError"]
@@ -45,18 +46,6 @@ __all__ = ["RuntimeConflict", "RuntimeExecution", "ToolResultError"]
 SETTLE_S = 0.05
 """After a tool request arrives, how long to wait for more (threads, batches) before
 answering the client."""
-
-
-class RuntimeConflict(RlmxError):
-    """The request does not fit the execution's state (finished, or a step is waiting)."""
-
-
-class ToolResultError(RlmxError, ValueError):
-    """A client-supplied tool result is malformed or names no waiting request."""
-
-
-class _ServerResolve:
-    """Marker: the client asked the server to resolve this request."""
 
 
 class RuntimeExecution:
@@ -94,8 +83,7 @@ class RuntimeExecution:
         self._task: asyncio.Task[StepResult] | None = None
         self._code = ""
         self._t0 = 0.0
-        self._pending: dict[str, tuple[ToolRequest, asyncio.Future[Any]]] = {}
-        self._changed = asyncio.Event()
+        self.tools = PendingTools()
         self.restored: str | None = None
         """How :meth:`open` brought the REPL back: ``"snapshot"``, ``"replay"`` or None (new)."""
 
@@ -208,56 +196,14 @@ class RuntimeExecution:
             self.last_used = time.monotonic()
             if self._task is None:
                 raise RuntimeConflict("no step is waiting for tool results")
-            everything = "*" in server_ids
-            unknown = [i for i in [*results, *(x for x in server_ids if x != "*")] if i not in self._pending]
-            if unknown:
-                raise ToolResultError(
-                    f"no waiting tool request with id {unknown[0]!r}; waiting: {sorted(self._pending)}"
-                )
-            checked = {rid: self._check(rid, value) for rid, value in results.items()}
-            for rid, value in checked.items():
-                fut = self._pending[rid][1]
-                if not fut.done():
-                    if isinstance(value, Exception):
-                        fut.set_exception(value)
-                    else:
-                        fut.set_result(value)
-            for rid, (_req, fut) in list(self._pending.items()):
-                if rid not in checked and (everything or rid in server_ids) and not fut.done():
-                    fut.set_result(_ServerResolve())
+            self.tools.answer(results, server_ids)
             return await self._settle()
 
     def pending_requests(self) -> list[dict[str, Any]]:
-        out = []
-        for rid, (req, fut) in sorted(self._pending.items()):
-            if fut.done():
-                continue
-            p = req.payload
-            item: dict[str, Any] = {"id": rid, "kind": req.kind}
-            if req.kind == "llm_query_batched":
-                item["prompts"] = list(p.get("prompts") or [])
-                item["subcall_ids"] = list(p.get("subcall_ids") or [])
-            else:
-                item["prompt"] = str(p.get("prompt", ""))
-            if req.kind == "rlm_query" and p.get("context") is not None:
-                item["context"] = p.get("context")
-            out.append(item)
-        return out
+        """The tool requests waiting for the client (see :meth:`PendingTools.listing`)."""
+        return self.tools.listing()
 
     # -- internals ---------------------------------------------------------------------------
-    def _check(self, rid: str, value: Any) -> Any:
-        req = self._pending[rid][0]
-        if isinstance(value, dict) and set(value) == {"error"}:
-            return RuntimeError(f"the client could not answer: {value['error']}")
-        if req.kind == "llm_query_batched":
-            n = len(req.payload.get("prompts") or [])
-            if not isinstance(value, list) or len(value) != n or not all(isinstance(v, str) for v in value):
-                raise ToolResultError(f"{rid}: an llm_query_batched result is a list of {n} strings")
-            return value
-        if not isinstance(value, str):
-            raise ToolResultError(f"{rid}: an {req.kind} result is a string")
-        return value
-
     async def _dispatch(self, req: ToolRequest) -> Any:
         """The REPL's resolver: the server's (``client_tools`` off), else wait for the client.
         ``search`` (``context.search``) is always the server's, at once: it reads the
@@ -269,15 +215,9 @@ class RuntimeExecution:
             raise ValueError("choosing a model per call is not supported; call without model=")
         n = len(p.get("prompts") or []) if req.kind == "llm_query_batched" else 1
         self.tree.tracker.reserve_sub_calls(n)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[req.id] = (req, fut)
-        self._changed.set()
         t0 = time.monotonic()
-        try:
-            value = await fut
-        finally:
-            self._pending.pop(req.id, None)
-        if isinstance(value, _ServerResolve):
+        value = await self.tools.wait(req)
+        if value is SERVER:
             self.tree.tracker.sub_calls -= n  # the server's resolver reserves them itself
             return await self.resolver(req)
         seconds = time.monotonic() - t0
@@ -301,9 +241,9 @@ class RuntimeExecution:
         task = self._task
         assert task is not None
         while True:
-            self._changed.clear()
+            self.tools.changed.clear()
             if not self.pending_requests():
-                waiter = asyncio.ensure_future(self._changed.wait())
+                waiter = asyncio.ensure_future(self.tools.changed.wait())
                 await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
             if task.done():
