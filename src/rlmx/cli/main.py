@@ -108,6 +108,8 @@ class _Progress:
             err.print(f"{pad}[dim]child execution {data['execution_id']} (depth {data['depth']})[/]")
         elif kind == "subcall" and data.get("cached"):
             err.print(f"{pad}[dim]sub-call {data['id']} (cached)[/]")
+        elif kind == "sandbox_warning":
+            err.print(f"{pad}[bold red]WARNING[/] sandbox layers not active: {'; '.join(data.get('layers') or [])}")
 
 
 @cli.command()

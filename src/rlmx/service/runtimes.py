@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,11 +38,13 @@ from ..store.base import CorpusRecord, JobRecord, ServiceExecutionRecord
 from ..store.sql_jobs import JobLeaseFence
 from ..types import Status
 from .base import TERMINAL
-from .errors import BadRequest, Conflict, TooMany
+from .errors import BadRequest, Conflict, TooMany, Unavailable
 from .executions import ExecutionsMixin
 from .leases import fenced_store
 
 __all__ = ["RuntimesMixin"]
+
+log = logging.getLogger("rlmx.service")
 
 _Op = Callable[[RuntimeExecution], Awaitable[dict[str, Any]]]
 
@@ -101,7 +104,8 @@ class RuntimesMixin(ExecutionsMixin):
             except RlmxError as e:
                 rt.engine.close()
                 await asyncio.to_thread(self._end_runtime_row, eid, Status.FAILED, f"the REPL could not start: {e}")
-                raise BadRequest(f"the REPL could not start: {e}") from None
+                log.error("the REPL of runtime execution %s could not start: %s", eid, e)
+                raise Unavailable("the REPL could not start on this server; retry later") from None
         except BaseException:
             self._runtime_slots.pop(eid, None)
             raise
