@@ -211,7 +211,15 @@ def test_full_stack_cache_and_concurrency_against_the_server() -> None:
         def cache_put(self, key: str, value: dict[str, object]) -> None:
             self.data[key] = value
 
-    with MockLLMServer(latency_ms=50, faults=[429]) as srv:
+    import threading
+
+    together = threading.Barrier(2, timeout=30)  # a reply goes out only while 2 requests are in flight
+
+    def reply(model: str, messages: list[dict[str, Any]]) -> str:
+        together.wait()
+        return f"echo: {messages[-1]['content']}"
+
+    with MockLLMServer(scripts=reply, faults=[429]) as srv:
         client = OpenAIClient("m", base_url=srv.base_url, api_key="k")
 
         async def run() -> list[Completion]:
@@ -226,5 +234,5 @@ def test_full_stack_cache_and_concurrency_against_the_server() -> None:
 
         results = asyncio.run(run())
         assert len(srv.requests) == 7  # 6 prompts + one 429 retried; repeats are cache hits
-        assert srv.peak_in_flight == 2
+        assert srv.peak_in_flight == 2  # the barrier needs 2 at once; the semaphore allows no more
     assert [r.cached for r in results] == [False] * 6 + [True] * 6
