@@ -104,6 +104,11 @@ class BudgetTracker:
             )
         self.sub_calls += n
 
+    def release_sub_calls(self, n: int = 1) -> None:
+        """Give back ``n`` reserved sub-calls that never ran (cut short by a budget, cancelled,
+        or failed before a result), so that ``sub_calls`` counts the calls that ran."""
+        self.sub_calls = max(0, self.sub_calls - n)
+
     def note_depth(self, depth: int) -> None:
         self.max_depth_reached = max(self.max_depth_reached, depth)
 

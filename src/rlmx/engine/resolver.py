@@ -186,11 +186,16 @@ class ToolResolverImpl:
             prompts = [str(x) for x in p["prompts"]]
             ids = list(p.get("subcall_ids") or [f"{req.id}.{i}" for i in range(len(prompts))])
             self.state.tree.tracker.reserve_sub_calls(len(prompts))  # all or nothing
-            return list(
-                await asyncio.gather(
-                    *(self._llm(i, q, "llm_query_batched", reserved=True) for i, q in zip(ids, prompts, strict=True))
-                )
+            # every call of the batch ends (each releases its reservation when it does not
+            # run) before the first error is raised: none is left running unanswered
+            results = await asyncio.gather(
+                *(self._llm(i, q, "llm_query_batched", reserved=True) for i, q in zip(ids, prompts, strict=True)),
+                return_exceptions=True,
             )
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
+            return list(results)
         if req.kind == "rlm_query":
             return await self._rlm(p["subcall_id"], str(p["prompt"]), p.get("context"))
         raise ValueError(f"unknown tool request {req.kind!r}")
@@ -207,7 +212,11 @@ class ToolResolverImpl:
         if not reserved:
             tree.tracker.reserve_sub_calls()
         t0 = time.monotonic()
-        completion: Completion = await tree.sub_lm.complete([{"role": "user", "content": prompt}])
+        try:
+            completion: Completion = await tree.sub_lm.complete([{"role": "user", "content": prompt}])
+        except BaseException:
+            tree.tracker.release_sub_calls()  # it never gave a result: not a sub-call that ran
+            raise
         await self._record(
             subcall_id,
             kind,
@@ -223,19 +232,23 @@ class ToolResolverImpl:
         depth = st.depth + 1
         if depth > st.tree.budgets.max_depth:
             return await self._llm(subcall_id, prompt, "rlm_query")
-        st.tree.tracker.reserve_sub_calls()
         spec = self._child_spec(context)
+        st.tree.tracker.reserve_sub_calls()
         t0 = time.monotonic()
-        child = await st.tree.engine.run_execution(
-            st.tree,
-            question=prompt,
-            spec=spec,
-            corpus_id=st.corpus_id,
-            depth=depth,
-            parent_id=st.execution_id,
-            root_id=st.root_id,
-            schema=None,
-        )
+        try:
+            child = await st.tree.engine.run_execution(
+                st.tree,
+                question=prompt,
+                spec=spec,
+                corpus_id=st.corpus_id,
+                depth=depth,
+                parent_id=st.execution_id,
+                root_id=st.root_id,
+                schema=None,
+            )
+        except BaseException:
+            st.tree.tracker.release_sub_calls()  # cancelled (or a bug) before it had an outcome
+            raise
         self.child_citations[subcall_id] = child.citations
         await self._record(
             subcall_id,
