@@ -3,9 +3,12 @@
 Every turn is persisted before the next begins, so a stopped worker loses at most the turn
 in flight. :func:`prepare_resume` readies an execution to go on, on any worker:
 
-1. the records of the turn in flight are dropped (its sub-call records; its child
-   executions are marked CANCELLED as abandoned) — that turn is redone;
-2. the budget tracker is restored from what the tree already spent (:func:`stored_usage`);
+1. the records of the turn in flight are set aside — its sub-call records are marked
+   ``abandoned`` (kept: what they cost was spent; never a replay's answer), and every
+   still-RUNNING execution of the tree under it (children, their children, ...) is marked
+   CANCELLED as abandoned — that turn is redone;
+2. the budget tracker is restored from what the tree already spent (:func:`stored_usage`,
+   the tokens and USD of abandoned sub-calls included);
 3. :class:`ReplayResumer` rebuilds the root LM's messages from the committed turns (turn 1's
    prompt, then each turn's response and observation) and brings a fresh REPL back to the
    state after the last committed turn by **replaying** each committed turn's code. Sub-calls
@@ -67,8 +70,9 @@ def stored_usage(meta: MetadataStore, execution_id: str) -> Usage:
     """What the tree rooted at ``execution_id`` spent, from its stored turns and sub-calls:
     root calls (one per turn), sub-calls (one per record; a batch item or a child counts
     one), tokens, USD (None when any paid call had no price), cache hits, and wall seconds
-    of the root's turns. Used to restore a budget tracker and to report a running
-    execution's consumption."""
+    of the root's turns. An abandoned sub-call record (of a turn that was redone) is not
+    counted as a sub-call, but its tokens and USD are: they were paid. Used to restore a
+    budget tracker and to report a running execution's consumption."""
     u = Usage()
     cost: float | None = 0.0
 
@@ -95,6 +99,13 @@ def stored_usage(meta: MetadataStore, execution_id: str) -> Usage:
                 u.root_calls += 1
                 charge(t)
         for s in meta.get_subcalls(eid):
+            if s.get("abandoned"):
+                u.input_tokens += int(s.get("input_tokens") or 0)
+                u.output_tokens += int(s.get("output_tokens") or 0)
+                if not s.get("cached") and "cost_usd" in s:
+                    c = s.get("cost_usd")
+                    cost = None if c is None or cost is None else cost + float(c)
+                continue
             u.sub_calls += 1
             charge(s)
     u.turns = root_turns
@@ -115,10 +126,13 @@ def _restore_tracker(tracker: BudgetTracker, usage: Usage) -> None:
 
 
 def abandon_in_flight(meta: MetadataStore, execution_id: str, last_turn: int) -> None:
-    """Drop what the turn in flight left: sub-call records of turns after ``last_turn`` and
-    still-RUNNING child executions (marked CANCELLED: the turn that started them is redone)."""
-    meta.delete_subcalls_after(execution_id, last_turn)
-    for child in meta.list_executions(parent_id=execution_id, limit=10_000):
+    """Set aside what the turn in flight left: the sub-call records of turns after
+    ``last_turn`` are marked abandoned (kept for what they cost), and every still-RUNNING
+    execution below ``execution_id`` — children and their descendants, at any depth — is
+    marked CANCELLED (the turn that started them is redone)."""
+    meta.abandon_subcalls_after(execution_id, last_turn)
+    for eid in _tree_ids(meta, execution_id)[1:]:
+        child = meta.get_execution(eid)
         if child.status == Status.RUNNING.value:
             child.status = Status.CANCELLED.value
             child.error = "abandoned: the worker running its parent stopped; the parent's turn was redone"
@@ -144,11 +158,12 @@ def prepare_resume(meta: MetadataStore, execution_id: str, tracker: BudgetTracke
 class ReplayResolver:
     """Answers a replayed step's tool requests from the recorded sub-calls (by id), filling
     the live resolver's ``responses`` and ``child_citations`` (citations need them); falls
-    back to the live resolver for a request with no record."""
+    back to the live resolver for a request with no record. Abandoned records (of a turn
+    that was redone) are never answers."""
 
     def __init__(self, live: Any, recorded: dict[str, dict[str, Any]], meta: MetadataStore):
         self.live = live
-        self.recorded = recorded
+        self.recorded = {k: r for k, r in recorded.items() if not r.get("abandoned")}
         self.meta = meta
         self.replayed = 0
 
@@ -229,7 +244,8 @@ class ReplayResumer:
         resolver: ToolResolverImpl,
         schema: OutputSchema | None,
     ) -> ResumePoint:
-        recorded = {str(s.get("id")): s for s in self.meta.get_subcalls(st.execution_id)}
+        subcalls = self.meta.get_subcalls(st.execution_id)
+        recorded = {str(s.get("id")): s for s in subcalls if not s.get("abandoned")}
         replay = ReplayResolver(resolver, recorded, self.meta)
         if st.restored_turn and st.restored_turn == self.last_turn:
             # The REPL came back from its snapshot of the last committed turn: no code runs

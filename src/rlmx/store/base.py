@@ -277,10 +277,11 @@ class MetadataStore(ABC):
     def get_service_execution(self, execution_id: str) -> ServiceExecutionRecord | None:
         raise _service_only("get_service_execution")
 
-    def delete_subcalls_after(self, execution_id: str, turn: int) -> int:
-        """Delete the sub-call records of turns after ``turn`` (a turn that was in flight
-        when a worker stopped); returns how many were deleted."""
-        raise _service_only("delete_subcalls_after")
+    def abandon_subcalls_after(self, execution_id: str, turn: int) -> int:
+        """Mark the sub-call records of turns after ``turn`` (a turn that was in flight when
+        a worker stopped) ``"abandoned": true``: kept, since what they cost was spent, but
+        no longer answers for a replay; returns how many were newly marked."""
+        raise _service_only("abandon_subcalls_after")
 
     # work queue
     def enqueue_job(self, rec: JobRecord) -> None:

@@ -108,15 +108,20 @@ class ServiceMixin(SQLCore):
             row = conn.execute(select(e).where(e.c.execution_id == execution_id)).first()
         return None if row is None else ServiceExecutionRecord.model_validate(dict(row._mapping))
 
-    def delete_subcalls_after(self, execution_id: str, turn: int) -> int:
-        """Delete the sub-call records of turns after ``turn``; returns how many."""
+    def abandon_subcalls_after(self, execution_id: str, turn: int) -> int:
+        """Mark the sub-call records of turns after ``turn`` ``"abandoned": true`` (kept: what
+        they cost was spent); returns how many were newly marked."""
         s = t.subcalls
+        n = 0
         with self._write() as conn:
             rows = conn.execute(select(s.c.id, s.c.data).where(s.c.execution_id == execution_id)).all()
-            ids = [r.id for r in rows if int((r.data or {}).get("turn") or 0) > turn]
-            if ids:
-                conn.execute(s.delete().where(s.c.id.in_(ids)))
-        return len(ids)
+            for r in rows:
+                data = dict(r.data or {})
+                if int(data.get("turn") or 0) > turn and not data.get("abandoned"):
+                    data["abandoned"] = True
+                    conn.execute(s.update().where(s.c.id == r.id).values(data=data))
+                    n += 1
+        return n
 
     # --- events --------------------------------------------------------------------------
     def add_event(self, execution_id: str, kind: str, data: dict[str, Any]) -> int:
