@@ -10,6 +10,7 @@ the REPL is then stopped and restored."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = ["Broken", "Channel", "Violation", "bytes_limit", "describe_exit", "li
 _LINE_SLACK = 8 << 20  # a protocol line may be 6 bytes per output character (JSON escapes) + this
 _BYTES_SLACK = 1 << 20  # raw snapshot bytes accepted beyond the snapshot limit
 _MAX_SPAN_EVENTS = 200_000  # span log entries of one step result (the REPL logs at most 150,000)
+_ENDED_STEPS = 64  # step tokens remembered per channel (a late result comes for a recent step)
 
 
 class Broken(Exception):
@@ -46,7 +48,9 @@ def bytes_limit(snapshot_max_mb: int | None) -> int:
 
 class Channel:
     """Framed messages over one REPL process's socket (see module doc); ``line_max`` and
-    ``bytes_max``: the limits of :func:`line_limit` and :func:`bytes_limit`, in bytes."""
+    ``bytes_max``: the limits of :func:`line_limit` and :func:`bytes_limit`, in bytes.
+    ``ended_steps``: the step tokens of the last steps run over it (see
+    :mod:`rlmx.sandbox.steps`), so that a late result of one of them is recognised."""
 
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line_max: int, bytes_max: int
@@ -55,6 +59,7 @@ class Channel:
         self.writer = writer
         self.line_max = line_max
         self.bytes_max = bytes_max
+        self.ended_steps: collections.deque[str] = collections.deque(maxlen=_ENDED_STEPS)
 
     async def send(self, msg: dict[str, Any], data: list[bytes] | None = None) -> None:
         """Send ``msg`` (a JSON object) and then the raw ``data`` blobs, announced in

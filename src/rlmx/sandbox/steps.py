@@ -2,13 +2,22 @@
 makes (sub-calls, search) while the wall clock runs — paused while a tool is pending unless
 tool time counts — check the workspace quota every :data:`QUOTA_CHECK_S`, and return the
 step result with its snapshot delta. Requests the step leaves unanswered are failed so that
-no thread of the code waits for ever."""
+no thread of the code waits for ever.
+
+Each step is bound to a fresh random ``step`` token, sent with ``run`` and echoed by the
+REPL in its ``step_result``, so that a message the model's code writes onto the protocol
+socket cannot shift the later steps' results: a ``step_result`` with the token of a step
+that already ended (the late real result of a step that a forged result ended — its code
+can read the token) is dropped; one with any other token is a protocol violation (the
+REPL is stopped and restored)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +29,7 @@ from .protocol import Channel, Violation, step_result
 __all__ = ["QUOTA_CHECK_S", "QuotaExceeded", "StepLimits", "run_step"]
 
 QUOTA_CHECK_S = 0.5
+_log = logging.getLogger("rlmx.sandbox")
 
 
 class QuotaExceeded(Exception):
@@ -73,7 +83,8 @@ async def run_step(
     breaks the protocol — the caller stops and restores it."""
     loop = asyncio.get_running_loop()
     st = _Step(loop.time() + limits.timeout_s)
-    await channel.send({"type": "run", "code": code, "turn": turn, "cpu_s": limits.cpu_s})
+    token = secrets.token_hex(16)
+    await channel.send({"type": "run", "code": code, "turn": turn, "cpu_s": limits.cpu_s, "step": token})
     read = asyncio.ensure_future(channel.recv())
     next_check = loop.time() + QUOTA_CHECK_S
     quota = limits.quota_mb << 20
@@ -96,7 +107,11 @@ async def run_step(
                         raise QuotaExceeded(f"the workspace grew past its quota of {limits.quota_mb} MB")
                 continue  # woken (a tool result went back) or timed out: re-check
             msg = read.result()
-            if msg.get("type") == "step_result":
+            if msg.get("type") == "step_result" and msg.get("step") in channel.ended_steps:
+                _log.warning("dropped the late result of an earlier step during step %d (a forged one ended it)", turn)
+            elif msg.get("type") == "step_result" and msg.get("step") != token:
+                raise Violation("it sent a step result that is not for this step")
+            elif msg.get("type") == "step_result":
                 result = step_result(msg.get("result"))
                 snap = msg.get("snapshot")
                 if snap is not None and not isinstance(snap, dict):
@@ -116,6 +131,7 @@ async def run_step(
                 task.add_done_callback(st.tasks.discard)
             read = asyncio.ensure_future(channel.recv())
     finally:
+        channel.ended_steps.append(token)
         read.cancel()
         for task in list(st.tasks):
             task.cancel()

@@ -16,7 +16,7 @@ bytes (snapshots). ``→`` orchestrator to worker, ``←`` worker to orchestrato
       or {"type": "fatal", "error": str} (then exit 2)
     → {"type": "restore", "vars": [[name, size], ...], "_bytes": n} + the variables' bytes
     ← {"type": "restored", "restored": [name], "failed": {name: reason}}
-    → {"type": "run", "code": str, "turn": int, "cpu_s": float | null}
+    → {"type": "run", "code": str, "turn": int, "cpu_s": float | null, "step": str}
         ← {"type": "tool_request", "id": str, "kind": "llm_query"|"llm_query_batched"|
            "rlm_query"|"search", "payload": {...}}  (ToolRequest's payloads; any number,
                                                possibly several outstanding when code uses
@@ -24,7 +24,7 @@ bytes (snapshots). ``→`` orchestrator to worker, ``←`` worker to orchestrato
         → {"type": "tool_result", "id": str, "value": Any}
           or {"type": "tool_result", "id": str, "error": str,
               "error_type": "BudgetExceededError" | "ToolError"}
-    ← {"type": "step_result", "result": StepResult-dict,
+    ← {"type": "step_result", "step": str (the run's), "result": StepResult-dict,
        "snapshot": {"changed": [[name, size]], "deleted": [name], "unsaved": {name: reason}}
                    | null, "_bytes": n} + the changed variables' bytes
     → {"type": "shutdown"}                      (or EOF) → exit 0
@@ -400,7 +400,7 @@ def serve(fd: int, *, outside: dict[str, Any] | None = None) -> int:
                 snap, blobs = worker.snapshot()
             except BaseException as e:  # never lose the step's result to a snapshot failure
                 snap, blobs = {"changed": [], "deleted": [], "unsaved": {"*": f"{type(e).__name__}: {e}"}}, []
-            channel.send({"type": "step_result", "result": result, "snapshot": snap}, blobs)
+            channel.send({"type": "step_result", "step": msg.get("step"), "result": result, "snapshot": snap}, blobs)
         elif kind == "restore":
             channel.send(worker.restore(msg))
         elif kind in ("shutdown", "eof"):
