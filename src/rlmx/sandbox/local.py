@@ -154,7 +154,7 @@ class LocalREPL(REPL):
             os.close(self._log_fd)
             self._log_fd = None
         if self.workspace is not None:
-            remove_workspace(self.workspace)
+            await asyncio.to_thread(remove_workspace, self.workspace)  # a walk: off the event loop
             self.workspace = None
 
     async def _launch(self, child: socket.socket, log_fd: int) -> Launched:
@@ -328,7 +328,9 @@ class LocalREPL(REPL):
                 )
             except QuotaExceeded as q:
                 await self._teardown()
-                removed = enforce_quota(self.workspace, self.policy.workspace_mb, self._log_fd, force=True)
+                removed = await asyncio.to_thread(
+                    enforce_quota, self.workspace, self.policy.workspace_mb, self._log_fd, force=True
+                )
                 restored, dropped = await self._restart("restarted")
                 return StepResult(
                     notes=notes + dropped,
@@ -360,7 +362,7 @@ class LocalREPL(REPL):
                 )
             result.duration_s = time.monotonic() - t0
             notes += kept
-            quota = enforce_quota(self.workspace, self.policy.workspace_mb, self._log_fd)
+            quota = await asyncio.to_thread(enforce_quota, self.workspace, self.policy.workspace_mb, self._log_fd)
             if quota and result.final is None:
                 result.error = (result.error + "\n" if result.error else "") + quota.lstrip("; ")
             result.notes = notes

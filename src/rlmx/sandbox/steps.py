@@ -1,6 +1,7 @@
 """One step of the REPL, seen from the orchestrator: send the code, serve the tool requests it
 makes (sub-calls, search) while the wall clock runs — paused while a tool is pending unless
-tool time counts — check the workspace quota every :data:`QUOTA_CHECK_S`, and return the
+tool time counts — check the workspace quota every :data:`QUOTA_CHECK_S` (the walk runs in
+a thread, never on the event loop), and return the
 step result with its snapshot delta. Requests the step leaves unanswered are failed so that
 no thread of the code waits for ever.
 
@@ -103,7 +104,7 @@ async def run_step(
             if read not in done:
                 if loop.time() >= next_check:
                     next_check = loop.time() + QUOTA_CHECK_S
-                    if limits.usage() > quota:
+                    if await asyncio.to_thread(limits.usage) > quota:  # a workspace walk: off the loop
                         raise QuotaExceeded(f"the workspace grew past its quota of {limits.quota_mb} MB")
                 continue  # woken (a tool result went back) or timed out: re-check
             msg = read.result()
