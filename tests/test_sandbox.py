@@ -229,8 +229,11 @@ def test_memory_error_is_an_observation(spec):
 
 
 def test_hardened_mode_refuses_when_a_required_layer_is_missing(spec):
+    # only landlock required: when not root the uid and cgroup layers are missing as well
+    hardened = SandboxPolicy(hardened=True, landlock=False, required_layers=["landlock"])
+
     async def go() -> None:
-        async with make_repl(spec, policy=SandboxPolicy(hardened=True, landlock=False)):
+        async with make_repl(spec, policy=hardened):
             pass
 
     with pytest.raises(ReplError, match="hardened sandbox: required layers are unavailable: landlock"):

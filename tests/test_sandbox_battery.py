@@ -203,6 +203,44 @@ def test_thread_bomb_is_contained(spec, runner):
     assert hit.error and ("can't start new thread" in hit.error or "MemoryError" in hit.error), hit.error
 
 
+FORK_BOMB = (
+    "import os\nr, w = os.pipe()\nn = 0\n"
+    "try:\n"
+    "    while n < 5000:\n"
+    "        if os.fork() == 0:\n"
+    "            try:\n"
+    "                os.close(w)\n"
+    "                os.read(r, 1)\n"
+    "            finally:\n"
+    "                os._exit(0)\n"
+    "        n += 1\n"
+    "except OSError as e:\n"
+    "    print('stopped after', n, type(e).__name__)\n"
+    "finally:\n"
+    "    os.close(w)\n"
+    "    while True:\n"
+    "        try:\n"
+    "            os.wait()\n"
+    "        except ChildProcessError:\n"
+    "            break\n"
+)
+
+
+def test_fork_bomb_without_seccomp_is_bounded_by_the_task_limits(spec, runner):
+    """seccomp off: ``fork`` works, and ``RLIMIT_NPROC`` (a dedicated uid, or the REPL's own
+    user namespace when not root) or the cgroup's pids limit must stop it."""
+    (_setup, hit, after), repl = run_steps(spec, runner, ["canary = 41", FORK_BOMB, "print(canary + 1)"], seccomp=False)
+    assert after.stdout == "42\n", (after, hit)
+    if runner[1]:
+        assert hit.error and "Guard" in hit.error
+        return
+    rl, cg = repl.layers["rlimits"], repl.layers["cgroup"]
+    if not (cg["active"] or "threads" in rl["detail"] or "tasks" in rl["detail"]):
+        pytest.skip(f"no task limit on this host: rlimits: {rl['detail']}; cgroup: {cg['detail']}")
+    assert hit.error is None and "stopped after" in hit.stdout and "BlockingIOError" in hit.stdout, hit
+    assert int(hit.stdout.split()[2]) < 128, hit.stdout
+
+
 def test_ten_gigabyte_allocation_fails(spec, runner):
     hit = attack(spec, runner, "x = bytearray(10 * 2**30)")
     assert hit.error and "MemoryError" in hit.error
@@ -372,6 +410,36 @@ def test_every_layer_this_host_allows_is_active(spec, runner):
         # with the reason (never a pass); any other reason is a failure
         assert "libseccomp" in seccomp["detail"], f"seccomp is not active: {seccomp['detail']}"
         pytest.skip(f"seccomp is not active on this host: {seccomp['detail']} (see rlmx doctor)")
+
+
+def _local_layers(spec: ContextSpec) -> dict[str, Any]:
+    async def go() -> dict[str, Any]:
+        async with make_repl(spec, policy=policy(("local", False))) as repl:
+            assert isinstance(repl, LocalREPL)
+            return repl.layers
+
+    return asyncio.run(go())
+
+
+def test_a_dedicated_uid_runs_the_repl_when_root(spec):
+    uid = _local_layers(spec)["uid"]
+    if os.geteuid() != 0:
+        # not a silent pass: the layer says it is off, and why
+        assert not uid["active"] and "not root" in uid["detail"], uid
+        pytest.skip(f"the uid layer needs root (this run is uid {os.getuid()}): {uid['detail']}")
+    assert uid["active"], uid
+    (r,), _ = run_steps(spec, ("local", False), ["import os\nprint(os.getuid(), os.getgid(), os.getgroups())"])
+    got_uid, got_gid = (int(x) for x in r.stdout.split()[:2])
+    assert got_uid not in (0, os.getuid()) and got_gid != 0 and r.stdout.rstrip().endswith("[]"), r.stdout
+
+
+def test_the_cgroup_kills_a_repl_past_its_memory(spec):
+    cgroup = _local_layers(spec)["cgroup"]
+    if not cgroup["active"]:
+        assert cgroup["detail"], cgroup
+        pytest.skip(f"the cgroup layer needs root or a delegated cgroup v2 (uid {os.getuid()}): {cgroup['detail']}")
+    hit = attack(spec, ("local", False), "chunks = []\nwhile True:\n    chunks.append(bytearray(2**20))")
+    assert hit.error and "MemoryError" in hit.error, hit.error
 
 
 @pytest.fixture(params=["private", "traversable"])

@@ -9,8 +9,9 @@ every layer the host allows:
 ``netns``       a new, empty network namespace (``unshare``; in a user namespace when not
                 root): no interface but a downed loopback
 ``rlimits``     address space (memory + mapped corpus + the interpreter), open files, file
-                size, core dumps, threads (with a dedicated uid); CPU per step (the worker)
-``uid``         when root: a dedicated unprivileged uid/gid, no supplementary groups (the
+                size, core dumps, tasks (``RLIMIT_NPROC``: see :func:`_nproc`), recursion
+                depth; CPU per step (the worker)
+``uid``         when root (else reported inactive): a dedicated unprivileged uid/gid, no supplementary groups (the
                 workspace is handed to it; folders above the interpreter or the corpus files
                 it cannot traverse are covered, the needed paths bound back)
 ``caps``        no capabilities left (effective, permitted, inheritable, bounding set)
@@ -148,7 +149,7 @@ def _netns() -> dict[str, Any]:
     return _status(True, "new user + network namespace: no interfaces (loopback down)")
 
 
-def _rlimits(cfg: dict[str, Any], spec: dict[str, Any], dedicated_uid: bool) -> dict[str, Any]:
+def _rlimits(cfg: dict[str, Any], spec: dict[str, Any], dedicated_uid: bool, launcher_root: bool) -> dict[str, Any]:
     done: list[str] = []
 
     def lim(which: int, value: int, name: str) -> None:
@@ -175,14 +176,82 @@ def _rlimits(cfg: dict[str, Any], spec: dict[str, Any], dedicated_uid: bool) -> 
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead
             lim(resource.RLIMIT_FSIZE, int(cfg["file_size_bytes"]), f"file size {int(cfg['file_size_bytes']) >> 20} MB")
         lim(resource.RLIMIT_CORE, 0, "no core dumps")
-        if dedicated_uid and cfg.get("threads"):
-            lim(resource.RLIMIT_NPROC, int(cfg["threads"]), f"{cfg['threads']} threads")
+        if cfg.get("threads"):
+            _nproc(int(cfg["threads"]), dedicated_uid, launcher_root, lim)
     except (OSError, ValueError) as e:
         return _status(False, f"setrlimit failed after {', '.join(done) or 'none'}: {e}")
+    if mem:
+        done.append(f"recursion depth {_clamp_recursion(int(mem))}")
     cpu = cfg.get("cpu_s")
     if cpu:
         done.append(f"CPU {cpu:g} s per step")
     return _status(True, ", ".join(done))
+
+
+def _outside_uid() -> int | None:
+    """The uid this process has in the user namespace above its own (None: it is in the
+    initial user namespace, or the map cannot be read)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            rows = [line.split() for line in f if line.strip()]
+    except OSError:
+        return None
+    if rows == [["0", "0", "4294967295"]]:
+        return None  # the initial user namespace
+    me = os.getuid()
+    for row in rows:
+        inside, outside, count = (int(x) for x in row)
+        if inside <= me < inside + count:
+            return outside + me - inside
+    return None
+
+
+def _tasks_of(uid: int) -> int:
+    """How many tasks (threads included) ``uid`` runs now, as far as /proc shows."""
+    n = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    n += len(os.listdir(f"/proc/{name}/task"))
+    return n
+
+
+def _nproc(threads: int, dedicated_uid: bool, launcher_root: bool, lim: Any) -> None:
+    """``RLIMIT_NPROC``: the kernel counts the tasks of the real uid in the current user
+    namespace, so the limit bounds this REPL alone with a dedicated uid or in a user
+    namespace of its own (the non-root ``netns`` layer, bwrap). Otherwise (not root, no user
+    namespace) it counts every task of the orchestrator's uid: the limit is what that uid
+    runs now plus ``threads``. A process that is root on the host (bwrap started by root: uid
+    65534 inside is uid 0 outside) ignores it: the cgroup's pids limit bounds it instead, and
+    nothing is claimed."""
+    if dedicated_uid:
+        lim(resource.RLIMIT_NPROC, threads, f"{threads} threads")
+    elif _outside_uid() is not None:
+        if not launcher_root:
+            lim(resource.RLIMIT_NPROC, threads, f"{threads} tasks (own user namespace)")
+    elif os.geteuid() != 0:
+        now = _tasks_of(os.getuid())
+        lim(resource.RLIMIT_NPROC, now + threads, f"{threads} tasks beyond the {now} of uid {os.getuid()}")
+
+
+def _clamp_recursion(memory_bytes: int) -> int:
+    """Cap what ``sys.setrecursionlimit`` accepts at about one Python frame per KB of the
+    memory budget (10,000 to 1,000,000): deep recursion then ends with ``RecursionError``
+    before the address-space limit. Without it, a recursion past the memory budget (no
+    cgroup to kill the process: not root) spends tens of seconds unwinding millions of
+    frames whose traceback entries cannot be allocated. Returns the cap."""
+    cap = max(10_000, min(1_000_000, memory_bytes >> 10))
+    original = sys.setrecursionlimit
+
+    def setrecursionlimit(limit: int, /) -> None:
+        original(min(int(limit), cap) if isinstance(limit, int) and limit > 0 else limit)
+
+    setrecursionlimit.__doc__ = original.__doc__
+    sys.setrecursionlimit = setrecursionlimit
+    if sys.getrecursionlimit() > cap:
+        original(cap)
+    return cap
 
 
 def _switch_uid(uid: int, gid: int, workspace: str | None) -> dict[str, Any]:
@@ -346,7 +415,8 @@ def apply(cfg: dict[str, Any], spec: dict[str, Any], outside: dict[str, Any] | N
         except OSError as e:
             switch = False
             st["uid"] = _status(False, f"not switched: paths the REPL needs are closed to uid {uid} ({e})")
-    st["rlimits"] = _rlimits(cfg.get("limits") or {}, spec, bool(switch))
+    launcher_root = bool(cfg.get("launcher_root", root))
+    st["rlimits"] = _rlimits(cfg.get("limits") or {}, spec, bool(switch), launcher_root)
     if switch:
         _drop_bounding_set()
         st["uid"] = _switch_uid(uid, gid, workspace)
@@ -355,7 +425,11 @@ def apply(cfg: dict[str, Any], spec: dict[str, Any], outside: dict[str, Any] | N
         pass
     else:
         st["uid"] = (
-            _status(True, f"not root: runs as uid {os.getuid()}")
+            _status(
+                False,
+                f"not root: the REPL keeps the orchestrator's uid {os.getuid()} (a dedicated uid per REPL "
+                "needs root); Landlock and seccomp keep it from the orchestrator's files and processes",
+            )
             if not root
             else (off if not cfg.get("uid_switch", True) else _status(False, "no sandbox uid configured"))
         )

@@ -73,6 +73,7 @@ class SandboxPolicy(BaseSettings):
         """The ``sandbox`` part of the REPL's init message (see :mod:`._layers`)."""
         return {
             "workspace": workspace,
+            "launcher_root": is_root(),  # RLIMIT_NPROC: a host root ignores it (see _layers)
             "uid": uid,
             "gid": uid,
             "uid_switch": self.uid_switch,

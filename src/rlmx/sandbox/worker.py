@@ -43,6 +43,7 @@ are the orchestrator's: it kills this process; the CPU limit of a step (``cpu_s`
 from __future__ import annotations
 
 import ast
+import collections
 import io
 import json
 import linecache
@@ -215,12 +216,33 @@ def read_message(rfile: Any) -> dict[str, Any] | None:
     return msg
 
 
+_TB_HEAD, _TB_TAIL = 8, 24
+
+
 def _format_error(e: BaseException) -> str:
-    """Traceback limited to frames of the model's code (``<repl-N>``), type and message."""
-    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith("<repl")]
+    """Traceback limited to frames of the model's code (``<repl-N>``), type and message; of a
+    deep recursion, the first and last frames only (extracting a million frames' source
+    lines would take longer than the step)."""
+    head: list[traceback.FrameSummary] = []
+    tail: collections.deque[traceback.FrameSummary] = collections.deque(maxlen=_TB_TAIL)
+    skipped = 0
+    tb = e.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename.startswith("<repl"):
+            if len(head) < _TB_HEAD:
+                head.append(traceback.FrameSummary(code.co_filename, tb.tb_lineno, code.co_name))
+            else:
+                if len(tail) == _TB_TAIL:
+                    skipped += 1
+                tail.append(traceback.FrameSummary(code.co_filename, tb.tb_lineno, code.co_name))
+        tb = tb.tb_next
     lines = []
-    if frames:
-        lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    if head:
+        lines = ["Traceback (most recent call last):\n", *traceback.format_list(head)]
+        if skipped:
+            lines.append(f"  [... {skipped} frames omitted ...]\n")
+        lines += traceback.format_list(list(tail))
     lines += traceback.format_exception_only(type(e), e)
     return "".join(lines).rstrip()
 
