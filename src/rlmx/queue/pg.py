@@ -232,8 +232,12 @@ class PgQueue(WorkQueue):
                 log.warning("stalled-job recovery failed; retrying next pass", exc_info=True)
 
     async def _recover_once(self) -> int:
-        pool = self.app.connector
-        async with pool._async_pool.connection() as conn:  # type: ignore[attr-defined]
+        """One pass: under a session advisory lock (on a connection of its own, so the lock is
+        held for the whole pass and released if this worker dies), retry the jobs of workers
+        whose heartbeat is older than ``lease_s``. Returns how many went back."""
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
             got = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (_RECOVERY_LOCK,))).fetchone()
             if not got or not got[0]:
                 return 0
