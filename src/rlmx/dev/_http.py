@@ -4,12 +4,13 @@ handler hands each request to an :class:`App` and writes back its JSON answer.""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
-__all__ = ["App", "Reply", "Server", "content_text", "error_body"]
+__all__ = ["App", "BackgroundServer", "Reply", "Server", "content_text", "error_body"]
 
 Reply = tuple[int, dict[str, Any], dict[str, str]]
 """``(HTTP status, JSON payload, extra response headers)``."""
@@ -83,3 +84,46 @@ class Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: App) -> None:
         super().__init__(address, _Handler)
         self.app = app
+
+
+class BackgroundServer:
+    """Start/stop of a mock server's :class:`Server` on a daemon thread (the mock class is the
+    :class:`App`; it sets ``host``, ``port``, ``_httpd = None`` and ``_thread = None``, and
+    names its thread with ``thread_name``). Use as a context manager, or ``start``/``stop``."""
+
+    host: str
+    port: int
+    thread_name = "rlmx-mock"
+    _httpd: Server | None
+    _thread: threading.Thread | None
+
+    def start(self) -> Self:
+        """Listen (``port=0``: a free port) and serve on a background thread; idempotent."""
+        if self._httpd is not None:
+            return self
+        httpd = Server((self.host, self.port), self)  # type: ignore[arg-type]
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"{self.thread_name}-{httpd.server_address[1]}",
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket; idempotent."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rlmx.dev._http import Reply, Server, content_text
+from rlmx.dev._http import BackgroundServer, Reply, Server, content_text
 from rlmx.dev.mock_llm import MockRequest
 
 __all__ = ["AnthropicScriptFn", "MockAnthropicServer"]
@@ -69,7 +69,7 @@ def anthropic_error(status: int, message: str | None = None) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message or text}}
 
 
-class MockAnthropicServer:
+class MockAnthropicServer(BackgroundServer):
     """An Anthropic-Messages-compatible server on a background thread.
 
     ``port=0`` picks a free port. ``latency_ms``: milliseconds slept before each reply (for
@@ -78,6 +78,8 @@ class MockAnthropicServer:
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`. Thread-safe.
     """
+
+    thread_name = "rlmx-mock-anthropic"
 
     def __init__(
         self,
@@ -139,35 +141,6 @@ class MockAnthropicServer:
             raise RuntimeError("MockAnthropicServer is not running; call start() or use `with`")
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
-
-    def start(self) -> MockAnthropicServer:
-        if self._httpd is not None:
-            return self
-        httpd = Server((self.host, self.port), self)
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-            name=f"rlmx-mock-anthropic-{httpd.server_address[1]}",
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> MockAnthropicServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # request handling (called from handler threads) --------------------------------
     def handle_get(self, path: str) -> Reply:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlmx.dev._http import Reply, Server, content_text, error_body
+from rlmx.dev._http import BackgroundServer, Reply, Server, content_text, error_body
 
 __all__ = ["MockLLMServer", "MockRequest", "ScriptFn", "load_script_file", "serve"]
 
@@ -77,7 +77,7 @@ _FAULT_TEXT = {
 }
 
 
-class MockLLMServer:
+class MockLLMServer(BackgroundServer):
     """An OpenAI-compatible chat-completions server on a background thread.
 
     ``port=0`` picks a free port. ``latency_ms``: milliseconds slept before each reply.
@@ -87,6 +87,8 @@ class MockLLMServer:
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`. Thread-safe.
     """
+
+    thread_name = "rlmx-mock-llm"
 
     def __init__(
         self,
@@ -183,34 +185,6 @@ class MockLLMServer:
         return self.url
 
     # lifecycle ------------------------------------------------------------------
-    def start(self) -> MockLLMServer:
-        if self._httpd is not None:
-            return self
-        httpd = Server((self.host, self.port), self)
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-            name=f"rlmx-mock-llm-{httpd.server_address[1]}",
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> MockLLMServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # request handling (called from handler threads) --------------------------------
     def _record(self, req: MockRequest) -> None:
