@@ -184,6 +184,13 @@ def test_cli_db_uses_rlmx_database_url(pg_url: str, monkeypatch: pytest.MonkeyPa
     res = CliRunner().invoke(cli, ["db", "upgrade"])
     assert res.exit_code == 0, res.output
     assert migrate.current(pg_url) == (migrate.HEAD_REVISION, "current")
+    assert "work queue's tables" in res.output  # Procrastinate's schema, in the same database
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is not None
+    engine.dispose()
+    again = CliRunner().invoke(cli, ["db", "upgrade"])
+    assert again.exit_code == 0 and "work queue" not in again.output
 
 
 @pytest.mark.parametrize(

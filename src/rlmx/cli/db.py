@@ -48,7 +48,8 @@ def db() -> None:
 @db.command("upgrade")
 @click.option("--url", help=_URL_HELP)
 def upgrade_cmd(url: str | None) -> None:
-    """Upgrade the store's schema to this release's (creating it when empty)."""
+    """Upgrade the store's schema to this release's (creating it when empty); on PostgreSQL,
+    create the work queue's tables too."""
     from ..errors import RlmxError
     from ..store import migrate
     from ..store.sql_core import redact_url
@@ -57,6 +58,7 @@ def upgrade_cmd(url: str | None) -> None:
     try:
         before, _state = migrate.current(target)
         after = migrate.upgrade(target)
+        queue_created = _queue_schema(target)
     except RlmxError as e:
         _exit(e)
         return
@@ -65,6 +67,32 @@ def upgrade_cmd(url: str | None) -> None:
         click.echo(f"{where}: already at revision {after}")
     else:
         click.echo(f"{where}: upgraded from {before or 'no schema'} to revision {after}")
+    if queue_created:
+        click.echo(f"{where}: created the work queue's tables (Procrastinate)")
+
+
+def _queue_schema(url: str) -> bool:
+    """On PostgreSQL, apply Procrastinate's schema when absent (True when it did); the work
+    queue lives in the same database (:mod:`rlmx.queue.pg`)."""
+    from ..store.sql_core import database_url
+
+    full = database_url(url, create_folder=False)
+    if not full.startswith("postgresql"):
+        return False
+    from ..queue.pg import PgQueue
+    from ..store import open_metadata
+
+    meta = open_metadata(full)
+    try:
+        queue = PgQueue(full, meta)
+        try:
+            return queue.ensure_schema()
+        finally:
+            queue.close()
+    finally:
+        close = getattr(meta, "close", None)
+        if callable(close):
+            close()
 
 
 @db.command("current")
