@@ -162,7 +162,8 @@ def test_html_main_content_not_markup() -> None:
     assert isinstance(parser, HtmlParser)
     assert "café prices" in out.text and "second paragraph" in out.text
     assert "<p>" not in out.text and "var secret" not in out.text and "color:red" not in out.text
-    assert out.meta["extractor"] == "trafilatura" and out.meta["title"]
+    assert out.meta["extractor"] == "htmldoc" and out.meta["title"] == "Page Title"
+    assert "Home" not in out.text and "Copyright footer" not in out.text
 
 
 def test_html_fallback_and_charset() -> None:
