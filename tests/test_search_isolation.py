@@ -271,10 +271,12 @@ def test_runtime_mode_answers_search_on_the_server_even_with_client_tools(tmp_pa
         r = c.post(f"/v1/sessions/{s['session_id']}/executions/runtime", json={"sub_calls": "client"}, headers=key)
         eid = r.json()["execution_id"]
         code = "hits = context.search('Marshall Plan', k=2)\nprint([(h.doc_name, h.start, h.end) for h in hits])"
-        step = c.post(f"/v1/executions/{eid}/steps", json={"code": code}, headers=key).json()
+        step = c.post(f"/v1/executions/{eid}/steps?include=stdout", json={"code": code}, headers=key).json()
         assert not step["waiting"] and step["tool_requests"] == [] and step["success"], step
         assert step["stdout"].startswith("[('alpha.txt', 0, ")
-        step = c.post(f"/v1/executions/{eid}/steps", json={"code": "a = llm_query('x')"}, headers=key).json()
+        step = c.post(
+            f"/v1/executions/{eid}/steps?include=stdout", json={"code": "a = llm_query('x')"}, headers=key
+        ).json()
         assert step["waiting"] and [t["kind"] for t in step["tool_requests"]] == ["llm_query"]
         assert step["tool_requests"][0]["id"] == "t2.1"  # searches do not take sub-call ids
     svc.close()

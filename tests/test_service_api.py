@@ -230,12 +230,13 @@ def test_runtime_mode_server_and_client_tools(svc, key, small_corpus: Path):
         r = c.post(f"/v1/sessions/{s['session_id']}/executions/runtime", json={"question": "explore"}, headers=key)
         assert r.status_code == 201 and r.json()["sub_calls"] == "server"
         eid = r.json()["execution_id"]
-        step = c.post(f"/v1/executions/{eid}/steps", json={"code": "x = 41\nprint(len(context))"}, headers=key).json()
+        steps = f"/v1/executions/{eid}/steps?include=stdout,span_log"
+        step = c.post(steps, json={"code": "x = 41\nprint(len(context))"}, headers=key).json()
         assert step["success"] and step["stdout"] == "3\n" and step["turn"] == 1 and step["variables"] == ["x"]
         step = c.post(f"/v1/executions/{eid}/steps", json={"code": "1/0"}, headers=key).json()
         assert step["success"] is False and "ZeroDivisionError" in step["error"]
         code = "doc = context.doc('alpha.txt')\nq = llm_query('Marshall Plan? ' + doc[0:60])\nprint(x + 1, q[:20])"
-        step = c.post(f"/v1/executions/{eid}/steps", json={"code": code}, headers=key).json()
+        step = c.post(steps, json={"code": code}, headers=key).json()
         assert step["success"] and step["stdout"].startswith("42 ") and step["span_log"][0]["kind"] == "read"
         code = "FINAL('The Marshall Plan rebuilt Europe after the war')"
         step = c.post(f"/v1/executions/{eid}/steps", json={"code": code}, headers=key).json()
@@ -274,7 +275,9 @@ def test_runtime_mode_server_and_client_tools(svc, key, small_corpus: Path):
             headers=key,
         ).json()
         assert step["waiting"] and step["tool_requests"][0]["id"] == "t1.4"
-        step = c.post(f"/v1/executions/{eid}/tools/resolve", json={"server_ids": ["*"]}, headers=key).json()
+        step = c.post(
+            f"/v1/executions/{eid}/tools/resolve?include=stdout", json={"server_ids": ["*"]}, headers=key
+        ).json()
         assert not step["waiting"] and step["success"] and step["stdout"].startswith("A ['B1', 'B2'] ")
         code = "d = llm_query('fails?')"
         step = c.post(f"/v1/executions/{eid}/steps", json={"code": code}, headers=key).json()
@@ -304,7 +307,9 @@ def test_runtime_execution_is_restored_after_a_restart(tmp_path: Path, small_cor
     svc.close()  # the serving process is gone with its REPL
     svc2 = make_service(home, allowed_paths=str(small_corpus))
     with client(svc2) as c:
-        step = c.post(f"/v1/executions/{eid}/steps", json={"code": "print(x * 2, bool(q))"}, headers=auth(k)).json()
+        step = c.post(
+            f"/v1/executions/{eid}/steps?include=stdout", json={"code": "print(x * 2, bool(q))"}, headers=auth(k)
+        ).json()
         assert step["success"] and step["stdout"] == "40 True\n" and step["turn"] == 2
         trace = c.get(f"/v1/executions/{eid}/trace", headers=auth(k)).json()
         assert len(trace["subcalls"]) == 1  # the replay answered the sub-call from its record

@@ -344,7 +344,7 @@ def test_runtime_repls_are_capped_per_tenant_and_overall(tmp_path: Path, small_c
         b2 = start(sb, kb)  # the server is at RLMX_MAX_RUNTIMES: the least recently used idle REPL goes
         assert b2.status_code == 201, b2.text
         assert len(svc.runtimes) == 3 and a1 not in svc.runtimes and {a2, b1} <= set(svc.runtimes)
-        step = c.post(f"/v1/executions/{a1}/steps", json={"code": "print(x + 1)"}, headers=ka).json()
+        step = c.post(f"/v1/executions/{a1}/steps?include=stdout", json={"code": "print(x + 1)"}, headers=ka).json()
         assert step["stdout"] == "42\n"  # a1 came back (from its snapshot) when it was used again
         assert len(svc.runtimes) == 3
         assert c.post(f"/v1/executions/{a1}/cancel", headers=ka).json()["status"] == "CANCELLED"
@@ -361,7 +361,7 @@ def test_idle_runtime_repls_are_reaped_by_a_server_without_a_worker(tmp_path: Pa
         eid = c.post(f"/v1/sessions/{sid}/executions/runtime", json={}, headers=k).json()["execution_id"]
         assert c.post(f"/v1/executions/{eid}/steps", json={"code": "x = 41"}, headers=k).json()["success"]
         wait_for(lambda: not svc.runtimes, "the idle REPL to be stopped", limit_s=30)
-        step = c.post(f"/v1/executions/{eid}/steps", json={"code": "print(x + 1)"}, headers=k).json()
+        step = c.post(f"/v1/executions/{eid}/steps?include=stdout", json={"code": "print(x + 1)"}, headers=k).json()
         assert step["stdout"] == "42\n"  # restored by replay
     svc.close()
 

@@ -61,7 +61,9 @@ def test_real_server_round_trip(tmp_path: Path, small_corpus: Path):
             assert e["status"] == "COMPLETED" and e["citations"]
             assert c.post("/v1/citations/verify", json={"citations": e["citations"]}, headers=h).json()["all_ok"]
             rid = c.post(f"/v1/sessions/{sid}/executions/runtime", json={}, headers=h).json()["execution_id"]
-            step = c.post(f"/v1/executions/{rid}/steps", json={"code": "print(len(context))"}, headers=h).json()
+            step = c.post(
+                f"/v1/executions/{rid}/steps?include=stdout", json={"code": "print(len(context))"}, headers=h
+            ).json()
             assert step["stdout"] == "3\n"
             assert "/v1/executions/{execution_id}/steps" in c.get("/openapi.json").json()["paths"]
         revoked = subprocess.run([*rlmx, "keys", "revoke", key], env=env, capture_output=True, text=True)

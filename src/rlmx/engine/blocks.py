@@ -12,9 +12,10 @@ import ast
 import re
 from dataclasses import dataclass
 
-__all__ = ["ParsedResponse", "parse_response"]
+__all__ = ["ParsedResponse", "parse_response", "step_code"]
 
 _FENCE = re.compile(r"```[ \t]*(?P<tag>[A-Za-z0-9_+-]*)[^\n]*\n(?P<body>.*?)(?:\n[ \t]*```|\Z)", re.S)
+_FENCE_LINE = re.compile(r"^[ \t]*```", re.M)
 _FINAL_VAR = re.compile(r"^[ \t]*FINAL_VAR\(\s*['\"]?(?P<name>[A-Za-z_]\w*)['\"]?\s*\)[ \t]*$", re.M)
 _FINAL = re.compile(r"^[ \t]*FINAL\((?P<body>.*)\)[ \t]*$", re.M | re.S)
 
@@ -64,3 +65,19 @@ def parse_response(text: str) -> ParsedResponse:
             if m2:
                 final_text = _unquote(m2.group("body"))
     return ParsedResponse(code=code, final_text=final_text, final_var=final_var, prose=prose)
+
+
+def step_code(text: str) -> str:
+    """The code a runtime-mode step runs: ``text`` itself (bare code), or, when it holds a
+    fenced block, the block a root LM's response would run (the first ``repl`` block, else
+    ``python``); a prose ``FINAL(...)``/``FINAL_VAR(...)`` with no block becomes that call."""
+    if not _FENCE_LINE.search(text):
+        return text
+    parsed = parse_response(text)
+    if parsed.code is not None:
+        return parsed.code
+    if parsed.final_var is not None:
+        return f"FINAL_VAR({parsed.final_var!r})"
+    if parsed.final_text is not None:
+        return f"FINAL({parsed.final_text!r})"
+    return text

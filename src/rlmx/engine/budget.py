@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import BudgetExceededError
 from ..lm.base import Completion, LMClient, Message, estimate_tokens
@@ -70,6 +70,22 @@ class BudgetTracker:
         """Wall seconds left in the budget (None: unlimited), so one slow call cannot overrun it."""
         b = self.budgets.max_wall_seconds
         return None if b is None else max(0.0, b - self.elapsed())
+
+    def left(self) -> dict[str, Any]:
+        """What is left of each budget (None: unlimited): ``turns``, ``sub_calls``,
+        ``tokens``, ``cost_usd``, ``wall_seconds`` (this process's clock since the tracker
+        was made)."""
+        b = self.budgets
+        tokens = self.input_tokens + self.output_tokens
+        cost = None if b.max_cost_usd is None or self.cost_usd is None else max(0.0, b.max_cost_usd - self.cost_usd)
+        wall = self.seconds_left()
+        return {
+            "turns": max(0, b.max_turns - self.turns),
+            "sub_calls": None if b.max_sub_calls is None else max(0, b.max_sub_calls - self.sub_calls),
+            "tokens": None if b.max_total_tokens is None else max(0, b.max_total_tokens - tokens),
+            "cost_usd": None if cost is None else round(cost, 6),
+            "wall_seconds": None if wall is None else round(wall, 3),
+        }
 
     def check(self, *, extra_tokens: int = 0, extra_cost: float = 0.0) -> None:
         """Raise when any tree-wide budget is already spent, or would be by a call estimated at

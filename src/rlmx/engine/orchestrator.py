@@ -24,6 +24,7 @@ from ..store.base import ExecutionRecord, utcnow
 from ..types import Status
 from .blocks import parse_response
 from .citations import Span, answer_uses, build_spanrefs, derive_spans, merge_spans
+from .observation import no_code_observation, observation_text
 from .prompting import root_messages
 from .prompts import load_prompt
 from .resolver import ToolResolverImpl
@@ -38,7 +39,6 @@ from .state import (
     Resumer,
     Tree,
 )
-from .truncate import truncate_output
 
 __all__ = [
     "MAX_STORED_SNAPSHOT_BYTES",
@@ -281,18 +281,19 @@ class Engine:
                 except SchemaError as e:
                     error, final = f"SchemaError: {e}", None
             if step is None and final is None:
-                observation = load_prompt("no_code").format(question=question)
+                observation = no_code_observation(question)
             else:
                 output = step.stdout if step else ""
                 last_output = output or last_output
-                observation = load_prompt("observation").format(
+                observation = observation_text(
                     turn=turn,
-                    output=truncate_output(output, opts.output_max_chars) if output else "(no output)",
-                    error_block=(f"\nError:\n{error}" if error else "")
-                    + "".join(f"\nNote: {n}" for n in (step.notes if step else [])),
-                    variables_block=f"\nVariables: {', '.join(step.variables[:60])}" if step and step.variables else "",
+                    output=output,
+                    error=error,
+                    notes=step.notes if step else [],
+                    variables=step.variables if step else [],
                     question=question,
                     turns_left=budgets.max_turns - turn,
+                    max_chars=opts.output_max_chars,
                 )
             t_total = time.monotonic() - t0
             record = {

@@ -10,7 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..lm.base import Message
-from ..sandbox.base import ContextSpec
+from ..sandbox.base import ContextDoc, ContextSpec
 from ..types import Budgets
 from .prompts import load_prompt
 
@@ -18,16 +18,44 @@ if TYPE_CHECKING:
     from .schema import OutputSchema
     from .state import EngineOptions
 
-__all__ = ["context_description", "root_messages"]
+__all__ = ["PROMPT_DOCS", "context_description", "context_summary", "root_messages", "root_system_prompt"]
+
+
+PROMPT_DOCS = 50
+"""How many documents the root prompt names (with their lengths); the rest are listed by code."""
+
+
+def _length(d: ContextDoc) -> int:
+    return (d.window[1] - d.window[0]) if d.window else d.length
+
+
+def context_summary(spec: ContextSpec, offset: int = 0, limit: int = PROMPT_DOCS) -> dict[str, Any]:
+    """``spec`` in numbers: ``n_docs``, ``total_chars`` and the documents ``offset`` to
+    ``offset + limit`` as ``{index, name, length}`` (characters), with ``next_offset``
+    (None after the last page)."""
+    offset, limit = max(0, offset), max(0, limit)
+    page = spec.docs[offset : offset + limit]
+    nxt = offset + len(page)
+    return {
+        "n_docs": len(spec.docs),
+        "total_chars": sum(_length(d) for d in spec.docs),
+        "offset": offset,
+        "docs": [{"index": offset + i, "name": d.name, "length": _length(d)} for i, d in enumerate(page)],
+        "next_offset": nxt if nxt < len(spec.docs) else None,
+    }
 
 
 def context_description(spec: ContextSpec) -> dict[str, Any]:
-    """The prompt's fields about ``spec``: its type, total and per-document lengths in
-    characters (the first 100), and how to use it."""
-    lengths = [(d.window[1] - d.window[0]) if d.window else d.length for d in spec.docs]
-    shown = ", ".join(f"{n:,}" for n in lengths[:100])
-    if len(lengths) > 100:
-        shown += f", … ({len(lengths) - 100} more)"
+    """The prompt's fields about ``spec``: its type, total length, the names and lengths
+    in characters of the first ``PROMPT_DOCS`` documents (and how to list the rest), and
+    how to use it."""
+    lengths = [_length(d) for d in spec.docs]
+    shown = "\n".join(f"- [{i}] {d.name!r}: {_length(d):,}" for i, d in enumerate(spec.docs[:PROMPT_DOCS]))
+    if len(lengths) > PROMPT_DOCS:
+        shown += (
+            f"\n- … {len(lengths) - PROMPT_DOCS:,} more: `context.names[{PROMPT_DOCS}:]` lists their names, "
+            f"`[(d.name, len(d)) for d in context[{PROMPT_DOCS}:]]` their lengths"
+        )
     if spec.kind == "text":
         ctype, help_ = (
             "str",
@@ -42,29 +70,30 @@ def context_description(spec: ContextSpec) -> dict[str, Any]:
             (
                 "a list of documents. `len(context)` is the number of documents; `context[i]` is a "
                 "document view with `.name`, `.id`, `.meta`, `len(doc)` in characters, `doc[a:b]` "
-                "returning text, and `doc.find(...)`, `doc.grep(...)`. `context.names` lists names."
+                "returning text, and `doc.find(...)`, `doc.grep(...)`. `context.doc(name)` is the "
+                "document of that name (or id); `context.names` lists the names."
             ),
         )
     return {
         "context_type": ctype,
         "total_chars": f"{sum(lengths):,}",
         "n_docs": len(lengths),
-        "doc_lengths": shown or "none",
+        "doc_listing": shown or "(none)",
         "context_help": help_,
     }
 
 
-def root_messages(
+def root_system_prompt(
     spec: ContextSpec,
-    question: str,
     options: EngineOptions,
     budgets: Budgets,
     depth: int,
     schema: OutputSchema | None,
-) -> list[Message]:
-    """``[system, user]`` for turn 1 of an execution at ``depth`` over ``spec``: sub-calls
-    and ``rlm_query`` are described as ``budgets`` allow them (disabled without a sub-call
-    budget; ``rlm_query`` a plain sub-LM call at the maximum depth)."""
+) -> str:
+    """The root LM's system prompt for an execution at ``depth`` over ``spec`` (the text
+    answerer mode sends, and runtime mode hands its client): sub-calls and ``rlm_query``
+    are described as ``budgets`` allow them (disabled without a sub-call budget;
+    ``rlm_query`` a plain sub-LM call at the maximum depth)."""
     if budgets.max_sub_calls == 0:
         sub_help = "`llm_query` and `llm_query_batched` are disabled in this execution (no sub-call budget)."
         rlm_help = "`rlm_query` is disabled too: work with the REPL alone."
@@ -81,14 +110,25 @@ def root_messages(
             else "is a plain sub-LM call here (maximum recursion depth reached)."
         )
     submit = load_prompt("submit_help").format(schema=json.dumps(schema.json_schema)) if schema else ""
-    system = load_prompt("root_system").format(
+    return load_prompt("root_system").format(
         **context_description(spec),
         sub_lm_help=sub_help,
         output_chars=f"{options.output_max_chars:,}",
         rlm_query_help=rlm_help,
         submit_help=submit,
     )
+
+
+def root_messages(
+    spec: ContextSpec,
+    question: str,
+    options: EngineOptions,
+    budgets: Budgets,
+    depth: int,
+    schema: OutputSchema | None,
+) -> list[Message]:
+    """``[system, user]`` for turn 1 of an execution (see :func:`root_system_prompt`)."""
     return [
-        {"role": "system", "content": system},
+        {"role": "system", "content": root_system_prompt(spec, options, budgets, depth, schema)},
         {"role": "user", "content": load_prompt("first_turn").format(question=question)},
     ]

@@ -35,7 +35,10 @@ from ..errors import RlmxError, SchemaError
 from ..sandbox.base import REPL, ContextSpec, FinalSignal, StepResult, ToolRequest
 from ..store.base import ExecutionRecord, utcnow
 from ..types import Status
+from .blocks import step_code
+from .observation import observation_text
 from .orchestrator import Engine, ExecutionOutcome, ExecutionState, Tree
+from .prompting import PROMPT_DOCS, context_summary, root_system_prompt
 from .resolver import ToolResolverImpl
 from .resume import ReplayResolver, abandon_in_flight, replay_turns, restore_logs, stored_usage
 from .runtime_tools import SERVER, PendingTools, RuntimeConflict, ToolResultError
@@ -160,14 +163,25 @@ class RuntimeExecution:
             )
         await self.close()
 
+    def prompt(self) -> str:
+        """The root system prompt answerer mode would send for this corpus, budgets and
+        output schema (the client plays the root LM)."""
+        return root_system_prompt(self.spec, self.engine.options, self.tree.budgets, 0, self.schema)
+
+    def context(self, offset: int = 0, limit: int = PROMPT_DOCS) -> dict[str, Any]:
+        """Document count, total characters, and a page of ``{index, name, length}``."""
+        return context_summary(self.spec, offset, limit)
+
     @property
     def busy(self) -> bool:
         return self._task is not None
 
     # -- the client's requests ---------------------------------------------------------------
     async def step(self, code: str) -> dict[str, Any]:
-        """Run ``code`` as the next step; returns the step answer (see the module doc).
-        Raises :class:`RuntimeConflict` when the execution is over or a step is waiting."""
+        """Run ``code`` (bare, or a response holding a fenced ``repl`` block) as the next step;
+        returns the step answer (see the module doc). Raises :class:`RuntimeConflict` when
+        the execution is over or a step is waiting."""
+        code = step_code(code)
         async with self._lock:
             self.last_used = time.monotonic()
             if self.status is not Status.RUNNING:
@@ -349,12 +363,31 @@ class RuntimeExecution:
         final: FinalSignal | None = None,
         outcome: ExecutionOutcome | None = None,
     ) -> dict[str, Any]:
+        """The step answer; ``stdout`` and ``span_log`` are whole (the service drops them
+        unless asked), ``observation`` is what the root LM would read in answerer mode."""
+        turns_left = max(0, self.tree.budgets.max_turns - self.turn)
+        observation = None
+        if step is not None:
+            observation = observation_text(
+                turn=self.turn,
+                output=step.stdout,
+                error=error,
+                notes=step.notes,
+                variables=step.variables,
+                question=self.question,
+                turns_left=turns_left,
+                max_chars=self.engine.options.output_max_chars,
+            )
         return {
             "execution_id": self.execution_id,
             "turn": self.turn,
             "status": self.status.value,
             "waiting": waiting,
             "success": None if step is None else error is None,
+            "observation": observation,
+            "turns_left": turns_left,
+            "last_turn": turns_left == 1 and self.status is Status.RUNNING,
+            "budget_left": self.tree.tracker.left(),
             "stdout": step.stdout if step else "",
             "error": error,
             "timed_out": step.timed_out if step else False,

@@ -249,7 +249,10 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
         sub_model: str | None = None,
     ) -> dict[str, Any]:
         """Start a runtime execution: you are the root LM and run Python steps in a REPL
-        whose `context` is the session's documents (llm_query, FINAL, ... as in rlmx).
+        whose `context` is the session's documents (llm_query, FINAL, ... as in rlmx). The
+        answer's `prompt` is the root system prompt rlmx gives its own root LM (read it: it
+        names the documents and the REPL's helpers); `context` has the document count, total
+        characters and the first documents' names and lengths.
         sub_calls="client": llm_query inside a step waits for your answer (resolve_tools)."""
 
         async def run() -> dict[str, Any]:
@@ -261,24 +264,34 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
         return await _call(run)
 
     @server.tool()
-    async def run_step(execution_id: str, code: str) -> dict[str, Any]:
-        """Run one step (Python code) in a runtime execution's REPL: stdout, error, span log,
-        waiting tool requests, and the final answer with citations when the code calls FINAL."""
+    async def run_step(
+        execution_id: str, code: str, include: list[Literal["stdout", "span_log"]] | None = None
+    ) -> dict[str, Any]:
+        """Run one step (Python code, bare or in a ```repl block) in a runtime execution's
+        REPL: `observation` (the output, head + tail when long, as rlmx's root LM sees it),
+        `turns_left`, `last_turn`, `budget_left`, error, waiting tool requests, and the final
+        answer with citations when the code calls FINAL. include=["stdout"] adds the whole
+        output, ["span_log"] the span log."""
 
         async def run() -> dict[str, Any]:
-            return await service.step(tenant, execution_id, code)
+            return await service.step(tenant, execution_id, code, set(include or ()))
 
         return await _call(run)
 
     @server.tool()
     async def resolve_tools(
-        execution_id: str, results: dict[str, str | list[str]] | None = None, server_ids: list[str] | None = None
+        execution_id: str,
+        results: dict[str, str | list[str]] | None = None,
+        server_ids: list[str] | None = None,
+        include: list[Literal["stdout", "span_log"]] | None = None,
     ) -> dict[str, Any]:
         """Answer a waiting step's tool requests: results maps request id -> your answer (a
         list of strings for a batch); server_ids are resolved by the server (["*"]: all)."""
 
         async def run() -> dict[str, Any]:
-            return await service.resolve_tools(tenant, execution_id, dict(results or {}), list(server_ids or []))
+            return await service.resolve_tools(
+                tenant, execution_id, dict(results or {}), list(server_ids or []), set(include or ())
+            )
 
         return await _call(run)
 

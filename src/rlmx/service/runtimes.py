@@ -24,12 +24,13 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from ..api import RLM
 from ..corpus import context_spec
 from ..engine.orchestrator import Engine
+from ..engine.prompting import PROMPT_DOCS
 from ..engine.runtime import RuntimeConflict, RuntimeExecution, ToolResultError
 from ..engine.schema import OutputSchema
 from ..errors import RlmxError
@@ -42,9 +43,18 @@ from .errors import BadRequest, Conflict, TooMany, Unavailable
 from .executions import ExecutionsMixin
 from .leases import fenced_store
 
-__all__ = ["RuntimesMixin"]
+__all__ = ["STEP_EXTRAS", "RuntimesMixin"]
 
 log = logging.getLogger("rlmx.service")
+
+STEP_EXTRAS = ("stdout", "span_log")
+"""Fields of a step answer sent only when asked for (``?include=stdout,span_log``)."""
+
+
+def _included(view: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
+    """``view`` without the extras not named in ``include`` (they are null)."""
+    return {k: (None if k in STEP_EXTRAS and k not in include else v) for k, v in view.items()}
+
 
 _Op = Callable[[RuntimeExecution], Awaitable[dict[str, Any]]]
 
@@ -114,22 +124,59 @@ class RuntimesMixin(ExecutionsMixin):
             "execution_id": eid,
             "status": Status.RUNNING.value,
             "sub_calls": "client" if rt.client_tools else "server",
+            "prompt": rt.prompt(),
+            "context": rt.context(),
         }
+
+    async def runtime_prompt(
+        self, tenant: str, execution_id: str, offset: int = 0, limit: int = PROMPT_DOCS
+    ) -> dict[str, Any]:
+        """A runtime execution's root system prompt (as at its creation) and a page of its
+        context's documents (``offset``, ``limit``)."""
+        return await asyncio.to_thread(self._runtime_prompt, tenant, execution_id, offset, limit)
+
+    def _runtime_prompt(self, tenant: str, eid: str, offset: int, limit: int) -> dict[str, Any]:
+        sx, rec = self.owned_execution(tenant, eid)
+        if sx.mode != "runtime":
+            raise Conflict(
+                f"execution {eid!r} is an answerer execution: the prompt its root LM received is in "
+                "its trace (GET /v1/executions/{id}/trace, turn 1)"
+            )
+        rt = self.runtimes.get(eid)
+        if rt is not None:
+            return {"execution_id": eid, "prompt": rt.prompt(), "context": rt.context(offset, limit)}
+        corpus = self.meta.get_corpus(rec.corpus_id)
+        rlm = self.make_rlm(sx.request.get("models"), sx.request.get("budgets"), tenant=tenant)
+        rt = self._runtime(eid, rlm, corpus, sx.request)  # not opened: no REPL starts
+        try:
+            return {"execution_id": eid, "prompt": rt.prompt(), "context": rt.context(offset, limit)}
+        finally:
+            rt.engine.close()
 
     def _end_runtime_row(self, eid: str, status: Status, error: str) -> None:
         self._fail(eid, status, error)
         self.meta.finish_job(eid, None, error=error)
 
     # -- steps --------------------------------------------------------------------------------
-    async def step(self, tenant: str, execution_id: str, code: str) -> dict[str, Any]:
-        """Run ``code`` as the execution's next step, on this server (see the module doc)."""
-        return await self._serve(tenant, execution_id, lambda rt: rt.step(code), resolving=False)
+    async def step(self, tenant: str, execution_id: str, code: str, include: Collection[str] = ()) -> dict[str, Any]:
+        """Run ``code`` (bare, or a fenced ``repl`` block) as the execution's next step, on
+        this server (see the module doc). The answer carries ``observation`` (the output as
+        the root LM would see it); the whole ``stdout`` and the ``span_log`` only when named
+        in ``include``."""
+        view = await self._serve(tenant, execution_id, lambda rt: rt.step(code), resolving=False)
+        return _included(view, include)
 
     async def resolve_tools(
-        self, tenant: str, execution_id: str, results: dict[str, Any], server_ids: list[str]
+        self,
+        tenant: str,
+        execution_id: str,
+        results: dict[str, Any],
+        server_ids: list[str],
+        include: Collection[str] = (),
     ) -> dict[str, Any]:
-        """Answer the tool requests a step of this server waits on."""
-        return await self._serve(tenant, execution_id, lambda rt: rt.resolve(results, server_ids), resolving=True)
+        """Answer the tool requests a step of this server waits on (answers like :meth:`step`)."""
+        view = await self._serve(tenant, execution_id, lambda rt: rt.resolve(results, server_ids), resolving=True)
+        return _included(view, include)
 
     async def _serve(self, tenant: str, eid: str, op: _Op, *, resolving: bool) -> dict[str, Any]:
         sx, rec = await asyncio.to_thread(self.owned_execution, tenant, eid)

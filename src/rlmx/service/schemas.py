@@ -17,16 +17,20 @@ from .spans import MAX_VERIFY_CITATIONS
 __all__ = [
     "MAX_JSON_DEPTH",
     "Accepted",
+    "BudgetLeft",
     "CancelOut",
     "CheckOut",
     "CitationIn",
+    "ContextOut",
     "DocIn",
+    "DocSummary",
     "ExecutionAccepted",
     "ExecutionCreate",
     "Health",
     "JsonInt",
     "ModelsIn",
     "PlainJSON",
+    "PromptOut",
     "ResolveIn",
     "RuntimeAccepted",
     "RuntimeCreate",
@@ -193,8 +197,42 @@ class ExecutionAccepted(BaseModel):
     status: str
 
 
+class DocSummary(BaseModel):
+    index: int
+    name: str
+    length: int = Field(description="Characters.")
+
+
+class ContextOut(BaseModel):
+    """The context of an execution in numbers, with one page of its documents."""
+
+    n_docs: int
+    total_chars: int
+    offset: int
+    docs: list[DocSummary]
+    next_offset: int | None = Field(description="`offset` of the next page; null after the last.")
+
+
 class RuntimeAccepted(ExecutionAccepted):
     sub_calls: Literal["server", "client"]
+    prompt: str = Field(description="The root system prompt answerer mode sends for this corpus and budgets.")
+    context: ContextOut
+
+
+class PromptOut(BaseModel):
+    execution_id: str
+    prompt: str
+    context: ContextOut
+
+
+class BudgetLeft(BaseModel):
+    """What is left of each budget; null: unlimited."""
+
+    turns: int
+    sub_calls: int | None
+    tokens: int | None
+    cost_usd: float | None
+    wall_seconds: float | None
 
 
 class CancelOut(BaseModel):
@@ -247,10 +285,17 @@ class StepOut(BaseModel):
     status: str
     waiting: bool
     success: bool | None
-    stdout: str
+    observation: str | None = Field(
+        description="The output as the root LM sees it in answerer mode (head + tail, RLMX_OUTPUT_MAX_CHARS); "
+        "null while waiting."
+    )
+    turns_left: int
+    last_turn: bool = Field(description="The next step is the last one: end it with FINAL(...).")
+    budget_left: BudgetLeft
+    stdout: str | None = Field(None, description="The whole stdout: only with ?include=stdout.")
     error: str | None
     timed_out: bool
-    span_log: list[dict[str, Any]]
+    span_log: list[dict[str, Any]] | None = Field(None, description="Only with ?include=span_log.")
     variables: list[str]
     tool_requests: list[dict[str, Any]]
     final: dict[str, Any] | None
