@@ -79,16 +79,18 @@ def test_quoted_answer_is_cited_precisely(small_corpus: Path):
         ]
     )
     ans = RLM(model=root).ask(small_corpus, "What rebuilt Europe?")
-    assert [c.text for c in ans.citations] == ["The Marshall Plan rebuilt Europe after the war"]
+    assert [c.text for c in ans.citations] == ["The Marshall Plan rebuilt Europe after the war."]
     assert ans.citations[0].start == 0
 
 
 def test_explicit_citations_from_hits(small_corpus: Path):
     root = ScriptedLM([repl("hits = context.grep(r'Zürich')\nFINAL('In Zürich.', citations=hits)")])
     ans = RLM(model=root).ask(small_corpus, "Where?")
-    assert [(c.doc_name, c.text) for c in ans.citations] == [("gamma.txt", "Zürich")]
-    text = (small_corpus / "gamma.txt").read_text(encoding="utf-8")
-    assert ans.citations[0].start == text.index("Zürich")  # code-point offsets
+    # a hit is cited as its sentence, not the bare match
+    assert [(c.doc_name, c.text) for c in ans.citations] == [
+        ("gamma.txt", "Café society met in Zürich; the naïve plan failed in 1961.")
+    ]
+    assert ans.citations[0].start == 0 and ans.error is None
 
 
 def test_max_turns_asks_for_a_last_answer(small_corpus: Path):
@@ -153,7 +155,7 @@ def test_rlm_query_child_and_citation_propagation(small_corpus: Path, tmp_path: 
     assert ans.status is Status.COMPLETED
     assert ans.text == "Congress debated foreign aid for months."
     assert ans.usage.max_depth_reached == 1
-    assert [c.text for c in ans.citations] == ["Congress debated foreign aid for months"]
+    assert [c.text for c in ans.citations] == ["Congress debated foreign aid for months."]
     trace = load_trace(rlm.store.meta, ans.execution_id)
     (child,) = trace["children"]
     assert child["execution"]["depth"] == 1 and trace["subcalls"][0]["kind"] == "rlm_query"
@@ -231,8 +233,8 @@ def test_single_string_context_behaves_like_str():
     ans = rlm.ask(rlm.texts(text), "What is the secret number?")
     assert ans.text == "secret number is 4217. del"
     assert "context is a str" in root.calls[0][0]["content"]
-    (c,) = ans.citations
-    assert text[c.start : c.end] == ans.text
+    (c,) = ans.citations  # widened to whole words and sentences
+    assert text[c.start : c.end] == c.text == "The secret number is 4217. delta epsilon."
 
 
 def test_unsaveable_variables_are_named_to_the_model(small_corpus: Path):
@@ -285,3 +287,59 @@ def test_misspelt_budget_is_refused():
 
     with pytest.raises(ConfigError, match="max_cost"):
         RLM(model="baseline", budgets={"max_cost": 0.01})
+
+
+@pytest.fixture
+def union(tmp_path: Path) -> Path:
+    import shutil
+
+    src = Path(__file__).resolve().parents[2] / "shared" / "data" / "state_union"
+    if not src.is_dir():
+        pytest.skip("shared state_union corpus not present")
+    d = tmp_path / "union"
+    d.mkdir()
+    for name in ("1947-Truman.txt", "1948-Truman.txt"):
+        shutil.copy(src / name, d / name)
+    return d
+
+
+def _verified(rlm: RLM, ans) -> bool:  # type: ignore[no-untyped-def]
+    return all(ch.ok for ch in verify_citations([c.model_dump() for c in ans.citations], rlm.store))
+
+
+def test_short_answer_read_from_the_corpus_cites_its_sentence(union: Path):
+    code = "d = context.doc('1947-Truman.txt')\nj = d.find('Constitution')\nprint(d[j-200:j+300])\nFINAL(d[j:j+12])"
+    rlm = RLM(model=ScriptedLM([repl(code)]))
+    ans = rlm.ask(union, "Which document is quoted?")
+    assert ans.text == "Constitution"
+    (c,) = ans.citations
+    assert "Constitution" in c.text and c.text.endswith(".") and c.text[0].isupper() and len(c.text) > 40
+    assert _verified(rlm, ans)
+    bad = c.model_dump() | {"checksum": span_checksum(c.text + "x")}
+    assert not any(ch.ok for ch in verify_citations([bad], rlm.store))  # tampering still fails
+
+
+def test_grep_hit_answer_cites_one_sentence_not_every_match(union: Path):
+    code = "hits = context.grep(r'Constitution')\nprint(len(hits))\nFINAL(hits[0].text)"
+    rlm = RLM(model=ScriptedLM([repl(code)]))
+    ans = rlm.ask(union, "q?")
+    (c,) = ans.citations
+    assert c.text != "Constitution" and "Constitution" in c.text and _verified(rlm, ans)
+
+
+def test_list_answer_cites_each_item_and_absent_answer_nothing(union: Path):
+    rlm = RLM(model=ScriptedLM([repl("print(str(context[1])[:3000])"), repl("FINAL('zeppelins of Mars')")]))
+    assert rlm.ask(union, "Absent?").citations == []
+    code = "x = context.doc('1947-Truman.txt')[0:3000]\nFINAL('Congress, the left and zeppelins')"
+    ans = RLM(model=ScriptedLM([repl(code)])).ask(union, "List?")
+    cited = " ".join(c.text for c in ans.citations)
+    assert "Congress" in cited and "the left" in cited and "zeppelin" not in cited
+    assert len(ans.citations) == 2 and ans.citations[0].text.isupper()  # the title line, whole
+
+
+def test_unread_explicit_citation_is_refused_with_a_message(small_corpus: Path):
+    code = "doc = context.doc('alpha.txt')\nprint(doc[0:47])\nFINAL('x', citations=[(doc, 0, 20), (doc, 200, 260)])"
+    ans = RLM(model=ScriptedLM([repl(code)])).ask(small_corpus, "q?")
+    assert ans.status is Status.COMPLETED and ans.text == "x"
+    assert [c.text for c in ans.citations] == ["The Marshall Plan rebuilt Europe after the war."]
+    assert ans.error is not None and "citations refused" in ans.error and ":200:260" in ans.error
