@@ -164,9 +164,10 @@ def test_folder_with_good_and_bad_files(store: Store, tmp_path: Path) -> None:
     corpus = ingest([root], store)
     assert [d.name for d in corpus.documents] == ["code.py", "good.txt", "sub/notes.md"]
     reasons = {Path(f.source_path).name: f.reason for f in corpus.failures}
-    assert set(reasons) == {"empty.txt", "binary.dat", "broken.pdf", "image.png"}
+    assert set(reasons) == {"empty.txt", "binary.dat", "broken.pdf"}
     assert "empty" in reasons["empty.txt"] and "binary" in reasons["binary.dat"]
-    assert "corrupt PDF" in reasons["broken.pdf"] and "unsupported" in reasons["image.png"]
+    assert "corrupt PDF" in reasons["broken.pdf"]
+    assert [(Path(s.source_path).name, s.reason) for s in corpus.skipped] == [("image.png", "image")]
     md = next(d for d in corpus.documents if d.name == "sub/notes.md")
     assert md.parser == "markdown" and md.meta["title"] == "Notes"
     assert store.meta.get_corpus(corpus.corpus_id).failures == corpus.failures
@@ -191,7 +192,8 @@ def test_folder_walk_stays_inside_the_folder(store: Store, tmp_path: Path) -> No
     os.symlink(root / "fifo.txt", root / "fifo_link.txt")
     os.symlink("/dev/zero", root / "zero.txt")
     corpus = ingest([root], store)
-    assert [d.name for d in corpus.documents] == ["a.txt", "inner_link.txt", "sub/b.txt"]
+    assert [d.name for d in corpus.documents] == ["a.txt", "inner_link.txt"]  # sub/b.txt: same text
+    assert corpus.documents[1].meta["aliases"] == ["sub/b.txt"]
     reasons = {Path(f.source_path).name: f.reason for f in corpus.failures}
     for name in ("escape.txt", "escape_dir", "relative.txt", "zero.txt"):
         assert "outside the folder" in reasons[name], name
@@ -210,7 +212,7 @@ def test_folder_walk_stays_inside_the_folder(store: Store, tmp_path: Path) -> No
     link = tmp_path / "link_to_root"
     os.symlink(root, link)
     via = ingest([link], store)
-    assert [d.name for d in via.documents] == ["a.txt", "inner_link.txt", "sub/b.txt"]
+    assert [d.name for d in via.documents] == ["a.txt", "inner_link.txt"]  # sub/b.txt: same text
     # a file named directly is taken as given (the user chose it)
     assert [d.name for d in ingest([root / "escape.txt"], store).documents] == ["escape.txt"]
 
@@ -243,9 +245,10 @@ def test_same_content_different_names(store: Store, tmp_path: Path) -> None:
         (tmp_path / folder / "README.md").write_text("# Same\n")
     one = ingest([tmp_path / "a"], store)
     both = ingest([tmp_path / "a", tmp_path / "b"], store)
-    assert [d.name for d in both.documents] == ["README.md", "b/README.md"]
-    assert len({d.doc_id for d in both.documents}) == 1
-    assert both.corpus_id != one.corpus_id
+    assert [d.name for d in both.documents] == ["README.md"]  # the same text is stored once
+    assert both.documents[0].meta["aliases"] == ["b/README.md"]
+    assert [(d.name, d.kept_name) for d in both.duplicates] == [("b/README.md", "README.md")]
+    assert both.corpus_id == one.corpus_id  # the aliases are not part of the corpus id
     assert both.corpus_id == corpus_id_for(both.documents)
     assert store.meta.get_corpus(one.corpus_id).documents[0].name == "README.md"
 

@@ -135,11 +135,16 @@ class RLM:
         self,
         paths: str | Path | Sequence[str | Path],
         on_progress: Callable[[str, int, int], None] | None = None,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
     ) -> CorpusRecord:
         """Ingest files, folders or globs into the store. Raises ``IngestError`` when nothing
-        could be ingested; single-file failures are in ``CorpusRecord.failures``."""
+        could be ingested; single-file failures are in ``CorpusRecord.failures``; skipped
+        non-documents and duplicates in ``skipped`` / ``duplicates`` (``include`` /
+        ``exclude``: glob patterns that override the skip rules, see ``rlmx.corpus.filter``)."""
         items = [paths] if isinstance(paths, str | Path) else list(paths)
-        return ingest(items, self.store, on_progress=on_progress)
+        return ingest(items, self.store, on_progress=on_progress, include=include, exclude=exclude)
 
     def texts(self, texts: str | Sequence[str] | Mapping[str, str]) -> CorpusRecord:
         """Store in-memory strings as a corpus: one string gives a ``str``-like ``context``

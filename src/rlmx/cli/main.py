@@ -18,6 +18,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..errors import RlmxError
+from .summary import summary_lines
 
 __all__ = ["main"]
 
@@ -138,6 +139,8 @@ class _Progress:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--no-cache", is_flag=True, help="Do not use the LLM cache.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Ingest matching files a folder or glob would skip.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching files of a folder or glob.")
 def ask(
     args: tuple[str, ...],
     model: str | None,
@@ -152,6 +155,8 @@ def ask(
     as_json: bool,
     no_cache: bool,
     quiet: bool,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
 ) -> None:
     """Answer QUESTION over the documents in PATH... (files, folders, globs)."""
     from ..api import RLM, status_exit_code
@@ -182,12 +187,14 @@ def ask(
         )
         if not quiet:
             err.print(f"[dim]root {rlm.root_spec} · sub {rlm.sub_spec} · store {rlm.settings.home}[/]")
-        corpus = rlm.ingest(paths, on_progress=None)
+        corpus = rlm.ingest(paths, on_progress=None, include=include, exclude=exclude)
         if not quiet:
             err.print(
                 f"[dim]{len(corpus.documents)} documents, {corpus.total_chars:,} characters"
                 f"{f', {len(corpus.failures)} failed' if corpus.failures else ''}[/]"
             )
+            for line in summary_lines(corpus):
+                err.print(line, markup=False, highlight=False)
             _summarise_failures(corpus.failures)
         answer = rlm.ask(corpus, question)
     except RlmxError as e:
@@ -248,13 +255,16 @@ def verify(file: Any) -> None:
 
 @cli.command("ingest")
 @click.argument("paths", nargs=-1, required=True)
-def ingest_cmd(paths: tuple[str, ...]) -> None:
-    """Parse and store PATHS (files, folders, globs); print the documents and failures."""
+@click.option("--include", multiple=True, metavar="GLOB", help="Ingest matching files a folder or glob would skip.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching files of a folder or glob.")
+def ingest_cmd(paths: tuple[str, ...], include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> None:
+    """Parse and store PATHS (files, folders, globs); print the documents and failures
+    (and the summary on stderr: kept, skipped by reason, duplicates, failed by reason)."""
     from ..corpus import ingest
     from ..store import open_store
 
     try:
-        corpus = ingest(list(paths), open_store())
+        corpus = ingest(list(paths), open_store(), include=include, exclude=exclude)
     except RlmxError as e:
         _fail(e)
         return
@@ -263,6 +273,8 @@ def ingest_cmd(paths: tuple[str, ...]) -> None:
     for f in corpus.failures:
         click.echo(f"FAILED  {f.source_path}: {f.reason}")
     click.echo(f"corpus {corpus.corpus_id}: {len(corpus.documents)} documents, {len(corpus.failures)} failed")
+    for line in summary_lines(corpus):
+        err.print(line, markup=False, highlight=False)
 
 
 @cli.group()

@@ -12,6 +12,12 @@ skipped and reported as a problem ``(path, reason)`` — so a folder under the s
 ``RLMX_ALLOWED_PATHS`` cannot be used to read files outside it, and ingestion never blocks
 on a FIFO or reads a device forever. A file named directly (or matched by a glob) is taken
 as given.
+
+Files found by a folder walk or a glob then pass :func:`rlmx.corpus.filter.select`
+(scripts, stylesheets, images, search indexes... are skipped by default; ``include`` /
+``exclude`` patterns override); a file named directly is never filtered. A glob whose
+own pattern names a skipped kind (``docs/*.js``, ``html/_sources/*.txt``) asks for those
+files: that rule does not apply to its matches.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from rlmx.corpus.filter import select, skip_reason
 
 __all__ = ["SKIP_DIRS", "Problem", "SourceFile", "collect"]
 
@@ -105,13 +113,27 @@ def _glob_base(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def _expand(arg: str | Path) -> tuple[list[tuple[Path, str, Path]], list[Problem]]:
+_Found = list[tuple[Path, str, Path, str | None]]  # (path, name, root, rule waived | "explicit")
+_EXPLICIT = "explicit"
+
+
+def _waived(pattern: str) -> str | None:
+    """The skip rule a glob's own pattern names (``*.js``: "script"), whose files it asks for."""
+    parts = Path(pattern).parts
+    fixed = len(_glob_base(pattern).parts) if _MAGIC.search(pattern) else 0
+    rest = [p for p in parts[fixed:] if p != "**"] or list(parts[-1:])
+    if not rest:
+        return None
+    return skip_reason("/".join(rest)) or skip_reason("/".join(rest) + "/-")  # or a folder named
+
+
+def _expand(arg: str | Path) -> tuple[_Found, list[Problem]]:
     path = Path(arg).expanduser()
     problems: list[Problem] = []
     if path.is_file():
-        return [(path, path.name, path.parent)], problems
+        return [(path, path.name, path.parent, _EXPLICIT)], problems
     if path.is_dir():
-        files = [(f, f.relative_to(path).as_posix(), path) for f in _walk(path, problems)]
+        files: _Found = [(f, f.relative_to(path).as_posix(), path, None) for f in _walk(path, problems)]
         if not files and not problems:
             problems.append(
                 (
@@ -123,16 +145,17 @@ def _expand(arg: str | Path) -> tuple[list[tuple[Path, str, Path]], list[Problem
     pattern = os.path.expanduser(str(arg))
     if _MAGIC.search(pattern):
         base = _glob_base(pattern)
-        out: list[tuple[Path, str, Path]] = []
+        waived = _waived(pattern)
+        out: _Found = []
         for hit in sorted(glob.glob(pattern, recursive=True)):
             p = Path(hit)
             rel = p.relative_to(base) if p.is_relative_to(base) else Path(p.name)
             if any(_skipped(part) for part in rel.parts):
                 continue
             if p.is_file():
-                out.append((p, rel.as_posix(), base))
+                out.append((p, rel.as_posix(), base, waived))
             elif p.is_dir():
-                out.extend((f, (rel / f.relative_to(p)).as_posix(), base) for f in _walk(p, problems))
+                out.extend((f, (rel / f.relative_to(p)).as_posix(), base, None) for f in _walk(p, problems))
         if not out and not problems:
             problems.append((str(arg), "no files match the glob pattern"))
         return out, problems
@@ -141,23 +164,35 @@ def _expand(arg: str | Path) -> tuple[list[tuple[Path, str, Path]], list[Problem
     return [], [(str(arg), "no such file or folder (check the path and the current folder)")]
 
 
-def collect(paths: Sequence[str | Path]) -> tuple[list[SourceFile], list[Problem]]:
+def collect(
+    paths: Sequence[str | Path],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> tuple[list[SourceFile], list[Problem], list[Problem]]:
     """Expand ``paths`` into files with unique display names (first occurrence of a file
-    wins) and ``(argument or path, reason)`` problems: arguments that yield no file, and
+    wins), ``(argument or path, reason)`` problems: arguments that yield no file, and
     entries of a folder that were skipped (links leading out of it, FIFOs, devices; see the
-    module doc). Never raises for bad paths."""
+    module doc), and the ``(path, reason)`` of walked or globbed files that are not
+    documents (:func:`rlmx.corpus.filter.select`). Never raises for bad paths."""
     files: list[SourceFile] = []
     failures: list[Problem] = []
+    skipped: list[Problem] = []
     seen_paths: set[Path] = set()
     names: set[str] = set()
     for arg in paths:
         found, problems = _expand(arg)
         failures.extend(problems)
-        for path, name, root in found:
+        for path, name, root, waived in found:
             key = Path(os.path.abspath(path))  # no symlink resolution: no system calls
             if key in seen_paths:
                 continue
             seen_paths.add(key)
+            if waived != _EXPLICIT:
+                why = select(name, include, exclude)
+                if why is not None and why != waived:
+                    skipped.append((str(key), why))
+                    continue
             if name in names:
                 name = f"{Path(os.path.abspath(root)).name or 'root'}/{name}"
             unique, k = name, 2
@@ -165,4 +200,4 @@ def collect(paths: Sequence[str | Path]) -> tuple[list[SourceFile], list[Problem
                 unique, k = f"{name}~{k}", k + 1
             names.add(unique)
             files.append(SourceFile(path=key, name=unique, root=root))
-    return files, failures
+    return files, failures, skipped

@@ -6,7 +6,10 @@ parsing, no indexing). A miss parses, canonicalises, stores the canonical text b
 ``text/<text_sha256>.txt`` (plus ``.idx`` for non-ASCII texts), indexes the text for
 keyword search and records the Document — in that order, so a Document row always points
 at stored text. A file that fails becomes a :class:`FailedDocument` with its reason; the
-others proceed. Last, the corpus's keyword index (the blob ``index/v1/<corpus_id>.fts5``,
+others proceed. Files of a folder walk or glob that are not documents (scripts,
+stylesheets, search indexes...: :mod:`rlmx.corpus.filter`) are skipped before reading, and
+exact duplicates (the same canonical text) are kept once, their other names as aliases.
+Last, the corpus's keyword index (the blob ``index/v1/<corpus_id>.fts5``,
 :mod:`rlmx.corpus.corpus_index`) is published unless it exists, then the corpus recorded.
 
 ``store`` is anything shaped like :class:`~rlmx.corpus.ports.CorpusStore` (``rlmx.store.Store``
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from rlmx.corpus.canonical import build_offset_index, canonicalize
 from rlmx.corpus.collect import SourceFile, collect
 from rlmx.corpus.corpus_index import ensure_index
+from rlmx.corpus.filter import dedupe
 from rlmx.corpus.parsers import ParsedText, ParseError, Parser, ParserRegistry, default_registry
 from rlmx.corpus.prepare import Failure, Prepared, PreparePool, can_fork, preload, prepare
 from rlmx.corpus.writer import Writer
@@ -188,11 +192,20 @@ def _run(
             emit(todo.src, _finish(todo, result, writer))
 
 
-def _no_documents(paths: Sequence[str | Path], failures: list[FailedDocument]) -> IngestError:
+def _no_documents(
+    paths: Sequence[str | Path], failures: list[FailedDocument], skipped: Sequence[tuple[str, str]]
+) -> IngestError:
     shown = "; ".join(f"{f.source_path}: {f.reason}" for f in failures[:10])
     more = f" (and {len(failures) - 10} more)" if len(failures) > 10 else ""
+    kinds = sorted({why for _, why in skipped})
+    left = (
+        f"; {len(skipped)} files skipped as not documents ({', '.join(kinds)}): "
+        "name them explicitly or pass --include GLOB (session API: include)"
+        if skipped
+        else ""
+    )
     return IngestError(
-        f"nothing could be ingested from {[str(p) for p in paths]}: {shown or 'no files'}{more}. "
+        f"nothing could be ingested from {[str(p) for p in paths]}: {shown or 'no files'}{more}{left}. "
         "Pass existing files, folders or glob patterns of supported types: plain text, "
         "Markdown, reST, HTML, PDF (with a text layer), DOCX, source code."
     )
@@ -205,6 +218,8 @@ def ingest(
     on_progress: ProgressCallback | None = None,
     registry: ParserRegistry | None = None,
     workers: int | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> CorpusRecord:
     """Ingest files, folders (recursive) and glob patterns into ``store`` as one corpus.
 
@@ -215,14 +230,23 @@ def ingest(
     more PDF/DOCX/HTML files of 200 KB in all; else 1, parsing in this process). Workers
     are forked, so a multi-threaded caller, a platform without ``fork`` or a custom
     ``registry`` always parses in this process.
+    Files of a folder walk or glob that are not documents are skipped (``skipped``, by
+    reason; ``include`` / ``exclude`` glob patterns override: :mod:`rlmx.corpus.filter`);
+    a file named by its path is always read. Files with the same canonical text are one
+    document (``duplicates``; the kept one's ``meta["aliases"]`` has the other names).
+    ``CorpusRecord.summary()`` counts all of it.
     Raises :class:`~rlmx.errors.IngestError` when no document at all could be ingested
     (the message lists what failed), ``StoreError`` when the store itself fails.
     """
-    from rlmx.corpus.records import CorpusRecord, DocumentRecord, FailedDocument
+    from rlmx.corpus.records import CorpusRecord, DocumentRecord, FailedDocument, SkippedFile
 
     if isinstance(paths, str | Path):
         paths = [paths]
-    files, problems = collect(paths)
+    include, exclude = (
+        [include] if isinstance(include, str) else include,
+        [exclude] if isinstance(exclude, str) else exclude,
+    )
+    files, problems, skipped = collect(paths, include=include, exclude=exclude)
     failures = [FailedDocument(source_path=arg, reason=why) for arg, why in problems]
     if registry is not None:
         workers = 1
@@ -245,14 +269,28 @@ def ingest(
     try:
         _run(files, writer, registry or _registry(), workers, emit)
         if not docs:
-            raise _no_documents(paths, failures)
+            raise _no_documents(paths, failures, skipped)
         docs.sort(key=lambda d: d.name)
+        all_ids = {d.doc_id for d in docs}
+        docs, duplicates = dedupe(docs)
+        writer.forget(all_ids - {d.doc_id for d in docs})
         corpus = CorpusRecord(corpus_id=corpus_id_for(docs), documents=docs, failures=failures)
         writer.finish(corpus)
     finally:
         writer.close()
     store.meta.put_corpus(corpus)
-    return store.meta.get_corpus(corpus.corpus_id)
+    stored = store.meta.get_corpus(corpus.corpus_id)
+    aliases = {d.doc_id: d.meta["aliases"] for d in docs if "aliases" in d.meta}
+    return stored.model_copy(
+        update={
+            "documents": [
+                d.model_copy(update={"meta": {**d.meta, "aliases": aliases[d.doc_id]}}) if d.doc_id in aliases else d
+                for d in stored.documents
+            ],
+            "skipped": [SkippedFile(source_path=p, reason=why) for p, why in skipped],
+            "duplicates": duplicates,
+        }
+    )
 
 
 def corpus_from_texts(texts: str | Sequence[str] | Mapping[str, str], store: CorpusStore) -> CorpusRecord:

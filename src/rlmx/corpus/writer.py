@@ -89,6 +89,13 @@ class Writer:
         self.store.meta.put_document(record)
         return record
 
+    def forget(self, doc_ids: set[str]) -> None:
+        """Leave ``doc_ids`` out of the corpus index (duplicates dropped after parsing): a
+        builder holding any of them is discarded, and :meth:`finish` indexes from the blobs."""
+        if self._builder is not None and doc_ids & self._builder.doc_ids:
+            self._builder.discard()
+            self._builder = None
+
     def finish(self, corpus: CorpusRecord) -> None:
         """Publish ``corpus``'s index blob unless it exists (texts parsed here are already
         indexed; cached ones are read from their blobs). Raises ``NotFoundError`` when a

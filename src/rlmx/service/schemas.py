@@ -141,6 +141,14 @@ class SessionCreate(BaseModel):
         None, description="Delete the session after this many minutes."
     )
     options: PlainJSON = None
+    include: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Glob patterns: files of a folder that are ingested though skipped by default (scripts, ...).",
+    )
+    exclude: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=100, description="Glob patterns: files of a folder that are skipped."
+    )
 
 
 class Accepted(BaseModel):
@@ -156,6 +164,9 @@ class SessionOut(BaseModel):
     documents: list[dict[str, Any]]
     n_documents: int
     n_failed: int
+    summary: dict[str, Any] | None = Field(
+        None, description="Ingestion: {kept, skipped: {reason: n}, duplicates, aliases, failed: {reason: n}}."
+    )
     options: dict[str, Any]
     created_at: str
     expires_at: str | None = None

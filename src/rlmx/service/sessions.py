@@ -5,12 +5,14 @@ a missing one; an expired session is deleted when next read)."""
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from ..corpus import ingest
 from ..corpus.ingest import corpus_id_for
+from ..corpus.records import failure_kind
 from ..errors import IngestError, NotFoundError
 from ..ids import new_id
 from ..store.base import CorpusRecord, JobRecord, MetadataStore, SessionRecord, utcnow
@@ -43,6 +45,19 @@ class _Shown:
         for p in self._order:
             text = text.replace(p, self.names[p])
         return text
+
+
+def _summary(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ingestion summary of a session's per-document entries (the shape of
+    :meth:`~rlmx.corpus.records.CorpusRecord.summary`)."""
+    by = {k: [d for d in documents if d.get("status") == k] for k in ("READY", "SKIPPED", "DUPLICATE", "FAILED")}
+    return {
+        "kept": len(by["READY"]),
+        "skipped": dict(Counter(str(d.get("reason")) for d in by["SKIPPED"]).most_common()),
+        "duplicates": len(by["DUPLICATE"]),
+        "aliases": {str(d.get("name")): d["aliases"] for d in by["READY"] if d.get("aliases")},
+        "failed": dict(Counter(failure_kind(str(d.get("error"))) for d in by["FAILED"]).most_common()),
+    }
 
 
 class SessionsMixin(PathsMixin):
@@ -83,13 +98,22 @@ class SessionsMixin(PathsMixin):
         *,
         ttl_minutes: int | None = None,
         options: dict[str, Any] | None = None,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
     ) -> SessionRecord:
+        """A session of server paths; ``include`` / ``exclude``: glob patterns overriding
+        which files of a folder are skipped (kept on each input, read by the ingest job)."""
         if not docs:
             raise BadRequest("give at least one document: docs: [{source_name, path}]")
         inputs = []
         for d in docs:
             real = self.check_path(str(d.get("path", "")))
-            inputs.append({"source_name": d.get("source_name") or real.name, "path": str(real)})
+            item: dict[str, Any] = {"source_name": d.get("source_name") or real.name, "path": str(real)}
+            if include:
+                item["include"] = list(include)
+            if exclude:
+                item["exclude"] = list(exclude)
+            inputs.append(item)
         return self.create_session(tenant, inputs, ttl_minutes=ttl_minutes, options=options)
 
     def ingest_session(self, session_id: str, *, meta: MetadataStore | None = None) -> None:
@@ -112,8 +136,10 @@ class SessionsMixin(PathsMixin):
             return ""
 
         shown = _Shown(rec.inputs, local)
+        include = [str(g) for g in (rec.inputs[0].get("include") or [])] if rec.inputs else []
+        exclude = [str(g) for g in (rec.inputs[0].get("exclude") or [])] if rec.inputs else []
         try:
-            corpus = ingest(paths, self.store)
+            corpus = ingest(paths, self.store, include=include, exclude=exclude)
         except IngestError as e:
             rec.status, rec.error = "FAILED", shown.text(str(e))
             rec.documents = [
@@ -122,6 +148,8 @@ class SessionsMixin(PathsMixin):
             ]
             meta.put_session(rec)
             return
+        skipped, duplicates = corpus.skipped, corpus.duplicates
+        aliases = {d.doc_id: d.meta["aliases"] for d in corpus.documents if d.meta.get("aliases")}
         corpus = self._apply_source_names(corpus, names)
         docs: list[dict[str, Any]] = [
             {
@@ -132,6 +160,7 @@ class SessionsMixin(PathsMixin):
                 "name": d.name,
                 "chars": d.length_chars,
                 "media_type": d.media_type,
+                **({"aliases": aliases[d.doc_id]} if d.doc_id in aliases else {}),
             }
             for d in corpus.documents
         ]
@@ -143,6 +172,26 @@ class SessionsMixin(PathsMixin):
                 "error": shown.text(f.reason),
             }
             for f in corpus.failures
+        ]
+        docs += [
+            {
+                "source_name": source_name(k.source_path),
+                "path": shown.path(back.get(k.source_path, k.source_path)),
+                "status": "SKIPPED",
+                "reason": k.reason,
+            }
+            for k in skipped
+        ]
+        docs += [
+            {
+                "source_name": source_name(k.source_path),
+                "path": shown.path(back.get(k.source_path, k.source_path)),
+                "status": "DUPLICATE",
+                "name": k.name,
+                "duplicate_of": k.kept_name,
+                "doc_id": k.doc_id,
+            }
+            for k in duplicates
         ]
         rec = self.meta.get_session(session_id)
         rec.status, rec.corpus_id, rec.documents, rec.error = "READY", corpus.corpus_id, docs, None
@@ -228,6 +277,7 @@ class SessionsMixin(PathsMixin):
             "documents": rec.documents,
             "n_documents": sum(1 for d in rec.documents if d.get("status") == "READY"),
             "n_failed": sum(1 for d in rec.documents if d.get("status") == "FAILED"),
+            "summary": _summary(rec.documents) if rec.status == "READY" else None,
             "options": rec.options,
             "created_at": rec.created_at.isoformat(),
             "expires_at": rec.expires_at.isoformat() if rec.expires_at else None,

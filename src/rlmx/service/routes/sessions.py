@@ -62,7 +62,7 @@ session_body = {
 async def create_session(request: Request, p: Principal = auth, svc: Service = service) -> Any:
     """Create a session from documents: a multipart upload (one or more ``files``
     fields, optional ``ttl_minutes`` and ``options``), or JSON ``{"docs": [{"source_name",
-    "path"}], "ttl_minutes"?, "options"?}`` with paths under ``RLMX_ALLOWED_PATHS``.
+    "path"}], "ttl_minutes"?, "options"?, "include"?, "exclude"?}`` with paths under ``RLMX_ALLOWED_PATHS``.
     Ingestion runs in the background: poll ``GET /v1/sessions/{id}``."""
     ctype = request.headers.get("content-type", "").lower()
     if ctype.startswith("multipart/form-data"):
@@ -82,6 +82,8 @@ async def create_session(request: Request, p: Principal = auth, svc: Service = s
             [d.model_dump() for d in body.docs],
             ttl_minutes=body.ttl_minutes,
             options=body.options,
+            include=body.include,
+            exclude=body.exclude,
         )
     else:
         return error_response(415, "send application/json or multipart/form-data")
