@@ -103,6 +103,29 @@ def redact_url(url: str) -> str:
         return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
+def _wal(cur: Any) -> None:
+    """Put the SQLite file in WAL mode (persistent: a file already in it is left alone).
+    Switching needs the file to itself, and SQLite answers "database is locked" at once,
+    without its busy handler, when another process opens the new file at the same moment:
+    retry for up to ``BUSY_TIMEOUT_S``."""
+    import sqlite3
+    import time
+
+    if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def _make_private(path: Path) -> None:
     """Create the SQLite file ``0600`` when missing; tighten it and its ``-wal``/``-shm``
     files (SQLite gives them the database file's mode) when we own them."""
@@ -192,7 +215,7 @@ class SQLCore(MetadataStore):
             cur = dbapi_conn.cursor()
             cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             if not memory:
-                cur.execute("PRAGMA journal_mode=WAL")
+                _wal(cur)
                 cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
