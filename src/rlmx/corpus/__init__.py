@@ -16,7 +16,7 @@ own keyword index blob (:mod:`rlmx.corpus.corpus_index`, ``docs/search.md``).
 
 Importing this package stays cheap (the REPL process imports :mod:`rlmx.corpus.canonical`
 and :mod:`rlmx.corpus.index` through it): parser libraries (pypdf, python-docx,
-trafilatura, markdown-it-py, charset-normalizer) and SQLAlchemy load on first use.
+lxml, markdown-it-py, charset-normalizer) and SQLAlchemy load on first use.
 """
 
 from __future__ import annotations

@@ -86,9 +86,9 @@ class _Job(Generic[T]):
 _LIBRARIES = {
     ".pdf": ("pypdf",),
     ".docx": ("docx",),
-    ".html": ("trafilatura", "lxml.html"),
-    ".htm": ("trafilatura", "lxml.html"),
-    ".xhtml": ("trafilatura", "lxml.html"),
+    ".html": ("lxml.html",),
+    ".htm": ("lxml.html",),
+    ".xhtml": ("lxml.html",),
     ".md": ("markdown_it",),
 }
 

@@ -22,16 +22,8 @@ from ..sandbox.policy import layer_failures
 from ..store import Store
 from ..store.base import ExecutionRecord, utcnow
 from ..types import Status
+from .answer import outcome
 from .blocks import parse_response
-from .citations import (
-    Span,
-    answer_uses,
-    build_spanrefs,
-    check_explicit,
-    derive_spans,
-    merge_spans,
-    refused_message,
-)
 from .observation import no_code_observation, observation_text
 from .prompting import root_messages
 from .prompts import load_prompt
@@ -400,31 +392,5 @@ class Engine:
         status: Status,
         fields: dict[str, Any] | None,
     ) -> ExecutionOutcome:
-        answer = final.answer
-        explicit: list[dict[str, int | str]] | None = None
-        refused: list[Span] = []
-        if final.citations:
-            clipped = (st.clip(str(c.get("doc_id")), _int(c.get("start")), _int(c.get("end"))) for c in final.citations)
-            accepted, refused = check_explicit([c for c in clipped if c is not None], st.events.values())
-            explicit = [{"doc_id": c.doc_id, "start": c.start, "end": c.end} for c in accepted]
-        spans = derive_spans(answer, explicit, st.events.values(), resolver.responses, self.text_of, st.clip)
-        if not final.citations:
-            for sid, refs in resolver.child_citations.items():  # made by the engine for the child
-                if answer_uses(answer, resolver.responses.get(sid, "")):
-                    spans.extend(Span(r.doc_id, r.start, r.end) for r in refs)
-            spans = merge_spans(spans)
-        refs = []
-        for span in spans:
-            try:
-                refs += build_spanrefs([span], self.text_of, lambda d: st.names.get(d) or self.name_of(d))
-            except (RlmxError, ValueError, OSError):
-                continue  # a document that vanished from the store cannot be cited
-        error = refused_message(refused) if refused else None
-        return ExecutionOutcome(st.execution_id, status, answer, refs, fields=fields, error=error)
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -1
+        """The outcome of an execution that ended with ``final`` (see :func:`.answer.outcome`)."""
+        return outcome(st, resolver, final, status, fields, self.text_of, self.name_of)
