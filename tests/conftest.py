@@ -12,7 +12,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -186,3 +186,23 @@ def pg_url(postgres_server: LocalPostgres) -> Iterator[str]:
     url = postgres_server.create_database(name)
     yield url
     postgres_server.drop_database(name)
+
+
+# --- the service (shared by the service tests; a module may override ``svc``) -------------
+@pytest.fixture
+def svc(tmp_path: Path, small_corpus: Path) -> Iterator[Any]:
+    """A :class:`~rlmx.service.core.Service` on a fresh home that may read ``small_corpus``."""
+    from service_support import make_service
+
+    service = make_service(tmp_path / "home", allowed_paths=str(small_corpus))
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def key(svc: Any) -> dict[str, str]:
+    """The ``Authorization`` header of a fresh API key of tenant ``acme`` on ``svc``."""
+    from service_support import auth
+
+    k, _ = svc.keys.create("acme")
+    return auth(k)

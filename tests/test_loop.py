@@ -290,12 +290,10 @@ def test_misspelt_budget_is_refused():
 
 
 @pytest.fixture
-def union(tmp_path: Path) -> Path:
+def union(tmp_path: Path, state_union: Path) -> Path:
     import shutil
 
-    src = Path(__file__).resolve().parents[2] / "shared" / "data" / "state_union"
-    if not src.is_dir():
-        pytest.skip("shared state_union corpus not present")
+    src = state_union  # fails with a message when ../shared is missing (conftest)
     d = tmp_path / "union"
     d.mkdir()
     for name in ("1947-Truman.txt", "1948-Truman.txt"):

@@ -6,30 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from rlmx import RLM
 from rlmx.engine.blocks import step_code
 from rlmx.engine.observation import LAST_TURN_NOTE
 from rlmx.engine.prompting import PROMPT_DOCS, context_description, context_summary
 from rlmx.lm import ScriptedLM
 from rlmx.sandbox.base import ContextDoc, ContextSpec
-from service_support import auth, client, finished, make_service, ready_session
+from service_support import client, finished, ready_session
 
 BUDGETS = {"max_turns": 4, "max_sub_calls": 5}
-
-
-@pytest.fixture
-def svc(tmp_path: Path, small_corpus: Path):
-    service = make_service(tmp_path / "home", allowed_paths=str(small_corpus))
-    yield service
-    service.close()
-
-
-@pytest.fixture
-def key(svc) -> dict[str, str]:
-    k, _ = svc.keys.create("acme")
-    return auth(k)
 
 
 def test_runtime_prompt_is_the_answerer_system_prompt(svc, key, small_corpus: Path):

@@ -13,19 +13,6 @@ from rlmx.types import span_checksum
 from service_support import auth, client, finished, make_service, ready_session, wait_for
 
 
-@pytest.fixture
-def svc(tmp_path: Path, small_corpus: Path):
-    service = make_service(tmp_path / "home", allowed_paths=str(small_corpus))
-    yield service
-    service.close()
-
-
-@pytest.fixture
-def key(svc) -> dict[str, str]:
-    k, _ = svc.keys.create("acme")
-    return auth(k)
-
-
 def test_health_needs_no_key_and_everything_else_does(svc, key):
     with client(svc, worker=False) as c:
         assert c.get("/health/live").json() == {"status": "ok"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rlmx.service.core import Service
-from service_support import auth, client, make_service
+from service_support import client, make_service
 
 
 @pytest.fixture
@@ -20,12 +20,6 @@ def svc(tmp_path: Path, small_corpus: Path):
     service = make_service(tmp_path / "home", allowed_paths=str(small_corpus), service_models="openai:gpt-4o-mini")
     yield service
     service.close()
-
-
-@pytest.fixture
-def key(svc: Service) -> dict[str, str]:
-    k, _ = svc.keys.create("acme")
-    return auth(k)
 
 
 def _ready(svc: Service, path: Path) -> str:

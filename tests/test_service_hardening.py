@@ -29,19 +29,6 @@ from rlmx.store.base import ExecutionRecord, JobRecord, utcnow
 from service_support import auth, client, make_service, ready_session, wait_for
 
 
-@pytest.fixture
-def svc(tmp_path: Path, small_corpus: Path):
-    service = make_service(tmp_path / "home", allowed_paths=str(small_corpus))
-    yield service
-    service.close()
-
-
-@pytest.fixture
-def key(svc) -> dict[str, str]:
-    k, _ = svc.keys.create("acme")
-    return auth(k)
-
-
 def _ready(svc: core.Service, tenant: str, path: Path, **kw: Any) -> str:
     sid = svc.create_session(tenant, [{"source_name": "c", "path": str(path)}], queue=False, **kw).session_id
     svc.ingest_session(sid)
