@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from rlmx.queue.pg import PgQueue
@@ -81,12 +80,31 @@ def test_cancel_before_a_worker_takes_it(tmp_path: Path, small_corpus: Path, pg_
     svc.close()
 
 
-@pytest.mark.parametrize("n_servers", [2])
-def test_schema_applied_once_by_concurrent_services(tmp_path: Path, pg_url: str, s3_url: str, n_servers: int) -> None:
-    services = [_service(tmp_path, pg_url, s3_url, name=f"h{i}") for i in range(n_servers)]
-    assert not any(s.queue.ensure_schema() for s in services)  # the first Service applied it
-    for s in services:
-        s.close()
+def test_queue_schema_is_applied_once_by_servers_starting_together(pg_url: str) -> None:
+    """Several servers applying Procrastinate's schema at the same moment: exactly one
+    applies it (an advisory lock), the others find it; then Services start on it."""
+    import threading
+
+    from rlmx.store import open_metadata
+
+    metas = [open_metadata(pg_url, migrate=True) for _ in range(4)]
+    queues = [PgQueue(pg_url, m) for m in metas]
+    barrier = threading.Barrier(len(queues))
+    applied: list[bool] = []
+
+    def start(q: PgQueue) -> None:
+        barrier.wait()
+        applied.append(q.ensure_schema())
+
+    threads = [threading.Thread(target=start, args=(q,)) for q in queues]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert sorted(applied) == [False, False, False, True]
+    for q, m in zip(queues, metas, strict=True):
+        q.close()
+        m.close()  # type: ignore[attr-defined]
 
 
 def test_uploads_reach_a_worker_on_another_host(tmp_path: Path, pg_url: str, s3_url: str) -> None:
