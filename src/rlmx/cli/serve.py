@@ -48,7 +48,7 @@ def serve(host: str, port: int, no_worker: bool, log_level: str) -> None:
         f"allowed paths {', '.join(map(str, roots)) or '(none: uploads only)'}"
         f"{' · no in-process worker' if no_worker else ''}[/]"
     )
-    from ..service.worker import warm_imports
+    from ..service.warmup import warm_imports
 
     warm_imports()  # no request's first step imports modules or walks them in a full GC
     app = create_app(service, worker=not no_worker)

@@ -31,6 +31,7 @@ from .resolver import ToolResolverImpl
 from .sandboxing import MAX_STORED_SNAPSHOT_BYTES, local_repl, shared_snapshot_key, snapshot_key, warn_sandbox
 from .schema import OutputSchema
 from .state import (
+    TASK_CANCELLED,
     EngineOptions,
     ExecutionOutcome,
     ExecutionState,
@@ -213,7 +214,7 @@ class Engine:
         except BaseException as e:
             cancelled = isinstance(e, asyncio.CancelledError | KeyboardInterrupt)
             rec.status = (Status.CANCELLED if cancelled else Status.FAILED).value
-            rec.error, rec.finished_at = ("cancelled" if cancelled else repr(e)), utcnow()
+            rec.error, rec.finished_at = (TASK_CANCELLED if cancelled else repr(e)), utcnow()
             await asyncio.shield(asyncio.to_thread(self.store.meta.put_execution, rec))
             raise
         finally:

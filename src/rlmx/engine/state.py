@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .schema import OutputSchema
 
 __all__ = [
+    "TASK_CANCELLED",
     "EngineOptions",
     "EventSink",
     "ExecutionOutcome",
@@ -33,6 +34,10 @@ __all__ = [
     "Resumer",
     "Tree",
 ]
+
+TASK_CANCELLED = "cancelled"
+"""The ``error`` an execution is recorded with when its task was cancelled (a worker stopping,
+a lost job): not an end the execution chose, so a worker giving the job back undoes it."""
 
 EventSink = Callable[[str, dict[str, Any]], None]
 ReplFactory = Callable[[ContextSpec, "EngineOptions", list[str] | None], REPL]

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..engine.state import TASK_CANCELLED
 from ..errors import ConfigError, NotFoundError, RlmxError
 from ..lm.base import LMClient
 from ..queue import Claim
@@ -79,7 +80,7 @@ class JobsMixin(ExecutionsMixin):
     def _reset_running(self, claim: Claim) -> bool:
         meta = fenced_store(self.store, claim.fence).meta
         rec = self.meta.get_execution(claim.ref_id)
-        if rec.status != Status.RUNNING.value and (rec.status, rec.error) != (Status.CANCELLED.value, "cancelled"):
+        if rec.status != Status.RUNNING.value and (rec.status, rec.error) != (Status.CANCELLED.value, TASK_CANCELLED):
             events = self.meta.get_events(claim.ref_id, after=0, limit=100_000)
             if not events or events[-1]["kind"] != "final":
                 self.final_event(claim.ref_id, meta)

@@ -18,7 +18,6 @@ is stopped, and a worker never claims a job it is running.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import secrets
@@ -28,8 +27,9 @@ from collections.abc import Callable
 from ..queue import Claim
 from ..store.base import JobRecord, MetadataStore
 from .core import Service
+from .warmup import warm_imports
 
-__all__ = ["WARM_IMPORTS", "Worker", "heartbeat", "warm_imports"]
+__all__ = ["Worker", "heartbeat"]
 
 log = logging.getLogger("rlmx.worker")
 
@@ -50,54 +50,6 @@ async def heartbeat(meta: MetadataStore, job: JobRecord, lease_s: float, on_lost
             log.warning("%s lost the lease of %s; stopping it", owner, job.job_id)
             on_lost()
             return
-
-
-WARM_IMPORTS = (
-    "rlmx.sandbox.bwrap",
-    "rlmx.sandbox.local",
-    "rlmx.engine.resume",
-    "rlmx.engine.verify",
-    "openai",
-    "openai.resources.chat",
-    "httpcore._async.http11",
-    "httpcore2._async.http11",
-    "h11",
-    "anyio._backends._asyncio",
-    "anyio._core._sockets",
-    "anyio.streams.tls",
-    "sniffio",
-)
-"""Modules a job imports on first use: imported before the first job, in a thread, so no
-job's first turn holds the event loop for an import."""
-
-
-def warm_imports() -> None:
-    """Import :data:`WARM_IMPORTS` (those installed), then freeze what is alive (see below)."""
-    import importlib
-
-    for name in WARM_IMPORTS:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
-    try:  # what the SDK imports lazily on its first request
-        import openai
-
-        client = openai.AsyncOpenAI(api_key="warm-up", base_url="http://127.0.0.1:9/v1", max_retries=0)
-        _ = client.chat.completions  # the resource modules load on first access
-        from openai._utils import _transform  # noqa: F401
-        from openai.lib.streaming import chat  # noqa: F401
-        from openai.types.chat import completion_create_params  # noqa: F401
-
-        del client
-    except ImportError:
-        pass
-    # The modules loaded above are hundreds of thousands of long-lived objects: a full
-    # garbage collection walking them holds the event loop for 0.1-0.3 s. Collect once here,
-    # then move everything alive to the permanent generation (gc.freeze), so later
-    # collections only walk the objects jobs create.
-    gc.collect()
-    gc.freeze()
 
 
 class _Handler:
