@@ -21,11 +21,9 @@ from ..errors import ConfigError, RlmxError
 from ..lm.registry import resolve_models
 from ..queue import WorkQueue, open_queue
 from ..store import Store, open_store
-from ..store.base import JobRecord
 from ..types import Budgets, Status
 from .auth import KeyManager, load_pepper
 from .errors import BadRequest, Unavailable
-from .leases import job_store
 from .settings import ServiceSettings
 
 __all__ = ["TERMINAL", "ServiceBase"]
@@ -140,14 +138,6 @@ class ServiceBase:
         return True
 
     # -- leases -----------------------------------------------------------------------------
-    def job_store(self, job: JobRecord, on_lost: Callable[[], None] | None = None) -> Store:
-        """The store as the holder of ``job``'s lease writes it (see
-        :func:`.leases.job_store`): writes count only while the lease is held, else change
-        nothing and ``on_lost()`` is called once. A job with no lease owner gets the plain
-        store."""
-        return job_store(self.store, job, on_lost)
-
-    # -- runtime registry -------------------------------------------------------------------------
     def _forget_runtime(self, execution_id: str) -> RuntimeExecution | None:
         self._runtime_slots.pop(execution_id, None)
         return self.runtimes.pop(execution_id, None)

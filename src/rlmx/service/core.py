@@ -5,9 +5,9 @@ with the same message as a missing one. Errors are :class:`ServiceError` subclas
 (:mod:`.errors`) that carry their HTTP status (400, 403, 404, 409, 413, 429); the engine's
 errors are translated here.
 
-Jobs run under a lease (:mod:`.worker`): :meth:`Service.job_store` gives the holder of a
-job's lease a store whose writes — the engine's (execution record, turns, sub-calls,
-snapshots) and the service's (status, events) — count only while it still holds the lease,
+Jobs run under a claim (:mod:`rlmx.queue`, :mod:`.worker`): :func:`.leases.fenced_store`
+gives the holder of a claim a store whose writes — the engine's (execution record, turns, sub-calls,
+snapshots) and the service's (status, events) — count only while it still holds the claim,
 so a worker that lost its job to another never overwrites the new owner's records
 (:mod:`.leases`).
 

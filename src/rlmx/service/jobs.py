@@ -186,7 +186,7 @@ class JobsMixin(ExecutionsMixin):
                 return  # another worker runs it now
             self.meta.request_cancel(job.job_id)
             if job.kind == "answerer":
-                meta = self.job_store(job).meta
+                meta = fenced_store(self.store, claim_of(job).fence).meta if job.lease_owner else self.meta
                 if self.meta.get_execution(job.ref_id).status not in TERMINAL:
                     self._fail(job.ref_id, Status.CANCELLED, reason, meta)
                 if meta.lease_lost:

@@ -1,7 +1,7 @@
 """Lease-fenced writes: the store as the holder of a job's lease writes it.
 
-Jobs run under a lease (:mod:`.worker`): :func:`job_store` gives the holder of a job's lease
-a store whose writes — the engine's (execution record, turns, sub-calls, snapshots) and the
+Jobs (and runtime steps) run under a claim (:mod:`rlmx.queue`): :func:`fenced_store` gives
+the holder of a claim a store whose writes — the engine's (execution record, turns, sub-calls, snapshots) and the
 service's (status, events) — count only while it still holds the lease, so a worker that
 lost its job to another never overwrites the new owner's records.
 """
@@ -15,10 +15,9 @@ from typing import Any
 
 from ..queue import fence_held
 from ..store import Store
-from ..store.base import BlobStore, JobRecord
-from ..store.sql_jobs import JobLeaseFence
+from ..store.base import BlobStore
 
-__all__ = ["fenced_store", "job_store"]
+__all__ = ["fenced_store"]
 
 
 class _LeaseBlobs(BlobStore):
@@ -83,12 +82,3 @@ def fenced_store(store: Store, fence: Any, on_lost: Callable[[], None] | None = 
     meta = store.meta.fenced_by(fence, lost)
     blobs = _LeaseBlobs(store.blobs, lambda: fence_held(store.meta, fence), lost)
     return Store(home=store.home, meta=meta, blobs=blobs)
-
-
-def job_store(store: Store, job: JobRecord, on_lost: Callable[[], None] | None = None) -> Store:
-    """``store`` as the holder of ``job``'s lease (its ``lease_owner`` under claim
-    ``attempts``) writes it (:func:`fenced_store` with the ``jobs`` row's lease). A job with
-    no lease owner gets the plain store."""
-    if job.lease_owner is None:
-        return store
-    return fenced_store(store, JobLeaseFence(job.job_id, job.lease_owner, job.attempts), on_lost)

@@ -119,7 +119,7 @@ class SessionsMixin(PathsMixin):
     def ingest_session(self, session_id: str, *, meta: MetadataStore | None = None) -> None:
         """Ingest a session's inputs (a worker's job): READY with per-document status, or
         FAILED with the reason. Idempotent (documents are content-addressed). ``meta``: where
-        the session's outcome is written (a worker's :meth:`job_store`)."""
+        the session's outcome is written (a worker's :func:`.leases.fenced_store` view)."""
         meta = meta or self.meta
         rec = self.meta.get_session(session_id)
         if rec.deleted_at is not None:
