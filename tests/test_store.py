@@ -293,3 +293,10 @@ def test_sqlite_files_are_private(tmp_path: Path) -> None:
         assert stat.S_IMODE(legacy.stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_count_turns_counts_without_reading(meta: SQLiteMetadataStore) -> None:
+    assert meta.count_turns("exe_none") == 0
+    for i in (1, 2, 3):
+        meta.add_turn("exe_c", i, {"turn": i, "stdout": "x" * 1000})
+    assert meta.count_turns("exe_c") == 3 == len(meta.get_turns("exe_c"))

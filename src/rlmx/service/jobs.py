@@ -161,7 +161,7 @@ class JobsMixin(ExecutionsMixin):
                 rlm = await asyncio.to_thread(
                     self.make_rlm, req.get("models"), req.get("budgets"), tenant=sx.tenant, on_event=sink, store=store
                 )
-                resume = claim.attempt > 1 or bool(await asyncio.to_thread(self.meta.get_turns, eid))
+                resume = claim.attempt > 1 or bool(await asyncio.to_thread(self.meta.count_turns, eid))
                 await rlm.aask(
                     corpus,
                     str(req["question"]),

@@ -219,7 +219,7 @@ class RuntimesMixin(ExecutionsMixin):
         """This server's REPL of ``eid`` when it is at the last committed step, else one
         restored from the store."""
         rt = self.runtimes.get(eid)
-        committed = len(await asyncio.to_thread(self.meta.get_turns, eid))
+        committed = await asyncio.to_thread(self.meta.count_turns, eid)
         if rt is not None and (rt.loop is not asyncio.get_running_loop() or rt.turn != committed):
             self._forget_runtime(eid)  # another server served a step since (or its loop is gone)
             await self._dispose(rt)

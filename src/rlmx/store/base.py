@@ -224,6 +224,10 @@ class MetadataStore(ABC):
     @abstractmethod
     def get_turns(self, execution_id: str) -> list[dict[str, Any]]: ...
 
+    def count_turns(self, execution_id: str) -> int:
+        """How many turns the execution has committed (stores may count without reading)."""
+        return len(self.get_turns(execution_id))
+
     @abstractmethod
     def add_subcall(self, execution_id: str, data: dict[str, Any]) -> None: ...
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from rlmx.errors import NotFoundError, StoreError
@@ -236,6 +236,12 @@ class SQLMetadataStore(ServiceMixin, JobsMixin):
         q = select(t.turns.c.data).where(t.turns.c.execution_id == execution_id).order_by(t.turns.c.idx)
         with self._read() as conn:
             return [r.data for r in conn.execute(q)]
+
+    def count_turns(self, execution_id: str) -> int:
+        """How many turns the execution has committed (0 for an unknown one), without reading them."""
+        q = select(func.count()).select_from(t.turns).where(t.turns.c.execution_id == execution_id)
+        with self._read() as conn:
+            return int(conn.execute(q).scalar_one())
 
     def add_subcall(self, execution_id: str, data: dict[str, Any]) -> None:
         """Append one sub-call record (JSON-able) to the execution."""
