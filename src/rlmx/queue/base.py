@@ -70,6 +70,10 @@ class WorkQueue(ABC):
     """Delivers the ``jobs`` rows to workers (see the module doc)."""
 
     name: str = "queue"
+    lease_s: float = 30.0
+    """Seconds after which a silent worker's jobs go to another worker."""
+    poll_s: float = 0.5
+    """Seconds between an idle worker's looks for work."""
 
     @abstractmethod
     def enqueue(self, job_id: str, kind: str, ref_id: str) -> None:

@@ -53,6 +53,7 @@ class LocalQueue(WorkQueue):
         self.lease_s = lease_s
         self.poll_s = poll_s
         self._wakers: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._lost: set[tuple[str, int, str]] = set()  # attempts cancelled because they lost their job
 
     # -- the service's side -----------------------------------------------------------------
     def enqueue(self, job_id: str, kind: str, ref_id: str) -> None:
@@ -128,7 +129,7 @@ class LocalQueue(WorkQueue):
                 task = tasks.get(key)
                 if task is not None and not task.done():
                     log.warning("%s lost job %s (attempt %d); stopping that attempt", owner, job.job_id, job.attempts)
-                    setattr(task, "rlmx_lost", True)  # noqa: B010 - a mark read by _run
+                    self._lost.add(key)
                     task.cancel()
 
             with contextlib.suppress(RuntimeError):  # loop closed
@@ -159,11 +160,10 @@ class LocalQueue(WorkQueue):
         tasks: dict[tuple[str, int, str], asyncio.Task[None]],
     ) -> None:
         beat = asyncio.create_task(self._heartbeat(claim))
-        me = asyncio.current_task()
         try:
             await handler.run(claim)
         except asyncio.CancelledError:
-            if getattr(me, "rlmx_lost", False):
+            if claim.key in self._lost:
                 pass  # another attempt holds the job now: write nothing more
             elif stopping.is_set():
                 with contextlib.suppress(Exception):
@@ -184,3 +184,4 @@ class LocalQueue(WorkQueue):
         finally:
             beat.cancel()
             tasks.pop(claim.key, None)
+            self._lost.discard(claim.key)

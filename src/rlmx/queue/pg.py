@@ -83,6 +83,7 @@ class PgQueue(WorkQueue):
         self._handler: JobHandler | None = None
         self._owner = "worker"
         self._attempts: dict[tuple[str, int, str], asyncio.Task[Any]] = {}
+        self._lost: set[tuple[str, int, str]] = set()  # attempts cancelled because they lost their job
         self._stopping = False
         self.app.task(
             name=TASK,
@@ -159,7 +160,7 @@ class PgQueue(WorkQueue):
             def cancel() -> None:
                 if not me.done():
                     log.warning("%s lost job %s (attempt %d); stopping that attempt", owner, job_id, job.attempts)
-                    setattr(me, "rlmx_lost", True)  # noqa: B010 - a mark read below
+                    self._lost.add(key)
                     me.cancel()
 
             with contextlib.suppress(RuntimeError):
@@ -177,7 +178,7 @@ class PgQueue(WorkQueue):
         )
         for other_key, other in list(self._attempts.items()):
             if other_key[0] == job_id and not other.done():  # an older attempt of ours: it lost the job
-                other.rlmx_lost = True  # type: ignore[attr-defined]
+                self._lost.add(other_key)
                 other.cancel()
         self._attempts[key] = me
         log.info("%s runs %s job %s (attempt %d)", owner, kind, job_id, claim.attempt)
@@ -185,7 +186,7 @@ class PgQueue(WorkQueue):
             await asyncio.to_thread(self._mark_running, job_id, claim)
             await handler.run(claim)
         except asyncio.CancelledError:
-            if getattr(me, "rlmx_lost", False):
+            if key in self._lost:
                 return  # another attempt holds the job: this one ends quietly, writing nothing
             if self._stopping:
                 give_back = True
@@ -205,6 +206,7 @@ class PgQueue(WorkQueue):
             await asyncio.shield(asyncio.to_thread(self.meta.finish_job, job_id, None, None, None))
         finally:
             self._attempts.pop(key, None)
+            self._lost.discard(key)
 
     def _mark_running(self, job_id: str, claim: Claim) -> None:
         """Record the attempt on the ``jobs`` row (for status views), fenced like any write."""

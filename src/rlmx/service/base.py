@@ -57,6 +57,7 @@ class ServiceBase:
         self.runtimes: dict[str, RuntimeExecution] = {}
         self._runtime_slots: dict[str, str] = {}  # execution id -> tenant, REPLs live or starting
         self._runtime_locks: dict[str, asyncio.Lock] = {}
+        self._step_leases: dict[str, Any] = {}  # execution id -> runtimes.StepLease this server holds
         self.server_id = f"api:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         """This process's name in step leases of runtime executions."""
         self.queue: WorkQueue = open_queue(

@@ -170,9 +170,9 @@ class ExecutionsMixin(SessionsMixin):
         if sx.mode == "runtime":
             rt = self._forget_runtime(execution_id)
             if rt is not None:
-                lease = getattr(rt, "lease", None)
+                lease = self._step_leases.pop(execution_id, None)
                 if lease is not None:
-                    lease[1].cancel()
+                    lease.renewal.cancel()
                 await rt.cancel("cancelled by the client")
                 rt.engine.close()
             else:  # its REPL, if any, is cached on another server: that one drops it on next use

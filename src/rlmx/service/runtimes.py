@@ -25,6 +25,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from ..api import RLM
@@ -57,6 +58,19 @@ def _included(view: dict[str, Any], include: Collection[str]) -> dict[str, Any]:
 
 
 _Op = Callable[[RuntimeExecution], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class StepLease:
+    """This server's hold on the step lease of a runtime execution: the claim number, the
+    task renewing it, and whether a write found it lost."""
+
+    attempt: int
+    renewal: asyncio.Task[None]
+    lost: bool = False
+
+    def lose(self) -> None:
+        self.lost = True
 
 
 class RuntimesMixin(ExecutionsMixin):
@@ -250,13 +264,9 @@ class RuntimesMixin(ExecutionsMixin):
     def _begin_step(self, rt: RuntimeExecution, attempt: int) -> None:
         """Write the step through the lease's fence; renew the lease while it runs."""
         eid = rt.execution_id
-        lost_flag = {"lost": False}
-
-        def lost() -> None:
-            lost_flag["lost"] = True
-
-        rt.use_store(fenced_store(self.store, JobLeaseFence(eid, self.server_id, attempt), lost))
-        rt.lease = (attempt, asyncio.create_task(self._renew(eid, attempt)), lost_flag)  # type: ignore[attr-defined]
+        lease = StepLease(attempt, asyncio.create_task(self._renew(eid, attempt)))
+        rt.use_store(fenced_store(self.store, JobLeaseFence(eid, self.server_id, attempt), lease.lose))
+        self._step_leases[eid] = lease
 
     async def _renew(self, eid: str, attempt: int) -> None:
         while True:
@@ -284,15 +294,13 @@ class RuntimesMixin(ExecutionsMixin):
     async def _end_step(self, rt: RuntimeExecution, *, drop: bool = False) -> None:
         """Release the step lease (DONE when the execution ended); ``drop``: the REPL is not
         trusted any more (the step failed half-way), the next step restores it."""
-        lease = getattr(rt, "lease", None)
-        rt.lease = None  # type: ignore[attr-defined]
         eid = rt.execution_id
+        lease = self._step_leases.pop(eid, None)
         done = rt.status is not Status.RUNNING
         if lease is not None:
-            attempt, beat, lost = lease
-            beat.cancel()
-            await asyncio.to_thread(self.meta.release_step_lease, eid, self.server_id, attempt, done=done)
-            drop = drop or lost["lost"]
+            lease.renewal.cancel()
+            await asyncio.to_thread(self.meta.release_step_lease, eid, self.server_id, lease.attempt, done=done)
+            drop = drop or lease.lost
         rt.use_store(self.store)
         if done or drop:
             self._forget_runtime(eid)

@@ -88,9 +88,9 @@ class Worker:
         self.concurrency = concurrency or s.worker_concurrency
         queue = service.queue
         if lease_s is not None:
-            queue.lease_s = lease_s  # type: ignore[attr-defined]
+            queue.lease_s = lease_s
         if poll_s is not None:
-            queue.poll_s = poll_s  # type: ignore[attr-defined]
+            queue.poll_s = poll_s
 
     async def run(self, stop: asyncio.Event | None = None, *, until_idle: bool = False) -> None:
         """Work until ``stop`` is set (or, with ``until_idle``, until no job is left); the
