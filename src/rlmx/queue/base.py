@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..store.base import Fence
+
 __all__ = ["Claim", "JobHandler", "Requeue", "WorkQueue", "fence_held"]
 
 
@@ -37,7 +39,7 @@ class Claim:
     ref_id: str
     attempt: int
     owner: str
-    fence: Any
+    fence: Fence
     lost: Callable[[], None] = field(default=lambda: None, compare=False, repr=False)
 
     @property
@@ -109,7 +111,7 @@ class WorkQueue(ABC):
         """Release connections."""
 
 
-def fence_held(meta: Any, fence: Any) -> bool:
+def fence_held(meta: Any, fence: Fence) -> bool:
     """Whether ``fence`` holds now, read in its own transaction of ``meta`` (a SQL metadata
     store with ``.engine``). Used before blob writes, which have no transaction of their
     own; the window between this check and the write is one round trip."""

@@ -217,6 +217,7 @@ class PgQueue(WorkQueue):
                 conn.execute(
                     t.jobs.update()
                     .where(t.jobs.c.job_id == job_id)
+                    # the row counts claims from 1 (as LocalQueue does); Procrastinate's from 0
                     .values(state="RUNNING", lease_owner=claim.owner, attempts=claim.attempt + 1)
                 )
 

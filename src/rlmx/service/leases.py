@@ -11,11 +11,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..queue import fence_held
 from ..store import Store
-from ..store.base import BlobStore
+from ..store.base import BlobStore, Fence
 
 __all__ = ["fenced_store"]
 
@@ -71,7 +70,7 @@ def _once(fn: Callable[[], None] | None) -> Callable[[], None]:
     return call
 
 
-def fenced_store(store: Store, fence: Any, on_lost: Callable[[], None] | None = None) -> Store:
+def fenced_store(store: Store, fence: Fence, on_lost: Callable[[], None] | None = None) -> Store:
     """``store`` as the holder of a claim writes it: every metadata write is committed only
     while ``fence.held(conn)`` (checked in the write's own transaction,
     ``MetadataStore.fenced_by``), a blob is written only while it holds (see
