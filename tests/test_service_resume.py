@@ -90,6 +90,9 @@ def test_killed_worker_resumes_on_another_without_duplicate_subcalls(
             rec = wait_for(
                 lambda: (r := svc.meta.get_execution(eid)).status != "RUNNING" and r, "the resumed execution", 120
             )
+            # the execution's end is written before its job is marked done: wait for both
+            # before the SIGKILL below, or the kill can land between the two writes
+            wait_for(lambda: (j := svc.meta.get_job(eid)) is not None and j.state != "RUNNING", "the job's end", 60)
         finally:
             _stop(second)
         log = (tmp_path / "worker2.log").read_text()
