@@ -1,0 +1,400 @@
+"""The trace viewer's view-model: pure data built from a trace (:func:`rlmx.engine.trace.load_trace`)
+and the citation windows read from the store (:mod:`.source`); no I/O here.
+
+Long texts are capped (:data:`TEXT_CAP` characters for the root LM's messages and the
+REPL's output, :data:`SUBCALL_TEXT_CAP` for a sub-call's prompt and response) so a page
+stays bounded however large the trace is; a capped text says how many characters it had.
+Times are seconds; costs USD (None: a model had no known price); offsets characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "SUBCALL_TEXT_CAP",
+    "TEXT_CAP",
+    "BudgetRow",
+    "CitationView",
+    "CitationWindow",
+    "ExecutionView",
+    "PageView",
+    "SubcallView",
+    "TextView",
+    "TurnView",
+    "build_view",
+    "citation_key",
+    "dom_id",
+    "parse_variables",
+]
+
+TEXT_CAP = 20_000
+"""Characters of a root LM message, output or observation the page shows."""
+SUBCALL_TEXT_CAP = 8_000
+"""Characters of a sub-call's prompt or response the page shows."""
+
+_VARIABLES = re.compile(r"^Variables: (.*)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class TextView:
+    """A text as shown: ``text`` (at most the cap), ``total`` its full length in characters."""
+
+    text: str
+    total: int
+
+    @property
+    def cut(self) -> int:
+        """Characters not shown (0 when the whole text is)."""
+        return self.total - len(self.text)
+
+
+def _text(value: Any, cap: int) -> TextView | None:
+    if value is None:
+        return None
+    s = value if isinstance(value, str) else str(value)
+    return TextView(s[:cap], len(s))
+
+
+@dataclass(frozen=True)
+class CitationWindow:
+    """The stored canonical text around a cited span: ``before`` + ``span`` + ``after``
+    (``window_start``..``window_end`` in the document of ``doc_length`` characters), and
+    whether the citation verifies (``ok``; ``reason`` when not, as ``rlmx verify`` says)."""
+
+    before: str
+    span: str
+    after: str
+    window_start: int
+    window_end: int
+    doc_length: int
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CitationView:
+    """One citation of an answer; ``window`` None when its text could not be read (then
+    ``ok`` False and ``reason`` say why)."""
+
+    index: int
+    dom_id: str
+    doc_id: str
+    doc_name: str
+    start: int
+    end: int
+    checksum: str
+    text: str
+    window: CitationWindow | None
+    ok: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class SubcallView:
+    """A sub-call: ``kind`` (``llm_query``, ``rlm_query``…), cached or paid, tokens, cost
+    (USD), latency (seconds), and ``child_id`` when it started a child execution."""
+
+    id: str
+    kind: str
+    turn: int
+    model: str
+    cached: bool
+    cache_error: str | None
+    abandoned: bool
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    seconds: float | None
+    prompt: TextView | None
+    response: TextView | None
+    child_id: str | None
+
+
+@dataclass(frozen=True)
+class TurnView:
+    """One turn: the root LM's response, the code it ran, the output and observation, the
+    error, the variables after the step, the FINAL (when it ended there), its sub-calls and
+    timings (``offset_s``: when it began, counted from the execution's first turn)."""
+
+    number: int
+    dom_id: str
+    response: TextView | None
+    code: str | None
+    stdout: TextView | None
+    observation: TextView | None
+    error: TextView | None
+    variables: list[str]
+    final: dict[str, Any] | None
+    prompt: list[dict[str, str]]
+    cached: bool
+    root_model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    root_s: float
+    step_s: float
+    total_s: float
+    offset_s: float
+    timed_out: bool
+    spans_read: int
+    sandbox_warnings: list[str]
+    subcalls: list[SubcallView]
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """A budget: its ``limit`` (None: unlimited) and what was ``spent`` (None: unknown)."""
+
+    name: str
+    limit: float | int | None
+    spent: float | int | None
+
+
+@dataclass
+class ExecutionView:
+    """One execution of the tree (root or child) with its turns, orphan sub-calls (those of
+    no stored turn) and children."""
+
+    id: str
+    dom_id: str
+    parent_id: str | None
+    depth: int
+    status: str
+    mode: str
+    question: str
+    root_model: str
+    sub_model: str
+    answer: str | None
+    fields: dict[str, Any] | None
+    error: str | None
+    created_at: str
+    finished_at: str | None
+    usage: dict[str, Any]
+    budgets: list[BudgetRow]
+    citations: list[CitationView]
+    turns: list[TurnView]
+    other_subcalls: list[SubcallView]
+    start_s: float
+    wall_s: float
+    children: list[ExecutionView] = field(default_factory=list)
+
+    @property
+    def n_subcalls(self) -> int:
+        return sum(len(t.subcalls) for t in self.turns) + len(self.other_subcalls)
+
+
+@dataclass
+class PageView:
+    """The page: the root execution (with its tree) and the tree's span in seconds."""
+
+    root: ExecutionView
+    span_s: float
+
+    def executions(self) -> Iterator[ExecutionView]:
+        """Every execution of the tree, depth first (root first)."""
+        stack = [self.root]
+        while stack:
+            ex = stack.pop()
+            yield ex
+            stack.extend(reversed(ex.children))
+
+
+def dom_id(execution_id: str) -> str:
+    """The page's HTML id of an execution's section (``ex-`` + the id, made safe)."""
+    return "ex-" + re.sub(r"[^A-Za-z0-9_-]", "_", execution_id)
+
+
+def citation_key(c: Mapping[str, Any]) -> tuple[str, int, int]:
+    """The key of a citation in the windows mapping: ``(doc_id, start, end)``."""
+    start, end = c.get("start"), c.get("end")
+    return (
+        str(c.get("doc_id", "")),
+        start if isinstance(start, int) else -1,
+        end if isinstance(end, int) else -1,
+    )
+
+
+def parse_variables(turn: Mapping[str, Any]) -> list[str]:
+    """The REPL's variable names after the turn's step: the record's ``variables`` when it
+    has them, else the ``Variables:`` line of its observation; [] when neither says."""
+    names = turn.get("variables")
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    m = _VARIABLES.search(str(turn.get("observation") or ""))
+    return [v.strip() for v in m.group(1).split(",") if v.strip()] if m else []
+
+
+def _num(v: Any) -> float:
+    return float(v) if isinstance(v, int | float) else 0.0
+
+
+def _subcall(s: Mapping[str, Any]) -> SubcallView:
+    cost = s.get("cost_usd")
+    seconds = s.get("seconds")
+    return SubcallView(
+        id=str(s.get("id", "")),
+        kind=str(s.get("kind", "")),
+        turn=int(s.get("turn") or 0),
+        model=str(s.get("model") or ""),
+        cached=bool(s.get("cached")),
+        cache_error=s.get("cache_error"),
+        abandoned=bool(s.get("abandoned")),
+        input_tokens=int(s.get("input_tokens") or 0),
+        output_tokens=int(s.get("output_tokens") or 0),
+        cost_usd=float(cost) if isinstance(cost, int | float) else None,
+        seconds=float(seconds) if isinstance(seconds, int | float) else None,
+        prompt=_text(s.get("prompt"), SUBCALL_TEXT_CAP),
+        response=_text(s.get("response"), SUBCALL_TEXT_CAP),
+        child_id=s.get("child_id"),
+    )
+
+
+def _budgets(budgets: Mapping[str, Any], usage: Mapping[str, Any]) -> list[BudgetRow]:
+    tokens = None
+    if "input_tokens" in usage or "output_tokens" in usage:
+        tokens = int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0)
+    return [
+        BudgetRow("turns", budgets.get("max_turns"), usage.get("turns")),
+        BudgetRow("sub-calls", budgets.get("max_sub_calls"), usage.get("sub_calls")),
+        BudgetRow("tokens (in + out)", budgets.get("max_total_tokens"), tokens),
+        BudgetRow("cost (USD)", budgets.get("max_cost_usd"), usage.get("cost_usd")),
+        BudgetRow("wall time (s)", budgets.get("max_wall_seconds"), usage.get("wall_seconds")),
+        BudgetRow("depth", budgets.get("max_depth"), usage.get("max_depth_reached")),
+    ]
+
+
+def _citations(
+    ex_dom: str, cites: list[Any], windows: Mapping[tuple[str, int, int], CitationWindow | str]
+) -> list[CitationView]:
+    out = []
+    for i, c in enumerate(cites, 1):
+        if not isinstance(c, dict):
+            continue
+        key = citation_key(c)
+        w = windows.get(key)
+        window = w if isinstance(w, CitationWindow) else None
+        out.append(
+            CitationView(
+                index=i,
+                dom_id=f"{ex_dom}-c{i}",
+                doc_id=key[0],
+                doc_name=str(c.get("doc_name") or key[0]),
+                start=key[1],
+                end=key[2],
+                checksum=str(c.get("checksum") or ""),
+                text=str(c.get("text") or ""),
+                window=window,
+                ok=bool(window and window.ok),
+                reason=(window.reason if window else str(w or "the cited text was not read")),
+            )
+        )
+    return out
+
+
+def _seconds_between(a: str | None, b: str | None) -> float:
+    from datetime import datetime
+
+    if not a or not b:
+        return 0.0
+    try:
+        return max((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds(), 0.0)
+    except ValueError:
+        return 0.0
+
+
+def _execution(
+    trace: Mapping[str, Any],
+    windows: Mapping[tuple[str, int, int], CitationWindow | str],
+    tree_start: str | None,
+) -> ExecutionView:
+    ex = trace["execution"]
+    dom = dom_id(str(ex["execution_id"]))
+    by_turn: dict[int, list[SubcallView]] = {}
+    for s in trace.get("subcalls", []):
+        sv = _subcall(s)
+        by_turn.setdefault(sv.turn, []).append(sv)
+    turns: list[TurnView] = []
+    offset = 0.0
+    for t in trace.get("turns", []):
+        n = int(t.get("turn") or 0)
+        timing = t.get("timings") or {}
+        total = _num(timing.get("total_s")) or _num(timing.get("root_s")) + _num(timing.get("step_s"))
+        cost = t.get("cost_usd")
+        prompt = t.get("prompt") if isinstance(t.get("prompt"), list) else []
+        turns.append(
+            TurnView(
+                number=n,
+                dom_id=f"{dom}-t{n}",
+                response=_text(t.get("response"), TEXT_CAP),
+                code=t.get("code"),
+                stdout=_text(t.get("stdout") or None, TEXT_CAP),
+                observation=_text(t.get("observation"), TEXT_CAP),
+                error=_text(t.get("error"), TEXT_CAP),
+                variables=parse_variables(t),
+                final=t.get("final"),
+                prompt=[
+                    {"role": str(m.get("role", "")), "content": str(m.get("content", ""))[:TEXT_CAP]}
+                    for m in prompt
+                    if isinstance(m, dict)
+                ],
+                cached=bool(t.get("cached")),
+                root_model=str(t.get("root_model") or ""),
+                input_tokens=int(t.get("input_tokens") or 0),
+                output_tokens=int(t.get("output_tokens") or 0),
+                cost_usd=float(cost) if isinstance(cost, int | float) else None,
+                root_s=_num(timing.get("root_s")),
+                step_s=_num(timing.get("step_s")),
+                total_s=total,
+                offset_s=offset,
+                timed_out=bool(t.get("timed_out")),
+                spans_read=len(t.get("span_log") or []),
+                sandbox_warnings=[str(w) for w in t.get("sandbox_warnings") or []],
+                subcalls=by_turn.pop(n, []),
+            )
+        )
+        offset += total
+    usage = ex.get("usage") or {}
+    view = ExecutionView(
+        id=str(ex["execution_id"]),
+        dom_id=dom,
+        parent_id=ex.get("parent_id"),
+        depth=int(ex.get("depth") or 0),
+        status=str(ex.get("status", "")),
+        mode=str(ex.get("mode", "")),
+        question=str(ex.get("question", "")),
+        root_model=str(ex.get("root_model", "")),
+        sub_model=str(ex.get("sub_model", "")),
+        answer=ex.get("answer"),
+        fields=ex.get("fields"),
+        error=ex.get("error"),
+        created_at=str(ex.get("created_at") or ""),
+        finished_at=ex.get("finished_at"),
+        usage=usage,
+        budgets=_budgets(ex.get("budgets") or {}, usage),
+        citations=_citations(dom, ex.get("citations") or [], windows),
+        turns=turns,
+        other_subcalls=[s for n in sorted(by_turn) for s in by_turn[n]],
+        start_s=_seconds_between(tree_start, ex.get("created_at")),
+        wall_s=_num(usage.get("wall_seconds"))
+        or _seconds_between(ex.get("created_at"), ex.get("finished_at"))
+        or offset,
+    )
+    view.children = [_execution(c, windows, tree_start) for c in trace.get("children", [])]
+    return view
+
+
+def build_view(
+    trace: Mapping[str, Any], windows: Mapping[tuple[str, int, int], CitationWindow | str] | None = None
+) -> PageView:
+    """The page of ``trace`` (the shape of :func:`rlmx.engine.trace.load_trace`).
+    ``windows`` maps :func:`citation_key` to the text around each cited span, or to the
+    reason it could not be read; citations missing from it show "not read"."""
+    tree_start = trace["execution"].get("created_at")
+    root = _execution(trace, windows or {}, tree_start)
+    page = PageView(root=root, span_s=0.0)
+    page.span_s = max((e.start_s + e.wall_s for e in page.executions()), default=0.0) or 1e-9
+    return page
