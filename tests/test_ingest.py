@@ -83,7 +83,8 @@ def test_state_union_with_legacy_encodings(store: Store) -> None:
     files = sorted(p.name for p in STATE_UNION.iterdir() if not p.name.startswith("."))
     assert [d.name for d in corpus.documents] == files
     assert corpus.failures == []
-    assert len(progress) == len(files) and progress[-1][1:] == (len(files), len(files))
+    assert progress[0] == ("", 0, len(files))  # once listed, then after each file
+    assert len(progress) == len(files) + 1 and progress[-1][1:] == (len(files), len(files))
     by_name = {d.name: d for d in corpus.documents}
     for name, (needle, encodings) in LEGACY.items():
         doc = by_name[name]

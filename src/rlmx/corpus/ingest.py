@@ -225,7 +225,8 @@ def ingest(
 
     Returns the stored :class:`CorpusRecord`: documents ordered by display name, plus the
     files that failed with their reasons. ``on_progress(source_path, done, total)`` is
-    called after each file (``done`` counts from 1). Unchanged files are cache hits.
+    called once the files are listed (``("", 0, total)``), then after each file (``done``
+    counts from 1). Unchanged files are cache hits.
     ``workers``: parser processes (default: one per core, up to 4, when there are two or
     more PDF/DOCX/HTML files of 200 KB in all; else 1, parsing in this process). Workers
     are forked, so a multi-threaded caller, a platform without ``fork`` or a custom
@@ -265,6 +266,8 @@ def ingest(
         if on_progress is not None:
             on_progress(str(src.path), done, len(files))
 
+    if on_progress is not None:
+        on_progress("", 0, len(files))
     writer = Writer(store)
     try:
         _run(files, writer, registry or _registry(), workers, emit)

@@ -24,6 +24,7 @@ __all__ = [
     "ContextOut",
     "DocIn",
     "DocSummary",
+    "DocumentsPage",
     "ExecutionAccepted",
     "ExecutionCreate",
     "Health",
@@ -156,16 +157,34 @@ class Accepted(BaseModel):
     status: str
 
 
+class DocumentsPage(BaseModel):
+    """Where a page of a session's per-document entries lies among them all."""
+
+    offset: int
+    limit: int
+    total: int = Field(description="Per-document entries in all (documents, failures, skipped files, duplicates).")
+    next_offset: int | None = Field(description="`offset` of the next page; null after the last.")
+
+
 class SessionOut(BaseModel):
     session_id: str
     status: Literal["CREATING", "READY", "FAILED"]
     error: str | None = None
     corpus_id: str | None = None
-    documents: list[dict[str, Any]]
-    n_documents: int
-    n_failed: int
+    documents: list[dict[str, Any]] = Field(
+        description="One page of the per-document entries (`?documents=offset,limit`; see documents_page)."
+    )
+    documents_page: DocumentsPage
+    documents_parsed: int = Field(description="Files parsed so far (all of them once READY).")
+    documents_total: int | None = Field(
+        None, description="Files to parse in all; null until they are listed (or for an older session)."
+    )
+    n_documents: int = Field(description="Documents kept (status READY), over all pages.")
+    n_failed: int = Field(description="Files that failed, over all pages.")
     summary: dict[str, Any] | None = Field(
-        None, description="Ingestion: {kept, skipped: {reason: n}, duplicates, aliases, failed: {reason: n}}."
+        None,
+        description="Ingestion, once done: {kept, skipped: {reason: n}, duplicates, aliases: "
+        "{kept name: [other names]}, failed: {reason: n}}.",
     )
     options: dict[str, Any]
     created_at: str

@@ -5,6 +5,7 @@ a missing one; an expired session is deleted when next read)."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,13 @@ from ..store.base import CorpusRecord, JobRecord, MetadataStore, SessionRecord, 
 from .errors import BadRequest, Conflict, NotFound
 from .paths import PathsMixin
 
-__all__ = ["SessionsMixin"]
+__all__ = ["DOCUMENTS_PAGE", "MAX_DOCUMENTS_PAGE", "PROGRESS_EVERY_S", "SessionsMixin", "session_view"]
+
+DOCUMENTS_PAGE = 50
+"""Per-document entries a session view shows by default (``?documents=offset,limit``)."""
+MAX_DOCUMENTS_PAGE = 1000
+PROGRESS_EVERY_S = 0.5
+"""At most one progress write per this many seconds while a session ingests."""
 
 
 class _Shown:
@@ -57,6 +64,69 @@ def _summary(documents: list[dict[str, Any]]) -> dict[str, Any]:
         "duplicates": len(by["DUPLICATE"]),
         "aliases": {str(d.get("name")): d["aliases"] for d in by["READY"] if d.get("aliases")},
         "failed": dict(Counter(failure_kind(str(d.get("error"))) for d in by["FAILED"]).most_common()),
+    }
+
+
+class _Progress:
+    """An ingestion's ``on_progress``: files parsed so far and in all, written to the
+    session's ingest row at the start, then at most every :data:`PROGRESS_EVERY_S`
+    seconds, and once with the summary at the end (:meth:`finish`)."""
+
+    def __init__(self, meta: MetadataStore, session_id: str):
+        self.meta, self.session_id = meta, session_id
+        self.done, self._last = 0, 0.0
+        self.total: int | None = None
+        self._write()
+
+    def _write(self, summary: dict[str, Any] | None = None) -> None:
+        self._last = time.monotonic()
+        self.meta.put_session_ingest(
+            self.session_id, documents_parsed=self.done, documents_total=self.total, summary=summary
+        )
+
+    def __call__(self, path: str, done: int, total: int) -> None:
+        first = self.total is None
+        self.done, self.total = done, total
+        if first or done == total or time.monotonic() - self._last >= PROGRESS_EVERY_S:
+            self._write()
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        self._write(summary)
+
+
+def session_view(
+    rec: SessionRecord, ingest: dict[str, Any] | None, documents: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """The shape of :class:`~.schemas.SessionOut` (see :meth:`SessionsMixin.session_view`);
+    ``ingest``: the session's ingest row, None for a session ingested before it existed."""
+    offset, limit = documents or (0, DOCUMENTS_PAGE)
+    entries = rec.documents
+    summary = (ingest or {}).get("summary")
+    if summary is None and rec.status != "CREATING" and entries:
+        summary = _summary(entries)  # an older session: computed from its entries
+    end = min(len(entries), offset + limit)
+    parsed = (ingest or {}).get("documents_parsed")
+    total = (ingest or {}).get("documents_total")
+    return {
+        "session_id": rec.session_id,
+        "status": rec.status,
+        "error": rec.error,
+        "corpus_id": rec.corpus_id,
+        "documents": entries[offset:end],
+        "documents_page": {
+            "offset": offset,
+            "limit": limit,
+            "total": len(entries),
+            "next_offset": end if end < len(entries) else None,
+        },
+        "documents_parsed": parsed if parsed is not None else (len(entries) if rec.status != "CREATING" else 0),
+        "documents_total": total,
+        "n_documents": sum(1 for d in entries if d.get("status") == "READY"),
+        "n_failed": sum(1 for d in entries if d.get("status") == "FAILED"),
+        "summary": summary if rec.status != "CREATING" else None,
+        "options": rec.options,
+        "created_at": rec.created_at.isoformat(),
+        "expires_at": rec.expires_at.isoformat() if rec.expires_at else None,
     }
 
 
@@ -138,14 +208,16 @@ class SessionsMixin(PathsMixin):
         shown = _Shown(rec.inputs, local)
         include = [str(g) for g in (rec.inputs[0].get("include") or [])] if rec.inputs else []
         exclude = [str(g) for g in (rec.inputs[0].get("exclude") or [])] if rec.inputs else []
+        progress = _Progress(meta, session_id)
         try:
-            corpus = ingest(paths, self.store, include=include, exclude=exclude)
+            corpus = ingest(paths, self.store, include=include, exclude=exclude, on_progress=progress)
         except IngestError as e:
             rec.status, rec.error = "FAILED", shown.text(str(e))
             rec.documents = [
                 {"source_name": names[p], "path": shown.path(back.get(p, p)), "status": "FAILED", "error": rec.error}
                 for p in paths
             ]
+            progress.finish(_summary(rec.documents))
             meta.put_session(rec)
             return
         skipped, duplicates = corpus.skipped, corpus.duplicates
@@ -195,6 +267,7 @@ class SessionsMixin(PathsMixin):
         ]
         rec = self.meta.get_session(session_id)
         rec.status, rec.corpus_id, rec.documents, rec.error = "READY", corpus.corpus_id, docs, None
+        progress.finish(_summary(docs))  # before the READY row: a READY session has its summary
         meta.put_session(rec)
 
     def _local_inputs(self, rec: SessionRecord) -> dict[str, str]:
@@ -267,21 +340,18 @@ class SessionsMixin(PathsMixin):
         now = utcnow()
         return [s for s in self.meta.list_sessions(tenant, limit=limit) if s.expires_at is None or s.expires_at > now]
 
-    @staticmethod
-    def session_view(rec: SessionRecord) -> dict[str, Any]:
-        return {
-            "session_id": rec.session_id,
-            "status": rec.status,
-            "error": rec.error,
-            "corpus_id": rec.corpus_id,
-            "documents": rec.documents,
-            "n_documents": sum(1 for d in rec.documents if d.get("status") == "READY"),
-            "n_failed": sum(1 for d in rec.documents if d.get("status") == "FAILED"),
-            "summary": _summary(rec.documents) if rec.status == "READY" else None,
-            "options": rec.options,
-            "created_at": rec.created_at.isoformat(),
-            "expires_at": rec.expires_at.isoformat() if rec.expires_at else None,
-        }
+    def session_view(self, rec: SessionRecord, documents: tuple[int, int] | None = None) -> dict[str, Any]:
+        """The client's view of ``rec`` (:class:`~.schemas.SessionOut`): one page of its
+        per-document entries, ``documents = (offset, limit)`` (default the first
+        :data:`DOCUMENTS_PAGE`), with the totals, the ingestion progress and summary."""
+        return self.session_views([rec], documents)[0]
+
+    def session_views(
+        self, recs: list[SessionRecord], documents: tuple[int, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """:meth:`session_view` of several sessions, their progress read in one query."""
+        ingests = self.meta.get_session_ingest([r.session_id for r in recs])
+        return [session_view(r, ingests.get(r.session_id), documents) for r in recs]
 
     def _ready_corpus(self, tenant: str, session_id: str) -> tuple[SessionRecord, CorpusRecord]:
         session = self.get_session(tenant, session_id)

@@ -270,6 +270,21 @@ class MetadataStore(ABC):
         """The tenant's sessions that are not deleted, newest first."""
         raise _service_only("list_sessions")
 
+    def put_session_ingest(
+        self,
+        session_id: str,
+        *,
+        documents_parsed: int,
+        documents_total: int | None,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a session's ingestion progress and, when done, its summary."""
+        raise _service_only("put_session_ingest")
+
+    def get_session_ingest(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """``{session_id: {"documents_parsed", "documents_total", "summary"}}`` (started only)."""
+        raise _service_only("get_session_ingest")
+
     def tenant_has_document(self, tenant: str, doc_id: str) -> bool:
         """True when a live (not deleted) session of ``tenant`` holds the document."""
         raise _service_only("tenant_has_document")

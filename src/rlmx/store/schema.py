@@ -11,7 +11,8 @@
   ``service_executions`` (which tenant and session an execution belongs to, and its
   request), ``jobs`` (the work queue: claim by update, lease + heartbeat), ``events``
   (progress events of an execution tree, for server-sent events), ``rate_limits`` (per-key
-  windows of the API's rate limits, shared by every server).
+  windows of the API's rate limits, shared by every server), ``service_session_ingest`` (a
+  session's ingestion progress and summary).
 
 Timestamps are stored in UTC (:class:`UTCDateTime`) and come back timezone-aware. Sizes
 and autoincrement ids are 64-bit on PostgreSQL (:data:`BigInt`; SQLite integers already are).
@@ -58,6 +59,7 @@ __all__ = [
     "metadata",
     "rate_limits",
     "service_executions",
+    "service_session_ingest",
     "service_sessions",
     "subcalls",
     "turns",
@@ -277,3 +279,17 @@ rate_limits = Table(
 )
 """Per-key rate-limit windows shared by every API server (:mod:`rlmx.service.ratelimit_storage`):
 hits in the current window and when it ends (migration 0002)."""
+
+service_session_ingest = Table(
+    "service_session_ingest",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("documents_parsed", Integer, nullable=False),
+    Column("documents_total", Integer),
+    Column("summary", JSON),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+"""A session's ingestion as it goes (migration 0003): files parsed so far and in all (None
+until the files are listed), then the summary of the finished ingestion (kept, skipped by
+reason, duplicates, aliases, failed by reason). Written by the ingest job on its own row, so
+progress updates never rewrite the session row."""

@@ -78,6 +78,45 @@ class ServiceMixin(SQLCore):
         with self._read() as conn:
             return [SessionRecord.model_validate(dict(r._mapping)) for r in conn.execute(q)]
 
+    def put_session_ingest(
+        self,
+        session_id: str,
+        *,
+        documents_parsed: int,
+        documents_total: int | None,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a session's ingestion progress (files parsed so far, files in all: None
+        while unknown) and, once it is done, its summary (see ``service_session_ingest``)."""
+        row = {
+            "session_id": session_id,
+            "documents_parsed": int(documents_parsed),
+            "documents_total": None if documents_total is None else int(documents_total),
+            "summary": summary,
+            "updated_at": utcnow(),
+        }
+        with self._write() as conn:
+            self._upsert(conn, t.service_session_ingest, row, ["session_id"])
+
+    def get_session_ingest(self, session_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """``{session_id: {"documents_parsed", "documents_total", "summary"}}`` of those of
+        ``session_ids`` whose ingestion has started (others are absent)."""
+        if not session_ids:
+            return {}
+        g = t.service_session_ingest
+        q = select(g.c.session_id, g.c.documents_parsed, g.c.documents_total, g.c.summary).where(
+            g.c.session_id.in_(list(session_ids))
+        )
+        with self._read() as conn:
+            return {
+                r.session_id: {
+                    "documents_parsed": r.documents_parsed,
+                    "documents_total": r.documents_total,
+                    "summary": r.summary,
+                }
+                for r in conn.execute(q)
+            }
+
     def tenant_has_document(self, tenant: str, doc_id: str) -> bool:
         """True when a live (not deleted, not expired) session of ``tenant`` holds it."""
         s, m = t.service_sessions, t.corpus_documents

@@ -17,6 +17,7 @@ from ..deps import ERRORS, auth, error_response, service
 from ..errors import BadRequest
 from ..paths import safe_filename
 from ..schemas import Accepted, SessionCreate, SessionList, SessionOut, load_json, plain_json
+from ..sessions import DOCUMENTS_PAGE, MAX_DOCUMENTS_PAGE
 
 __all__ = ["router"]
 
@@ -147,13 +148,43 @@ async def _from_upload(request: Request, p: Principal, svc: Service) -> Any:
 @router.get("/v1/sessions", response_model=SessionList, tags=["sessions"], responses=ERRORS)
 async def list_sessions(limit: int = Query(100, ge=1, le=1000), p: Principal = auth, svc: Service = service) -> Any:
     """The caller's sessions, newest first."""
-    return {"sessions": [svc.session_view(s) for s in await asyncio.to_thread(svc.list_sessions, p.tenant, limit)]}
+    recs = await asyncio.to_thread(svc.list_sessions, p.tenant, limit)
+    return {"sessions": await asyncio.to_thread(svc.session_views, recs)}
 
 
-@router.get("/v1/sessions/{session_id}", response_model=SessionOut, tags=["sessions"], responses=ERRORS)
-async def get_session(session_id: str, p: Principal = auth, svc: Service = service) -> Any:
-    """Status (``CREATING``, ``READY``, ``FAILED``) and per-document status and errors."""
-    return svc.session_view(await asyncio.to_thread(svc.get_session, p.tenant, session_id))
+def _page(documents: str | None) -> tuple[int, int] | None:
+    """``"offset,limit"`` → ``(offset, limit)``; BadRequest when out of range."""
+    if documents is None:
+        return None
+    offset, limit = (int(x) for x in documents.split(","))
+    if not 1 <= limit <= MAX_DOCUMENTS_PAGE:
+        raise BadRequest(f"documents: limit must be between 1 and {MAX_DOCUMENTS_PAGE}, e.g. ?documents=0,50")
+    return offset, limit
+
+
+@router.get(
+    "/v1/sessions/{session_id}",
+    response_model=SessionOut,
+    tags=["sessions"],
+    responses={**ERRORS, 400: {"description": "Bad documents page"}, 422: {"description": "Bad query"}},
+)
+async def get_session(
+    session_id: str,
+    documents: str | None = Query(
+        None,
+        pattern=r"^[0-9]{1,9},[0-9]{1,4}$",
+        description=f"A page of the per-document entries, `offset,limit` (default `0,{DOCUMENTS_PAGE}`; "
+        f"limit at most {MAX_DOCUMENTS_PAGE}).",
+    ),
+    p: Principal = auth,
+    svc: Service = service,
+) -> Any:
+    """Status (``CREATING``, ``READY``, ``FAILED``), ingestion progress (``documents_parsed``
+    of ``documents_total`` files), the ingestion ``summary``, and one page of the
+    per-document entries (status, errors; ``documents_page`` has the totals)."""
+    page = _page(documents)
+    rec = await asyncio.to_thread(svc.get_session, p.tenant, session_id)
+    return await asyncio.to_thread(svc.session_view, rec, page)
 
 
 @router.delete("/v1/sessions/{session_id}", status_code=204, tags=["sessions"], responses=ERRORS)
