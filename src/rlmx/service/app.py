@@ -1,8 +1,9 @@
 """The HTTP API (FastAPI): sessions, executions (answerer and runtime), spans, citations.
 
 Every route but ``/health/*`` (and, unless ``RLMX_PUBLIC_DOCS=0``, ``/docs`` and
-``/openapi.json``) needs ``Authorization: Bearer rlmx_…``. Errors answer
-``{"detail": message}`` with a 4xx status: 400 bad input, 401 no or bad key, 403 a path
+``/openapi.json``) needs ``Authorization: Bearer rlmx_…``; the trace viewer's pages under
+``/ui/`` take the key once in a sign-in form, then a session cookie (:mod:`.routes.ui`).
+Errors answer ``{"detail": message}`` with a 4xx status: 400 bad input, 401 no or bad key, 403 a path
 outside ``RLMX_ALLOWED_PATHS``, 404 unknown id (or another tenant's: indistinguishable), 409
 wrong state, 413 body too large, 415 wrong content type, 422 schema validation, 429 rate
 limit or too many live runtime REPLs; 503 when the store is unavailable. Malformed input
@@ -36,7 +37,7 @@ from .core import Service
 from .deps import error_response
 from .errors import ServiceError
 from .ratelimit_storage import storage_for
-from .routes import executions, health, runtime, sessions, spans
+from .routes import executions, health, runtime, sessions, spans, ui
 from .schemas import SessionCreate
 from .settings import ServiceSettings
 
@@ -255,7 +256,7 @@ def create_app(
 
     if not st.public_docs:
         app.include_router(health.docs_router)
-    for module in (health, sessions, executions, runtime, spans):
+    for module in (health, sessions, executions, runtime, spans, ui):
         app.include_router(module.router)
     app.openapi = _openapi_with(app, [SessionCreate])  # type: ignore[method-assign]
     return app

@@ -17,7 +17,7 @@ from pygments.lexers import PythonLexer
 
 from .model import PageView, dom_id
 
-__all__ = ["ASSETS", "asset", "render_page"]
+__all__ = ["ASSETS", "asset", "render_notice", "render_page"]
 
 ASSETS = {"viewer.css": "text/css; charset=utf-8", "viewer.js": "text/javascript; charset=utf-8"}
 """The viewer's static files and their content types."""
@@ -99,5 +99,35 @@ def render_page(page: PageView, *, asset_base: str | None = None, title_suffix: 
             inline=inline,
             title_suffix=title_suffix,
             subcall_page=50,
+        )
+    )
+
+
+def render_notice(
+    title: str,
+    message: str,
+    *,
+    asset_base: str,
+    login: bool = False,
+    action: str = "",
+    next_url: str = "",
+    error: str = "",
+    open_form: bool = False,
+) -> str:
+    """A small page of the service's UI: the sign-in form (``login``: it POSTs ``key`` and
+    ``next`` to ``action``), or a notice with ``message`` (``open_form``: a form asking for
+    an execution id, sent by GET to ``action``)."""
+    return (
+        _env()
+        .get_template("notice.html")
+        .render(
+            title=title,
+            message=message,
+            asset_base=asset_base,
+            login=login,
+            action=action,
+            next=next_url,
+            error=error,
+            open_form=open_form,
         )
     )
