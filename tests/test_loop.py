@@ -238,11 +238,21 @@ def test_single_string_context_behaves_like_str():
 
 
 def test_unsaveable_variables_are_named_to_the_model(small_corpus: Path):
-    root = ScriptedLM([repl("import threading\nlock = threading.Lock()\nx = 1"), repl("FINAL(str(x))")])
+    root = ScriptedLM(
+        [
+            repl("import threading\nlock = threading.Lock()\nx = 1"),
+            repl("print(x)"),
+            repl("with lock:\n    y = x"),
+            repl("print(lock.locked())"),
+            repl("FINAL(str(y))"),
+        ]
+    )
     ans = RLM(model=root).ask(small_corpus, "q?")
     assert ans.status is Status.COMPLETED and ans.text == "1"
-    obs = root.calls[1][-1]["content"]
-    assert "Note:" in obs and "lock" in obs
+    obs = [root.calls[i][-1]["content"] for i in (1, 2, 3, 4)]
+    assert "Note:" not in obs[0] and "Note:" not in obs[1]  # nothing read it yet
+    assert "Note:" in obs[2] and "lock (cannot pickle" in obs[2], obs[2]  # the step that read it is told
+    assert "Note:" not in obs[3]  # once
 
 
 def test_prompt_says_when_sub_calls_are_disabled(small_corpus: Path):

@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .lm.base import LMClient
 from .lm.pricing import PriceTable
 from .lm.registry import make_client, resolve_models
+from .lm.windows import prompt_chars
 from .lm.wrappers import CachedLM, ConcurrencyLimitedLM, RetryingLM
 from .store import Store, open_store
 from .types import Answer, Budgets, Status
@@ -113,6 +114,7 @@ class RLM:
             step_timeout_s=step_timeout_s or self.settings.step_timeout_s,
             output_max_chars=output_max_chars or self.settings.output_max_chars,
             repl_output_cap_chars=self.settings.repl_output_cap_chars,
+            sub_lm_chars=prompt_chars(self._sub.spec),
         )
         self.on_event = on_event
         self._store: Store | None = None

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BudgetExceededError, RlmxError
 from ..ids import new_id
 from ..lm.base import LMClient
+from ..lm.windows import DEFAULT_WINDOW_TOKENS, window_tokens
 from ..store.base import CorpusRecord, ExecutionRecord, utcnow
 from ..types import Budgets, Status, Usage
 from .tasks import CHARS_PER_TOKEN, Task
@@ -44,33 +45,8 @@ __all__ = [
 
 METHODS = ("base", "retrieval", "rlm-d0", "rlm-d1", "rlm-d2")
 
-DEFAULT_WINDOW_TOKENS = 131_072
-"""Window assumed for models not in :data:`WINDOWS` (and for the offline reader)."""
-
-WINDOWS: dict[str, int] = {
-    "openai:gpt-5": 272_000,
-    "openai:gpt-4.1": 1_047_576,
-    "openai:gpt-4o": 128_000,
-    "openai:o3": 200_000,
-    "openai:o4-mini": 200_000,
-    "anthropic:claude": 200_000,
-}
-"""Input windows in tokens by spec prefix (the longest matching prefix wins)."""
-
 _OUTPUT_RESERVE = 4_096
 _MARK = "\n[... {cut:,} of {total:,} characters of the context were cut here to fit the model's window ...]\n"
-
-
-def window_tokens(spec: str, override: int | None = None) -> int:
-    """The input window of ``spec`` in tokens: ``override``, else the longest prefix of
-    :data:`WINDOWS`, else :data:`DEFAULT_WINDOW_TOKENS`."""
-    if override:
-        return override
-    best = ""
-    for prefix in WINDOWS:
-        if spec.startswith(prefix) and len(prefix) > len(best):
-            best = prefix
-    return WINDOWS[best] if best else DEFAULT_WINDOW_TOKENS
 
 
 def method_budgets(method: str, budgets: Budgets) -> Budgets:

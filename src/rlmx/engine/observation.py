@@ -2,19 +2,54 @@
 runtime-mode client gets back from a step (one function for both, DESIGN.md "The REPL
 contract"): the turn's printed output truncated head + tail (``RLMX_OUTPUT_MAX_CHARS``,
 :func:`~rlmx.engine.truncate.truncate_output`), the error and notes, the REPL's variables,
-the query, and the turns left — with the last turn announced."""
+the query, the turns left and the budgets that are nearly spent — with the last turn
+announced, and after it the closing request (``final_request.md``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from ..types import Budgets
 from .prompts import load_prompt
 from .truncate import truncate_output
 
-__all__ = ["LAST_TURN_NOTE", "no_code_observation", "observation_text"]
+__all__ = ["LAST_TURN_NOTE", "NEAR_FRACTION", "budget_note", "final_request", "no_code_observation", "observation_text"]
 
 LAST_TURN_NOTE = "\nThis is your last turn: end it with FINAL(...) (or SUBMIT(...)), from what you have found."
 """Appended to the observation when one turn is left (answerer and runtime modes)."""
+
+NEAR_FRACTION = 0.2
+"""A budget is near when at most this fraction of it is left; the observation then says
+what remains."""
+
+_BUDGETS = (  # (key of BudgetTracker.left(), Budgets field, how to say it)
+    ("sub_calls", "max_sub_calls", "{left:,} of {limit:,} sub-calls"),
+    ("tokens", "max_total_tokens", "{left:,} of {limit:,} tokens"),
+    ("cost_usd", "max_cost_usd", "${left:.4f} of ${limit:g}"),
+    ("wall_seconds", "max_wall_seconds", "{left:.0f} of {limit:g} seconds"),
+)
+
+
+def budget_note(left: Mapping[str, Any], budgets: Budgets) -> str | None:
+    """One line naming each tree-wide budget with at most :data:`NEAR_FRACTION` of it left
+    (``left``: :meth:`~rlmx.engine.budget.BudgetTracker.left`; sub-calls, tokens, USD,
+    seconds), or None when none is near. Turns are said by the observation itself."""
+    near = []
+    for key, field, say in _BUDGETS:
+        limit, rest = getattr(budgets, field), left.get(key)
+        if limit is None or rest is None or limit <= 0:
+            continue
+        if rest <= limit * NEAR_FRACTION:
+            near.append(say.format(left=rest, limit=limit))
+    if not near:
+        return None
+    return "Budget nearly spent: " + "; ".join(near) + " left. Finish with what you have, or spend the rest carefully."
+
+
+def final_request(*, max_turns: int, question: str) -> str:
+    """The closing request after the last turn: give the final answer now (``final_request.md``)."""
+    return load_prompt("final_request").format(max_turns=max_turns, question=question)
 
 
 def observation_text(
@@ -27,10 +62,13 @@ def observation_text(
     question: str,
     turns_left: int,
     max_chars: int,
+    budget: str | None = None,
 ) -> str:
     """The observation of turn ``turn``: ``output`` (its stdout) truncated to ``max_chars``
     characters head + tail with a marker saying how many were cut, ``error`` and ``notes``,
-    up to 60 ``variables``, ``question`` and ``turns_left`` (1: the last turn is announced)."""
+    up to 60 ``variables``, ``budget`` (:func:`budget_note`), ``question`` and
+    ``turns_left`` (1: the last turn is announced; 0: the turns are spent and the closing
+    request of :func:`final_request` follows)."""
     text = load_prompt("observation").format(
         turn=turn,
         output=truncate_output(output, max_chars) if output else "(no output)",
@@ -39,7 +77,13 @@ def observation_text(
         question=question,
         turns_left=turns_left,
     )
-    return text + LAST_TURN_NOTE if turns_left == 1 else text
+    if budget:
+        text += "\n" + budget
+    if turns_left == 1:
+        return text + LAST_TURN_NOTE
+    if turns_left <= 0:
+        return text + "\n\n" + final_request(max_turns=turn, question=question)
+    return text
 
 
 def no_code_observation(question: str) -> str:

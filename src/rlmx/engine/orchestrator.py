@@ -24,9 +24,8 @@ from ..store.base import ExecutionRecord, utcnow
 from ..types import Status
 from .answer import outcome
 from .blocks import parse_response
-from .observation import no_code_observation, observation_text
+from .observation import budget_note, final_request, no_code_observation, observation_text
 from .prompting import root_messages
-from .prompts import load_prompt
 from .resolver import ToolResolverImpl
 from .sandboxing import MAX_STORED_SNAPSHOT_BYTES, local_repl, shared_snapshot_key, snapshot_key, warn_sandbox
 from .schema import OutputSchema
@@ -246,13 +245,12 @@ class Engine:
         tree, opts = st.tree, self.options
         budgets = tree.budgets
         messages = root_messages(st.spec, question, opts, budgets, st.depth, schema)
-        last_output = ""
         first_turn = 1
         if resume is not None:
             point = await resume.restore(self, st, repl, resolver, schema)
             if point.outcome is not None:
                 return point.outcome
-            messages, first_turn, last_output = point.messages, point.next_turn, point.last_output
+            messages, first_turn = point.messages, point.next_turn
         for turn in range(first_turn, budgets.max_turns + 1):
             await tree.acheck_stop()
             st.turn = turn
@@ -283,9 +281,10 @@ class Engine:
                     error, final = f"SchemaError: {e}", None
             if step is None and final is None:
                 observation = no_code_observation(question)
+                if turn == budgets.max_turns:
+                    observation += "\n\n" + final_request(max_turns=turn, question=question)
             else:
                 output = step.stdout if step else ""
-                last_output = output or last_output
                 observation = observation_text(
                     turn=turn,
                     output=output,
@@ -295,6 +294,7 @@ class Engine:
                     question=question,
                     turns_left=budgets.max_turns - turn,
                     max_chars=opts.output_max_chars,
+                    budget=budget_note(tree.tracker.left(), budgets),
                 )
             t_total = time.monotonic() - t0
             record = {
@@ -342,7 +342,7 @@ class Engine:
                 {"role": "assistant", "content": completion.text},
                 {"role": "user", "content": observation},
             ]
-        return await self._final_call(st, repl, resolver, messages, question, schema, last_output)
+        return await self._final_call(st, repl, resolver, messages, question, schema)
 
     async def _final_call(
         self,
@@ -352,12 +352,16 @@ class Engine:
         messages: list[Message],
         question: str,
         schema: OutputSchema | None,
-        last_output: str,
     ) -> ExecutionOutcome:
-        """Max turns spent: one last root call asks for the answer (issue 2, item 4)."""
+        """Max turns spent: one last root call answers the closing request that ends the last
+        observation in ``messages`` (:func:`.observation.observation_text`). Its answer is
+        the model's: a ``FINAL`` (in text or code), else its prose — never the REPL's output."""
         await st.tree.acheck_stop()
-        ask = load_prompt("final_request").format(max_turns=st.tree.budgets.max_turns, question=question)
-        completion = await st.tree.root_lm.complete([*messages, {"role": "user", "content": ask}])
+        ask = final_request(max_turns=st.tree.budgets.max_turns, question=question)
+        last = messages[-1] if messages else None
+        if last is None or last.get("role") != "user" or ask not in str(last.get("content") or ""):
+            messages = [*messages, {"role": "user", "content": ask}]  # a trace from before the request was inlined
+        completion = await st.tree.root_lm.complete(messages)
         parsed = parse_response(completion.text)
         final: FinalSignal | None = None
         code = parsed.code or (f"FINAL_VAR({parsed.final_var!r})" if parsed.final_var else None)
@@ -368,7 +372,7 @@ class Engine:
             st.log_spans(step.span_log)
             final = step.final
         if final is None:
-            final = FinalSignal(kind="FINAL", answer=parsed.prose or last_output[-2000:])
+            final = FinalSignal(kind="FINAL", answer=(parsed.prose or "").strip())  # no prose: no answer
         await asyncio.to_thread(
             self.store.meta.add_turn,
             st.execution_id,

@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     from .schema import OutputSchema
     from .state import EngineOptions
 
-__all__ = ["PROMPT_DOCS", "context_description", "context_summary", "root_messages", "root_system_prompt"]
+__all__ = [
+    "PROMPT_DOCS",
+    "chunk_chars",
+    "context_description",
+    "context_summary",
+    "first_user_message",
+    "root_messages",
+    "root_system_prompt",
+]
 
 
 PROMPT_DOCS = 50
@@ -43,6 +51,15 @@ def context_summary(spec: ContextSpec, offset: int = 0, limit: int = PROMPT_DOCS
         "docs": [{"index": offset + i, "name": d.name, "length": _length(d)} for i, d in enumerate(page)],
         "next_offset": nxt if nxt < len(spec.docs) else None,
     }
+
+
+def chunk_chars(sub_lm_chars: int) -> int:
+    """The chunk size in characters the prompt advises for aggregation: a quarter of what
+    the sub-LM reads in one prompt (``sub_lm_chars``, characters), so that its instructions
+    fit and it reads carefully, rounded to thousands, between 4,000 and 100,000. The
+    paper (arXiv 2512.24601, Appendix C) gives its sub-LM "about 500K characters" and
+    chunks well below that; the quarter is our choice, not the paper's."""
+    return max(4_000, min(100_000, (sub_lm_chars // 4) // 1000 * 1000))
 
 
 def context_description(spec: ContextSpec) -> dict[str, Any]:
@@ -110,13 +127,25 @@ def root_system_prompt(
             else "is a plain sub-LM call here (maximum recursion depth reached)."
         )
     submit = load_prompt("submit_help").format(schema=json.dumps(schema.json_schema)) if schema else ""
+    if budgets.max_sub_calls == 0:
+        strategy = load_prompt("strategy_no_sub")
+    else:
+        size = chunk_chars(options.sub_lm_chars)
+        code = load_prompt("chunk_text" if spec.kind == "text" else "chunk_corpus").format(size=size)
+        strategy = load_prompt("strategy").format(chunk_chars=size, chunking_code=code.rstrip("\n"))
     return load_prompt("root_system").format(
         **context_description(spec),
         sub_lm_help=sub_help,
         output_chars=f"{options.output_max_chars:,}",
         rlm_query_help=rlm_help,
         submit_help=submit,
+        strategy=strategy.rstrip("\n"),
     )
+
+
+def first_user_message(question: str) -> str:
+    """The user message of turn 1: the question and how to start (``first_turn.md``)."""
+    return load_prompt("first_turn").format(question=question)
 
 
 def root_messages(
@@ -130,5 +159,5 @@ def root_messages(
     """``[system, user]`` for turn 1 of an execution (see :func:`root_system_prompt`)."""
     return [
         {"role": "system", "content": root_system_prompt(spec, options, budgets, depth, schema)},
-        {"role": "user", "content": load_prompt("first_turn").format(question=question)},
+        {"role": "user", "content": first_user_message(question)},
     ]

@@ -4,8 +4,11 @@ A :class:`RuntimeExecution` keeps one REPL alive between the client's requests. 
 is a turn: it runs in the REPL, is persisted (``add_turn``, with ``"mode": "runtime"``)
 before the next can start, and its span log feeds citations exactly as in answerer mode.
 ``FINAL``/``SUBMIT`` in a step ends the execution (COMPLETED, citations derived from the
-span log); a step that reaches ``max_turns`` without one ends it MAX_TURNS_EXCEEDED; a
-spent budget ends it BUDGET_EXCEEDED.
+span log). After the ``max_turns``-th step without one, the step answer carries the closing
+request (``final_request``, as answerer mode sends its root LM) and one more, closing step
+is taken: its ``FINAL`` is the answer, and the execution ends MAX_TURNS_EXCEEDED either way
+(with no answer when it gave none: a raw output is never an answer). A spent budget ends it
+BUDGET_EXCEEDED.
 
 Sub-calls inside a step (``llm_query``, ``llm_query_batched``, ``rlm_query``) are tool
 requests. With ``client_tools=False`` the server resolves them at once with its models
@@ -36,12 +39,13 @@ from ..sandbox.base import REPL, ContextSpec, FinalSignal, StepResult, ToolReque
 from ..store.base import ExecutionRecord, utcnow
 from ..types import Status
 from .blocks import step_code
-from .observation import observation_text
+from .observation import final_request
 from .orchestrator import Engine, ExecutionOutcome, ExecutionState, Tree
-from .prompting import PROMPT_DOCS, context_summary, root_system_prompt
+from .prompting import PROMPT_DOCS, context_summary, first_user_message, root_system_prompt
 from .resolver import ToolResolverImpl
 from .resume import ReplayResolver, abandon_in_flight, replay_turns, restore_logs, stored_usage
 from .runtime_tools import SERVER, PendingTools, RuntimeConflict, ToolResultError
+from .runtime_view import step_answer
 from .schema import OutputSchema
 
 __all__ = ["RuntimeConflict", "RuntimeExecution", "ToolResultError"]
@@ -168,6 +172,10 @@ class RuntimeExecution:
         output schema (the client plays the root LM)."""
         return root_system_prompt(self.spec, self.engine.options, self.tree.budgets, 0, self.schema)
 
+    def first_message(self) -> str:
+        """The first user message answerer mode sends its root LM (the question)."""
+        return first_user_message(self.question)
+
     def context(self, offset: int = 0, limit: int = PROMPT_DOCS) -> dict[str, Any]:
         """Document count, total characters, and a page of ``{index, name, length}``."""
         return context_summary(self.spec, offset, limit)
@@ -192,9 +200,9 @@ class RuntimeExecution:
                 )
             assert self.repl is not None
             await self.tree.acheck_stop()
-            self.turn += 1
+            self.turn += 1  # max_turns + 1: the closing step (see _commit)
             self.state.turn = self.turn
-            self.tree.tracker.turns = self.turn
+            self.tree.tracker.turns = min(self.turn, self.tree.budgets.max_turns)
             self._code, self._t0 = code, time.monotonic()
             self.tree.emit("turn_started", execution_id=self.execution_id, depth=0, turn=self.turn)
             self._task = asyncio.create_task(self.repl.run(code, turn=self.turn, resolver=self._dispatch))
@@ -286,10 +294,13 @@ class RuntimeExecution:
                 fields = self.schema.validate(final)
             except SchemaError as e:
                 error, final = f"SchemaError: {e}", None
+        max_turns = self.tree.budgets.max_turns
+        closing = self.turn > max_turns
         record = {
             "turn": self.turn,
             "depth": 0,
             "mode": "runtime",
+            **({"final_request": final_request(max_turns=max_turns, question=self.question)} if closing else {}),
             "code": self._code,
             "stdout": step.stdout,
             "error": error,
@@ -320,14 +331,15 @@ class RuntimeExecution:
                 error=str(self.tree.tracker.exceeded),
             )
         elif final is not None:
-            outcome = self.engine._finish(st, self.resolver, final, Status.COMPLETED, fields)
-        elif self.turn >= self.tree.budgets.max_turns:
+            status = Status.MAX_TURNS_EXCEEDED if closing else Status.COMPLETED
+            outcome = self.engine._finish(st, self.resolver, final, status, fields)
+        elif closing:  # the closing step gave no answer: none is made up from its output
             outcome = ExecutionOutcome(
                 self.execution_id,
                 Status.MAX_TURNS_EXCEEDED,
-                step.stdout[-2000:],
+                "",
                 [],
-                error=f"the turn budget of {self.tree.budgets.max_turns} steps is spent",
+                error=f"the turn budget of {max_turns} steps is spent and the closing step did not call FINAL",
             )
         if outcome is not None:
             await asyncio.to_thread(self.finish, outcome)
@@ -363,39 +375,4 @@ class RuntimeExecution:
         final: FinalSignal | None = None,
         outcome: ExecutionOutcome | None = None,
     ) -> dict[str, Any]:
-        """The step answer; ``stdout`` and ``span_log`` are whole (the service drops them
-        unless asked), ``observation`` is what the root LM would read in answerer mode."""
-        turns_left = max(0, self.tree.budgets.max_turns - self.turn)
-        observation = None
-        if step is not None:
-            observation = observation_text(
-                turn=self.turn,
-                output=step.stdout,
-                error=error,
-                notes=step.notes,
-                variables=step.variables,
-                question=self.question,
-                turns_left=turns_left,
-                max_chars=self.engine.options.output_max_chars,
-            )
-        return {
-            "execution_id": self.execution_id,
-            "turn": self.turn,
-            "status": self.status.value,
-            "waiting": waiting,
-            "success": None if step is None else error is None,
-            "observation": observation,
-            "turns_left": turns_left,
-            "last_turn": turns_left == 1 and self.status is Status.RUNNING,
-            "budget_left": self.tree.tracker.left(),
-            "stdout": step.stdout if step else "",
-            "error": error,
-            "timed_out": step.timed_out if step else False,
-            "span_log": [e.model_dump() for e in step.span_log] if step else [],
-            "variables": step.variables if step else [],
-            "tool_requests": self.pending_requests() if waiting else [],
-            "final": final.model_dump() if final else None,
-            "answer": outcome.text if outcome else None,
-            "citations": [c.model_dump() for c in outcome.citations] if outcome else [],
-            "fields": outcome.fields if outcome else None,
-        }
+        return step_answer(self, step, waiting=waiting, error=error, final=final, outcome=outcome)

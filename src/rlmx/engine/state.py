@@ -53,6 +53,9 @@ class EngineOptions:
     repl_output_cap_chars: int = 2_000_000
     sub_lm_chars: int = 500_000
 
+    """What one sub-LM prompt may carry, in characters (the prompt says so; its chunk size
+    for aggregation is a quarter of it): ``RLM`` sets it from the sub-LM's window
+    (:func:`rlmx.lm.windows.prompt_chars`)."""
 
 @dataclass
 class ExecutionOutcome:

@@ -59,6 +59,7 @@ from .protocol import Broken, Channel, Violation, bytes_limit, describe_exit, li
 from .restore import restore_snapshot
 from .snapshot import Sealer, Snapshot
 from .steps import QuotaExceeded, StepLimits, run_step
+from .unsaved import UnsavedNotes
 from .workspace import enforce_quota, make_workspace, remove_workspace, workspace_usage
 
 __all__ = ["Launched", "LocalREPL", "child_env"]
@@ -112,7 +113,7 @@ class LocalREPL(REPL):
         self.workspace: str | None = None
         self._snapshot = snapshot
         self._pending_notes: list[str] = []
-        self._unsaved_told: set[str] = set()
+        self._unsaved = UnsavedNotes()
         self._variables: list[str] = []
         self._proc: Launched | None = None
         self._log_fd: int | None = None  # the current process's stdout/stderr (see outputlog)
@@ -301,14 +302,15 @@ class LocalREPL(REPL):
                 how = f"restarted (its process had exited: {describe_exit(info)})"
                 note, dropped = await self._restore(how)
                 self._pending_notes += [f"[rlmx: {note}]", *dropped]
-            notes, self._pending_notes = self._pending_notes, []
+            notes, self._pending_notes = self._pending_notes + self._unsaved.before(code), []
             rejected = guard.check(code, f"<repl-{turn}>", guard=self.policy.ast_guard)
             if rejected is not None:
                 return StepResult(error=rejected, variables=list(self._variables), notes=notes)
             t0 = time.monotonic()
             try:
                 result, snap = await self._step(code, turn, resolver)
-                kept = self._keep_snapshot(turn, snap) if snap is not None else []
+                if snap is not None:
+                    self._keep_snapshot(turn, snap)
             except asyncio.CancelledError:
                 await self._teardown()  # the worker is mid-step: the next run starts afresh
                 self._pending_notes.append("[rlmx: the previous step was cancelled; the REPL was restarted]")
@@ -361,7 +363,6 @@ class LocalREPL(REPL):
                     variables=list(self._variables),
                 )
             result.duration_s = time.monotonic() - t0
-            notes += kept
             quota = await asyncio.to_thread(enforce_quota, self.workspace, self.policy.workspace_mb, self._log_fd)
             if quota and result.final is None:
                 result.error = (result.error + "\n" if result.error else "") + quota.lstrip("; ")
@@ -369,12 +370,12 @@ class LocalREPL(REPL):
             self._variables = list(result.variables)
             return result
 
-    def _keep_snapshot(self, turn: int, snap: dict[str, Any]) -> list[str]:
-        """Seal the step's snapshot delta; returns a note naming newly unsaveable variables.
+    def _keep_snapshot(self, turn: int, snap: dict[str, Any]) -> None:
+        """Seal the step's snapshot delta and note what it could not save (:class:`UnsavedNotes`).
         Raises :class:`~rlmx.sandbox.protocol.Violation` when the delta is malformed or the sealed snapshot would
         grow past :meth:`_bytes_limit` (the REPL keeps its own total under the limit)."""
         if not self.policy.snapshots:
-            return []
+            return
         changed, deleted, unsaved = parse_delta(snap)
         sealed = self.sealer.apply(self._snapshot, turn, changed, deleted, unsaved)
         if sealed.size > self._bytes_limit():
@@ -383,12 +384,7 @@ class LocalREPL(REPL):
                 f"{self.policy.snapshot_max_mb} MB"
             )
         self._snapshot = sealed
-        new = sorted(set(unsaved) - self._unsaved_told)
-        self._unsaved_told = set(unsaved)
-        if not new:
-            return []
-        items = ", ".join(f"{k} ({unsaved[k]})" for k in new)
-        return [f"[rlmx: not saved in the REPL's snapshot, so lost if the REPL restarts: {items}]"]
+        self._unsaved.saw(unsaved)
 
     async def _step(self, code: str, turn: int, resolver: ToolResolver) -> tuple[StepResult, dict[str, Any] | None]:
         assert self._channel is not None

@@ -270,8 +270,9 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
         """Run one step (Python code, bare or in a ```repl block) in a runtime execution's
         REPL: `observation` (the output, head + tail when long, as rlmx's root LM sees it),
         `turns_left`, `last_turn`, `budget_left`, error, waiting tool requests, and the final
-        answer with citations when the code calls FINAL. include=["stdout"] adds the whole
-        output, ["span_log"] the span log."""
+        answer with citations when the code calls FINAL. After the last turn, `final_request`
+        asks for the answer: one closing step with FINAL(...) gives it. include=["stdout"]
+        adds the whole output, ["span_log"] the span log."""
 
         async def run() -> dict[str, Any]:
             return await service.step(tenant, execution_id, code, set(include or ()))

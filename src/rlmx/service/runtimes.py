@@ -139,6 +139,7 @@ class RuntimesMixin(ExecutionsMixin):
             "status": Status.RUNNING.value,
             "sub_calls": "client" if rt.client_tools else "server",
             "prompt": rt.prompt(),
+            "first_message": rt.first_message(),
             "context": rt.context(),
         }
 
@@ -158,7 +159,12 @@ class RuntimesMixin(ExecutionsMixin):
             )
         rt = self.runtimes.get(eid)
         if rt is not None:
-            return {"execution_id": eid, "prompt": rt.prompt(), "context": rt.context(offset, limit)}
+            return {
+                "execution_id": eid,
+                "prompt": rt.prompt(),
+                "first_message": rt.first_message(),
+                "context": rt.context(offset, limit),
+            }
         corpus = self.meta.get_corpus(rec.corpus_id)
         rlm = self.make_rlm(sx.request.get("models"), sx.request.get("budgets"), tenant=tenant)
         rt = self._runtime(eid, rlm, corpus, sx.request)  # not opened: no REPL starts

@@ -246,12 +246,14 @@ class ContextOut(BaseModel):
 class RuntimeAccepted(ExecutionAccepted):
     sub_calls: Literal["server", "client"]
     prompt: str = Field(description="The root system prompt answerer mode sends for this corpus and budgets.")
+    first_message: str = Field(description="The first user message answerer mode sends: the question, to start.")
     context: ContextOut
 
 
 class PromptOut(BaseModel):
     execution_id: str
     prompt: str
+    first_message: str
     context: ContextOut
 
 
@@ -321,6 +323,11 @@ class StepOut(BaseModel):
     )
     turns_left: int
     last_turn: bool = Field(description="The next step is the last one: end it with FINAL(...).")
+    final_request: str | None = Field(
+        None,
+        description="The turns are spent: the closing request (as answerer mode sends its root LM). The next "
+        "step is the closing one: its FINAL(...) is the answer, and the execution ends MAX_TURNS_EXCEEDED.",
+    )
     budget_left: BudgetLeft
     stdout: str | None = Field(None, description="The whole stdout: only with ?include=stdout.")
     error: str | None
