@@ -99,6 +99,20 @@ def test_mcp_tools_end_to_end(tmp_path: Path, small_corpus: Path):
             missing = await c.call_tool("run_step", {"execution_id": "exe_nope", "code": "1"})
             assert missing.is_error and "404" in missing.content[0].text
 
+            # the runtime contract over MCP: prompt and first message, truncated observations,
+            # the whole output on request, the closing request after the last turn
+            args = {"session_id": sid, "question": "What rebuilt Europe?", "max_turns": 1}
+            rt = _data(await c.call_tool("start_runtime", args))
+            assert "'alpha.txt'" in rt["prompt"] and "What rebuilt Europe?" in rt["first_message"]
+            assert rt["context"]["n_docs"] == 3
+            big = {"execution_id": rt["execution_id"], "code": "```repl\nprint('a' * 300_000)\n```"}
+            step = _data(await c.call_tool("run_step", {**big, "include": ["stdout"]}))
+            assert step["stdout"] == "a" * 300_000 + "\n" and "characters cut" in step["observation"]
+            assert step["turns_left"] == 0 and step["final_request"] and step["status"] == "RUNNING"
+            step = _data(await c.call_tool("run_step", {**big, "code": "FINAL(context.grep('Marshall Plan')[0].text)"}))
+            assert step["status"] == "MAX_TURNS_EXCEEDED" and step["answer"] == "Marshall Plan" and step["citations"]
+            assert step.get("stdout") is None
+
     asyncio.run(run())
     # the same store and tenant over HTTP
     k, _ = svc.keys.create("local")

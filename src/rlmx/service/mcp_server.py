@@ -247,18 +247,22 @@ def build_mcp_server(service: Service, tenant: str, *, transport: Literal["stdio
         question: str | None = None,
         sub_calls: Literal["server", "client"] = "server",
         sub_model: str | None = None,
+        max_turns: int | None = None,
     ) -> dict[str, Any]:
         """Start a runtime execution: you are the root LM and run Python steps in a REPL
         whose `context` is the session's documents (llm_query, FINAL, ... as in rlmx). The
         answer's `prompt` is the root system prompt rlmx gives its own root LM (read it: it
-        names the documents and the REPL's helpers); `context` has the document count, total
-        characters and the first documents' names and lengths.
+        names the documents and the REPL's helpers) and `first_message` its first user
+        message; `context` has the document count, total characters and the first documents'
+        names and lengths. max_turns: the step budget (default 30).
         sub_calls="client": llm_query inside a step waits for your answer (resolve_tools)."""
 
         async def run() -> dict[str, Any]:
             request: dict[str, Any] = {"sub_calls": sub_calls, "models": {"sub": sub_model}}
             if question:
                 request["question"] = question
+            if max_turns is not None:
+                request["budgets"] = {"max_turns": max_turns}
             return await service.create_runtime(tenant, session_id, request)
 
         return await _call(run)
