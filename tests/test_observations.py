@@ -94,6 +94,7 @@ def test_near_budgets_are_said_and_far_ones_are_not(small_corpus: Path):
         "Budget nearly spent: 2 of 10 sub-calls left. Finish with what you have, or spend the rest carefully."
     )
     assert budget_note({**left, "sub_calls": 3}, b) is None and budget_note(left, Budgets()) is None
+    assert budget_note({**left, "sub_calls": 3, "wall_seconds": 1.0}, b) is None  # no clock in observations
 
     root = ScriptedLM([repl("r = llm_query_batched(['a', 'b', 'c', 'd'])"), repl("FINAL(r[0])")])
     RLM(model=root, sub_model=ScriptedLM(lambda m: "ok"), budgets={"max_sub_calls": 5}).ask(small_corpus, "q?")

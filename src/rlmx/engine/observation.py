@@ -27,14 +27,17 @@ _BUDGETS = (  # (key of BudgetTracker.left(), Budgets field, how to say it)
     ("sub_calls", "max_sub_calls", "{left:,} of {limit:,} sub-calls"),
     ("tokens", "max_total_tokens", "{left:,} of {limit:,} tokens"),
     ("cost_usd", "max_cost_usd", "${left:.4f} of ${limit:g}"),
-    ("wall_seconds", "max_wall_seconds", "{left:.0f} of {limit:g} seconds"),
 )
+# Wall seconds are left out on purpose: observations are a pure function of what the steps
+# did (docs/architecture.md), so that identical runs send identical root messages (the LLM
+# cache hits, a resumed execution replays without paying again); a clock reading is not.
 
 
 def budget_note(left: Mapping[str, Any], budgets: Budgets) -> str | None:
     """One line naming each tree-wide budget with at most :data:`NEAR_FRACTION` of it left
-    (``left``: :meth:`~rlmx.engine.budget.BudgetTracker.left`; sub-calls, tokens, USD,
-    seconds), or None when none is near. Turns are said by the observation itself."""
+    (``left``: :meth:`~rlmx.engine.budget.BudgetTracker.left`; sub-calls, tokens, USD —
+    not wall seconds, see above), or None when none is near. Turns are said by the
+    observation itself."""
     near = []
     for key, field, say in _BUDGETS:
         limit, rest = getattr(budgets, field), left.get(key)
