@@ -42,26 +42,26 @@ def _code(source: str | None) -> Markup:
     return Markup(highlight(source or "", _LEXER, _FORMATTER))
 
 
-def _usd(v: float | None) -> str:
+def _usd(v: object) -> str:
     if v is None:
         return "unknown"
+    if not isinstance(v, int | float):
+        return "–"
     return f"${v:.4f}" if v < 100 else f"${v:,.2f}"
 
 
-def _secs(v: float | None) -> str:
-    if v is None:
+def _secs(v: object) -> str:
+    if not isinstance(v, int | float):
         return "–"
     return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s"
 
 
 def _num(v: object) -> str:
-    if v is None:
-        return "–"
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return "–" if v is None or not isinstance(v, str) else v
     if isinstance(v, float) and not v.is_integer():
         return f"{v:,.4f}"
-    if isinstance(v, int | float):
-        return f"{int(v):,}"
-    return str(v)
+    return f"{int(v):,}"
 
 
 def _pct(part: float, whole: float) -> str:
