@@ -93,16 +93,27 @@ def _passages(rlm: RLM, corpus: CorpusRecord, query: str, k: int) -> list[tuple[
     from ..corpus.corpus_index import ensure_index
     from ..corpus.index import SearchIndex
 
-    doc = corpus.documents[0]
     store = rlm.store
+    docs = {d.doc_id: d for d in corpus.documents}
     index = SearchIndex(ensure_index(corpus, store), readonly=True, immutable=True)
-    idx = store.blobs.local_path(doc.index_key) if doc.index_key else None
-    reader = TextReader(store.blobs.local_path(doc.text_key), doc.length_chars, idx)
+    readers: dict[str, TextReader] = {}
     try:
-        rows = index.search(query, k, doc_ids=[d.doc_id for d in corpus.documents])
-        return [(r.start, r.end, reader.read(r.start, r.end)) for r in rows if r.doc_id == doc.doc_id]
+        rows = index.search(query, k, doc_ids=list(docs))
+        out = []
+        for r in rows:
+            doc = docs.get(r.doc_id)
+            if doc is None:
+                continue
+            if doc.doc_id not in readers:
+                idx = store.blobs.local_path(doc.index_key) if doc.index_key else None
+                readers[doc.doc_id] = TextReader(store.blobs.local_path(doc.text_key), doc.length_chars, idx)
+            text = readers[doc.doc_id].read(r.start, r.end)
+            # a corpus of several documents (a folder): say which one each passage is from
+            out.append((r.start, r.end, f"### File: {doc.name}\n{text}" if len(docs) > 1 else text))
+        return out
     finally:
-        reader.close()
+        for reader in readers.values():
+            reader.close()
         index.close()
 
 

@@ -5,7 +5,9 @@ method; cost distribution per method).
 
 Statistics: the score of a group is the mean of its tasks' scores (each in [0, 1]); costs
 are USD per task, mean ± sample standard deviation (0 for one task); a group with any
-task of unknown cost has an unknown cost. Plots need matplotlib (``pip install
+task of unknown cost has an unknown cost. The cited-evidence rate of a group (``docqa``) is
+the mean of its rows' ``evidence_cited`` (1 when the answer's citations hold all the task's
+evidence), over the rows that have one (``base`` / ``retrieval`` do not cite). Plots need matplotlib (``pip install
 'rlmx[bench]'``); without it :meth:`Report.plots` returns no files and says why.
 """
 
@@ -24,7 +26,7 @@ from .tasks import format_length
 
 __all__ = ["Group", "Report", "build_report", "load_results"]
 
-_FAMILY_ORDER = ("sniah", "oolong", "oolong-pairs", "codeqa")
+_FAMILY_ORDER = ("sniah", "oolong", "oolong-pairs", "codeqa", "docqa")
 
 
 def load_results(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -66,12 +68,14 @@ class Group:
     completed: int
     truncated: int
     cached_calls: int
+    evidence_cited: float | None = None
 
     @classmethod
     def of(cls, method: str, family: str, length: int | None, rows: list[dict[str, Any]]) -> Group:
         costs = [r["cost_usd"] for r in rows]
         known = None if any(c is None for c in costs) else [float(c) for c in costs]
         scores = [float(r["score"]) for r in rows]
+        cited = [float(r["evidence_cited"]) for r in rows if r.get("evidence_cited") is not None]
         return cls(
             method=method,
             family=family,
@@ -89,6 +93,7 @@ class Group:
             completed=sum(r["status"] == "COMPLETED" for r in rows),
             truncated=sum(bool(r.get("truncated")) for r in rows),
             cached_calls=sum(int(r.get("cached_calls") or 0) for r in rows),
+            evidence_cited=statistics.fmean(cited) if cited else None,
         )
 
     def cost_text(self) -> str:
@@ -155,6 +160,16 @@ class Report:
                 cells.append("—" if g is None else f"{g.score:.3f} ({g.cost_text()})")
             out.append(f"| {m} | " + " | ".join(cells) + " |")
         out.append("")
+        cited = [g for g in self.groups if g.evidence_cited is not None]
+        if cited:
+            out += ["## Cited evidence", "", "Share of answers whose citations hold all of the task's evidence.", ""]
+            out += ["| method | family | tasks | score | cited evidence |", "|---|---|---|---|---|"]
+            out += [
+                f"| {g.method} | {g.family} | {g.n} | {g.score:.3f} | {g.evidence_cited:.3f} |"
+                for g in cited
+                if g.evidence_cited is not None
+            ]
+            out.append("")
         out.append("## Score by context length")
         out.append("")
         out.append("| family | length (tokens) | " + " | ".join(self.methods) + " |")

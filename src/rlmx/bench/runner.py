@@ -5,18 +5,28 @@ Models: ``model`` / ``sub_model`` are specs as for ``rlmx ask`` (resolved the sa
 With the ``baseline`` root the run is offline (:mod:`rlmx.bench.offline`): the root is the
 family's scripted policy, ``base`` / ``retrieval`` use the offline reader, and the sub-LM
 is the oracle labeller for ``oolong`` / ``oolong-pairs`` (``sub_model="oracle"`` asks for it
-with any root) and the ``baseline`` extractive sub-LM otherwise.
+with any root) and the ``baseline`` extractive sub-LM otherwise; ``docqa``'s offline root is
+its evidence oracle (:mod:`rlmx.bench.docqa_oracle`).
+
+A folder task (``docqa``) is ingested once per run (rlmx's folder ingestion, its default
+skip rules) and fails with an error row when the ingested documents no longer match its
+``context_sha256``; ``base`` gets the documents' texts one after another, each under a
+``### File: <name>`` line.
 
 A result row (JSON): ``task_id, family, length_tokens, context_chars, seed, kind, method,
 root_model, sub_model, status, score, answer, gold, input_tokens, output_tokens, cost_usd``
 (USD, None when a price is unknown), ``cached_calls, turns, sub_calls, wall_s`` (the
 method's wall seconds, ingestion excluded), ``ingest_s, truncated, execution_id, error,
-rlmx_version, generator``.
+rlmx_version, generator``; for tasks with evidence (``docqa``) also ``citations`` (the
+answer's SpanRefs, as ``rlmx ask --json`` gives them: ``rlmx verify`` takes a row) and
+``evidence_cited`` (1.0 / 0.0, :func:`rlmx.bench.scoring.evidence_cited`; None for ``base``
+and ``retrieval``, which do not cite).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -26,17 +36,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..errors import RlmxError
+from ..errors import ConfigError, RlmxError
 from ..lm.base import LMClient
 from ..lm.registry import make_client, resolve_models
 from ..types import Budgets, Status, Usage
+from .docqa_oracle import DocQAOracleLM
 from .methods import METHODS, method_budgets, run_direct, window_tokens
 from .offline import OfflineReaderLM, OracleLabelLM, offline_root
-from .scoring import score
-from .tasks import Task
+from .scoring import evidence_cited, score
+from .tasks import Task, corpus_fingerprint
 
 if TYPE_CHECKING:
     from ..api import RLM
+    from ..corpus.records import CorpusRecord
 
 __all__ = ["BenchRunner", "RunConfig", "parse_methods"]
 
@@ -101,7 +113,9 @@ class BenchRunner:
         self.offline = root.split(":")[0] == "baseline"
         self.sub_spec = "oracle" if oracle else sub
         self.oracle = OracleLabelLM()
+        self.docqa_oracle = DocQAOracleLM()
         self._rlms: dict[tuple[str, str], tuple[RLM, LMClient]] = {}
+        self._corpora: dict[str, CorpusRecord] = {}
 
     # -- models -------------------------------------------------------------------------
     def _sub(self, family: str) -> LMClient:
@@ -117,13 +131,18 @@ class BenchRunner:
             return self.root_spec
         if method in ("base", "retrieval"):
             return "baseline:bench-reader"
-        return {"oolong": "baseline:bench-oolong", "oolong-pairs": "baseline:bench-oolong"}.get(
-            family, "baseline:bench-codeqa" if family == "codeqa" else "baseline:bm25-extractive"
-        )
+        return {
+            "oolong": "baseline:bench-oolong",
+            "oolong-pairs": "baseline:bench-oolong",
+            "codeqa": "baseline:bench-codeqa",
+            "docqa": "baseline:bench-docqa",
+        }.get(family, "baseline:bm25-extractive")
 
     def _root(self, family: str, method: str) -> LMClient:
         if method in ("base", "retrieval"):
             return OfflineReaderLM() if self.offline else make_client(self.root_spec, role="root")
+        if self.offline and family == "docqa":
+            return self.docqa_oracle
         if self.offline:
             return offline_root(family, sub_calls=method != "rlm-d0")
         return make_client(self.root_spec, role="root")
@@ -148,16 +167,45 @@ class BenchRunner:
             self._rlms[key] = (rlm, root)
         return self._rlms[key]
 
+    # -- corpora ------------------------------------------------------------------------
+    def corpus_for(self, rlm: RLM, task: Task) -> CorpusRecord:
+        """The task's corpus: its inline context stored, or its folder ingested (once per
+        run). Raises :class:`ConfigError` when a folder's documents do not match the task."""
+        if not task.corpus_path:
+            return rlm.texts(task.context)
+        corpus = self._corpora.get(task.corpus_path)
+        if corpus is None:
+            corpus = rlm.ingest(task.corpus_path)
+            self._corpora[task.corpus_path] = corpus
+        if corpus_fingerprint((d.name, d.text_sha256) for d in corpus.documents) != task.context_sha256:
+            raise ConfigError(
+                f"task {task.id}: the documents of {task.corpus_path} are not the ones its questions were made "
+                "from (files or rlmx's parsers changed): generate the tasks again"
+            )
+        return corpus
+
+    def _inline(self, rlm: RLM, task: Task, corpus: CorpusRecord) -> Task:
+        """``task`` with a folder's texts as its inline context (for ``base``)."""
+        if not task.corpus_path:
+            return task
+        blobs = rlm.store.blobs
+        text = "".join(
+            f"### File: {d.name}\n{blobs.get(d.text_key).decode('utf-8').rstrip()}\n\n" for d in corpus.documents
+        )
+        return dataclasses.replace(task, context=text)
+
     # -- running ------------------------------------------------------------------------
     async def run_one(self, task: Task, method: str) -> dict[str, Any]:
         """Run ``method`` on ``task``; returns the result row (never raises for model errors)."""
         rlm, root = self.rlm_for(task.family, method)
         if task.family in _ORACLE_FAMILIES:
             self.oracle.add(task.meta.get("labels", {}))
+        if root is self.docqa_oracle:
+            self.docqa_oracle.add(task)
         out = _Outcome(root_spec=root.spec, sub_model="" if method in ("base", "retrieval") else rlm.sub_spec)
         t0 = time.perf_counter()
         try:
-            corpus = rlm.texts(task.context)
+            corpus = self.corpus_for(rlm, task)
             out.ingest_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             if method in ("base", "retrieval"):
@@ -165,7 +213,7 @@ class BenchRunner:
                     rlm,
                     root,
                     method,
-                    task,
+                    self._inline(rlm, task, corpus) if method == "base" else task,
                     corpus,
                     window=window_tokens(root.spec, self.config.window_tokens),
                     top_k=self.config.top_k,
@@ -177,6 +225,9 @@ class BenchRunner:
                 answer = await rlm.aask(corpus, task.question)
                 out.set(answer.execution_id, answer.status, answer.text, answer.usage, answer.error)
                 out.extra.update(truncated=False, max_depth_reached=answer.usage.max_depth_reached)
+                if "evidence" in task.meta:
+                    cites = [c.model_dump() for c in answer.citations]
+                    out.extra.update(citations=cites, evidence_cited=evidence_cited(cites, task.meta["evidence"]))
         except RlmxError as e:  # the REPL could not start, a bad configuration...
             out.error = f"{type(e).__name__}: {e}"
         out.wall_s = time.perf_counter() - t0
@@ -184,6 +235,9 @@ class BenchRunner:
 
     def _row(self, task: Task, method: str, out: _Outcome) -> dict[str, Any]:
         usage = out.usage
+        if "evidence" in task.meta and "evidence_cited" not in out.extra:  # a failed run cites nothing
+            direct = method in ("base", "retrieval")
+            out.extra.update(citations=[], evidence_cited=None if direct else 0.0)
         row = {
             "task_id": task.id,
             "family": task.family,

@@ -13,6 +13,13 @@
   the gold pairs (paper §3); both empty gives 1.
 * ``choice`` (``codeqa``): accuracy — 1 when the chosen letter is the gold one. The choice
   is ``Answer: X``, else a lone letter, else the one option whose text the answer quotes.
+* ``exact`` (``docqa``): normalised exact match — 1 when the answer (the text after the last
+  ``Answer:``, else the whole answer; or its first line) equals one of the task's accepted
+  answers (``meta["accepted"]``, else the gold) after normalising case, whitespace, quotes,
+  backticks and a trailing period.
+
+:func:`evidence_cited` is ``docqa``'s second figure: 1 when every piece of the task's
+evidence lies inside a citation of the evidence's document.
 """
 
 from __future__ import annotations
@@ -23,12 +30,15 @@ from typing import Any
 
 __all__ = [
     "choice_letter",
+    "evidence_cited",
+    "normalise_answer",
     "pairs_f1",
     "parse_number",
     "parse_pairs",
     "score",
     "score_choice",
     "score_comparison",
+    "score_exact",
     "score_label",
     "score_numeric",
     "score_substring",
@@ -138,6 +148,46 @@ def score_choice(answer: str, gold: str, options: Sequence[str] = ()) -> float:
     return 1.0 if choice_letter(answer, options) == gold else 0.0
 
 
+def normalise_answer(text: str) -> str:
+    """Lower case, one space between words, no surrounding quotes, backticks or ``*``, no
+    trailing ``.``: ``" `Foo Bar`. "`` → ``"foo bar"``."""
+    text = " ".join(text.replace("’", "'").split()).lower()
+    for _ in range(3):
+        text = text.strip().rstrip(".").strip()
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"`*":
+            text = text[1:-1]
+    return text.strip()
+
+
+def score_exact(answer: str, accepted: Sequence[str]) -> float:
+    """1.0 when the answer matches one of ``accepted`` (see the module doc), else 0.0."""
+    want = {normalise_answer(a) for a in accepted if str(a).strip()}
+    tail = _after_marker(answer, ["Answer:"])
+    text = tail if tail is not None else answer
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    tries = {normalise_answer(text)} | ({normalise_answer(lines[0])} if lines else set())
+    return 1.0 if want & tries else 0.0
+
+
+def evidence_cited(citations: Sequence[dict[str, Any]], evidence: Sequence[dict[str, Any]]) -> float:
+    """1.0 when every evidence piece ``{"doc", "text"}`` lies (whitespace-normalised) inside
+    the ``text`` of a citation ``{"doc_name", "text"}`` of the same document; 0.0 otherwise
+    (and for no evidence)."""
+    if not evidence:
+        return 0.0
+
+    def flat(s: str) -> str:
+        return " ".join(s.split())
+
+    for ev in evidence:
+        piece = flat(str(ev.get("text", "")))
+        if not piece or not any(
+            c.get("doc_name") == ev.get("doc") and piece in flat(str(c.get("text", ""))) for c in citations
+        ):
+            return 0.0
+    return 1.0
+
+
 def score(answer_type: str, answer: str | None, gold: Any, meta: dict[str, Any] | None = None) -> float:
     """Score ``answer`` against ``gold`` with the scorer of ``answer_type``; a missing
     answer scores 0. Raises ValueError for an unknown type."""
@@ -154,4 +204,6 @@ def score(answer_type: str, answer: str | None, gold: Any, meta: dict[str, Any] 
         return pairs_f1(text, gold)
     if answer_type == "choice":
         return score_choice(text, str(gold), (meta or {}).get("options", ()))
+    if answer_type == "exact":
+        return score_exact(text, (meta or {}).get("accepted") or [str(gold)])
     raise ValueError(f"unknown answer_type {answer_type!r}")

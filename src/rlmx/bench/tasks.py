@@ -2,7 +2,10 @@
 
 A task file holds one JSON object per line (:class:`Task`): the context itself, its
 ``context_sha256`` (``"sha256:" + hex`` over the UTF-8 of the context, as DESIGN.md
-checksums), the question, the gold ``answer`` and how to score it (``answer_type``).
+checksums), the question, the gold ``answer`` and how to score it (``answer_type``). A task
+over a folder (``docqa``) carries ``corpus_path`` instead of the text: its context is that
+folder as ``rlmx ingest`` takes it, and its ``context_sha256`` is
+:func:`corpus_fingerprint` of the ingested documents (checked when the task runs).
 Generators are deterministic: the same family, seed, lengths and data give byte-identical
 files. Lengths are in tokens at ≈ 4 characters a token (DESIGN.md library table);
 ``"8k"`` is 8 × 1,024 tokens and ``"1m"`` 1,048,576 tokens, as RULER counts them.
@@ -26,6 +29,7 @@ __all__ = [
     "GENERATOR_VERSION",
     "Task",
     "context_sha256",
+    "corpus_fingerprint",
     "find_data_dir",
     "format_length",
     "parse_lengths",
@@ -40,12 +44,20 @@ CHARS_PER_TOKEN = 4
 GENERATOR_VERSION = "rlmx-bench/1"
 """Bumped whenever a generator's output changes for the same seed."""
 
-ANSWER_TYPES = ("substring", "numeric", "label", "comparison", "pairs", "choice")
+ANSWER_TYPES = ("substring", "numeric", "label", "comparison", "pairs", "choice", "exact")
 
 
 def context_sha256(text: str) -> str:
     """``"sha256:" + hex(sha256(text.encode("utf-8")))``."""
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def corpus_fingerprint(documents: Iterable[tuple[str, str]]) -> str:
+    """The ``context_sha256`` of a folder task: ``"sha256:" + hex`` over the JSON list of the
+    ingested documents' ``[name, text_sha256]`` in corpus order, so it changes when a file,
+    a name or a parser's output changes."""
+    pairs = [[name, sha] for name, sha in documents]
+    return context_sha256(json.dumps(pairs, ensure_ascii=False))
 
 
 @dataclass
@@ -56,7 +68,8 @@ class Task:
     ``4 × length_tokens`` characters); ``answer``: the gold answer (str, or a list of
     ``[u1, u2]`` pairs for ``oolong-pairs``); ``answer_type`` picks the scorer
     (:mod:`rlmx.bench.scoring`); ``meta``: generator details (question kind, needle depth,
-    options, withheld labels for the oracle...).
+    options, withheld labels for the oracle...). ``corpus_path``: the folder a ``docqa``
+    task's context is (``context`` is then empty; see the module doc).
     """
 
     id: str
@@ -71,19 +84,26 @@ class Task:
     meta: dict[str, Any] = field(default_factory=dict)
     context_sha256: str = ""
     generator: str = GENERATOR_VERSION
+    corpus_path: str = ""
 
     def __post_init__(self) -> None:
         if self.answer_type not in ANSWER_TYPES:
             raise ValueError(f"unknown answer_type {self.answer_type!r}; expected one of {ANSWER_TYPES}")
+        if self.corpus_path and not self.context_sha256:
+            raise ValueError("a folder task needs its corpus_fingerprint as context_sha256")
         if not self.context_sha256:
             self.context_sha256 = context_sha256(self.context)
 
     @property
     def context_chars(self) -> int:
-        return len(self.context)
+        """Characters of the context (a folder task's: of its documents, from ``meta``)."""
+        return int(self.meta.get("corpus_chars", 0)) if self.corpus_path else len(self.context)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+        data = asdict(self)
+        if not self.corpus_path:  # the other families' files stay byte-identical
+            del data["corpus_path"]
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Task:
@@ -105,7 +125,8 @@ def write_tasks(tasks: Iterable[Task], path: str | Path) -> int:
 
 def read_tasks(path: str | Path, *, verify: bool = True) -> Iterator[Task]:
     """Yield the tasks of a JSONL file. With ``verify``, a context whose sha256 does not
-    match its ``context_sha256`` raises :class:`ConfigError` (an edited or truncated file)."""
+    match its ``context_sha256`` raises :class:`ConfigError` (an edited or truncated file);
+    a folder task's fingerprint is checked when it runs (:mod:`rlmx.bench.runner`)."""
     p = Path(path)
     try:
         fh = p.open(encoding="utf-8")
@@ -119,7 +140,7 @@ def read_tasks(path: str | Path, *, verify: bool = True) -> Iterator[Task]:
                 task = Task.from_dict(json.loads(line))
             except (json.JSONDecodeError, TypeError, ValueError) as e:
                 raise ConfigError(f"{p}:{n}: not a task record ({e}); make one with `rlmx bench generate`") from e
-            if verify and context_sha256(task.context) != task.context_sha256:
+            if verify and not task.corpus_path and context_sha256(task.context) != task.context_sha256:
                 raise ConfigError(f"{p}:{n}: task {task.id}: the context does not match its context_sha256")
             yield task
 

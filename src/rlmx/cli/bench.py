@@ -22,22 +22,51 @@ def bench() -> None:
 
 
 @bench.command("generate")
-@click.argument("task", type=click.Choice(["sniah", "oolong", "oolong-pairs", "codeqa"]))
-@click.option("--n", "n", default=10, show_default=True, help="Tasks per length.")
+@click.argument("task", type=click.Choice(["sniah", "oolong", "oolong-pairs", "codeqa", "docqa"]))
+@click.option("--n", "n", default=10, show_default=True, help="Tasks per length (docqa: per --source folder).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="JSONL file to write.")
 @click.option("--lengths", default=None, help="Context lengths in tokens, e.g. 8k,64k,1m (k = 1,024).")
 @click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False), help="Shared data folder.")
-@click.option("--source", default=None, type=click.Path(file_okay=False), help="codeqa: code base (default: stdlib).")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="codeqa: code base (default: stdlib). docqa: a documentation folder (repeatable).",
+)
+@click.option("--home", default=None, type=click.Path(file_okay=False), help="docqa: the store (default: RLMX_HOME).")
 def generate_cmd(
-    task: str, n: int, seed: int, out: str, lengths: str | None, data_dir: str | None, source: str | None
+    task: str,
+    n: int,
+    seed: int,
+    out: str,
+    lengths: str | None,
+    data_dir: str | None,
+    sources: tuple[str, ...],
+    home: str | None,
 ) -> None:
-    """Write N tasks per length of family TASK, deterministic from --seed."""
+    """Write N tasks per length of family TASK, deterministic from --seed.
+
+    docqa: N questions per --source folder (the SQLite documentation unpacked by
+    `sh scripts/fetch-docqa.sh DIR`, or Python source), ground truth computed from the files
+    as rlmx ingests them (the folders are ingested into the store)."""
     from ..bench import generate, parse_lengths, write_tasks
+    from ..bench.docqa import FETCH_HINT
     from ..errors import RlmxError
 
+    if task == "docqa" and not sources:
+        raise click.UsageError(f"docqa needs --source DIR (repeatable); get the SQLite documentation with {FETCH_HINT}")
     try:
-        tasks = generate(task, n, seed, parse_lengths(lengths) if lengths else None, data_dir=data_dir, source=source)
+        tasks = generate(
+            task,
+            n,
+            seed,
+            parse_lengths(lengths) if lengths else None,
+            data_dir=data_dir,
+            source=list(sources),
+            home=home,
+        )
     except (RlmxError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
         return
