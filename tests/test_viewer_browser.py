@@ -25,9 +25,9 @@ import pytest
 
 from rlmx.viewer.model import dom_id
 from service_support import wait_for
-from viewer_support import CITED, N_SUBCALLS, scripted_tree
+from viewer_support import CITED, N_SUBCALLS, scripted_long_run, scripted_tree
 
-CHROMIUM = os.environ.get("RLMX_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("RLMX_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 RLMX = [sys.executable, "-m", "rlmx.cli"]
 
@@ -50,11 +50,11 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def _tree(corpus: Path) -> tuple[Any, Any]:
-    """:func:`scripted_tree` in a thread of its own: Playwright's sync API keeps an event
-    loop running in this one, and the engine runs its own."""
+def _tree(corpus: Path, run: Any = scripted_tree) -> tuple[Any, Any]:
+    """``run(corpus)`` in a thread of its own: Playwright's sync API keeps an event loop
+    running in this one, and the engine runs its own."""
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(scripted_tree, corpus).result()
+        return pool.submit(run, corpus).result()
 
 
 def _screenshot(page: Any, tmp_path: Path, name: str) -> Path:
@@ -156,6 +156,27 @@ def test_viewer_file_opens_offline(browser: Any, small_corpus: Path, tmp_path: P
     _screenshot(page, tmp_path, "viewer-file.png")
     assert refused == []
     context.close()
+
+
+def test_a_long_run_stays_light(browser: Any, small_corpus: Path, tmp_path: Path) -> None:
+    """120 turns and 1,071 sub-calls: the page holds a bounded number of live elements (each
+    turn's body waits in an inert template until opened) and opening the last turn works."""
+    _rlm, ans = _tree(small_corpus, scripted_long_run)
+    assert ans.usage.turns == 120 and ans.usage.sub_calls == 119 * 9
+    out = tmp_path / "long.html"
+    done = subprocess.run([*RLMX, "view", "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(out.as_uri())
+    turns = page.locator("details.turn")
+    assert turns.count() == 120 and page.locator("details.subcall").count() == 0
+    assert page.evaluate("document.getElementsByTagName('*').length") < 3000
+    turns.nth(118).locator("summary").click()
+    assert turns.nth(118).locator("details.subcall").count() == 9
+    last = turns.nth(118).locator("details.subcall").nth(8)
+    last.locator(":scope > summary").click()
+    assert "part 8 of turn 119: xxx" in last.locator("details.long.prompt > summary").inner_text()
+    page.close()
 
 
 def _free_port() -> int:

@@ -45,3 +45,22 @@ def scripted_tree(corpus: Path) -> tuple[RLM, Answer]:
     sub = ScriptedLM(lambda m: "summary: " + str(m[-1]["content"])[:40])
     rlm = RLM(model=ScriptedLM(_root), sub_model=sub, budgets={"max_depth": 1})
     return rlm, rlm.ask(corpus, "What did Congress debate?")
+
+
+def scripted_long_run(corpus: Path, turns: int = 120, per_turn: int = 9) -> tuple[RLM, Answer]:
+    """A long execution: ``turns`` turns, each but the last making ``per_turn`` sub-calls
+    of 3,000-character prompts (120 × 9: 1,071 sub-calls)."""
+
+    def root(messages: list[dict[str, Any]]) -> str:
+        turn = len(messages) // 2
+        if turn < turns:
+            return _repl(
+                f"r{turn} = llm_query_batched("
+                f"[f'part {{i}} of turn {turn}: ' + 'x' * 3000 for i in range({per_turn})])\n"
+                f"print(len(r{turn}))",
+                prose=f"Turn {turn}.",
+            )
+        return _repl("FINAL('done')")
+
+    rlm = RLM(model=ScriptedLM(root), sub_model=ScriptedLM(lambda m: "ok " * 200), budgets={"max_turns": turns + 1})
+    return rlm, rlm.ask(corpus, "A long run?")
