@@ -24,7 +24,9 @@ from ..store.base import ExecutionRecord, utcnow
 from ..types import Status
 from .answer import outcome
 from .blocks import parse_response
+from .followup import FollowUp
 from .observation import budget_note, final_request, no_code_observation, observation_text
+from .observers import turn_event
 from .prompting import root_messages
 from .resolver import ToolResolverImpl
 from .sandboxing import MAX_STORED_SNAPSHOT_BYTES, local_repl, shared_snapshot_key, snapshot_key, warn_sandbox
@@ -159,6 +161,7 @@ class Engine:
         schema: OutputSchema | None,
         execution_id: str | None = None,
         resume: Resumer | None = None,
+        followup: FollowUp | None = None,
     ) -> ExecutionOutcome:
         """Run one execution (root or child) to its end and return its outcome.
 
@@ -166,7 +169,10 @@ class Engine:
         reason), budgets as BUDGET_EXCEEDED; it raises only on cancellation or a bug, after
         recording the execution as CANCELLED or FAILED.
         ``resume``: go on from the committed turns of an existing execution (its id and record
-        come from ``resume.record``). ``tree.should_stop`` ends it as CANCELLED at a turn boundary."""
+        come from ``resume.record``). ``followup``: this execution follows up another in a
+        conversation (:mod:`.followup`: its REPL starts from that one's snapshot, its first
+        message recalls the earlier exchanges). ``tree.should_stop`` ends it as CANCELLED at a
+        turn boundary."""
         if resume is not None:
             execution_id = resume.record.execution_id
         eid = execution_id or new_id("exe")
@@ -182,13 +188,23 @@ class Engine:
             root_model=tree.root_lm.spec,
             sub_model=tree.sub_lm.spec,
             budgets=tree.budgets.model_dump(),
+            previous_id=followup.previous_id if followup else None,
         )
         if resume is not None:
             rec = resume.record.model_copy(update={"status": Status.RUNNING.value, "error": None, "finished_at": None})
         await asyncio.to_thread(self.store.meta.put_execution, rec)
-        tree.emit("execution_started", execution_id=eid, depth=depth, question=question, resumed=resume is not None)
+        tree.emit(
+            "execution_started",
+            execution_id=eid,
+            depth=depth,
+            question=question,
+            resumed=resume is not None,
+            parent_id=parent_id,
+        )
         resolver = ToolResolverImpl(st)
         snapshot = await asyncio.to_thread(self._load_snapshot, eid, resume.last_turn) if resume is not None else None
+        if resume is None and followup is not None:
+            snapshot = followup.snapshot
         repl = self._new_repl(spec, schema.field_names if schema else None, snapshot)
         out: ExecutionOutcome
         t_exec = time.monotonic()
@@ -197,7 +213,7 @@ class Engine:
             warn_sandbox(tree, eid, depth, repl)
             if snapshot is not None and getattr(repl, "snapshot", None) is not None:
                 st.restored_turn = resume.last_turn if resume is not None else 0
-            out = await self._loop(st, repl, resolver, question, schema, resume)
+            out = await self._loop(st, repl, resolver, question, schema, resume, followup)
         except BudgetExceededError as e:
             out = ExecutionOutcome(
                 eid, Status.BUDGET_EXCEEDED, await asyncio.to_thread(self._best_so_far, st), [], error=str(e)
@@ -241,10 +257,13 @@ class Engine:
         question: str,
         schema: OutputSchema | None,
         resume: Resumer | None = None,
+        followup: FollowUp | None = None,
     ) -> ExecutionOutcome:
         tree, opts = st.tree, self.options
         budgets = tree.budgets
         messages = root_messages(st.spec, question, opts, budgets, st.depth, schema)
+        if followup is not None:
+            messages[1] = {"role": "user", "content": followup.preface() + "\n\n" + messages[1]["content"]}
         first_turn = 1
         if resume is not None:
             point = await resume.restore(self, st, repl, resolver, schema)
@@ -325,14 +344,9 @@ class Engine:
             if sandbox_failures:  # the REPL runs without a layer (see warn_sandbox)
                 record["sandbox_warnings"] = sandbox_failures
             await asyncio.to_thread(self._commit_turn, st.execution_id, turn, record, repl)
+            seen = messages[-1:] if turn > 1 else list(messages)  # what this turn added to the root's input
             tree.emit(
-                "turn_finished",
-                execution_id=st.execution_id,
-                depth=st.depth,
-                turn=turn,
-                root_s=t_root,
-                step_s=step.duration_s if step else 0.0,
-                error=bool(error),
+                "turn_finished", {"input": seen, "output": completion.text}, **turn_event(st.execution_id, record)
             )
             if tree.tracker.exceeded is not None:
                 raise tree.tracker.exceeded

@@ -11,11 +11,15 @@ answered here by :class:`ContextSearch`: BM25 over the index named by the execut
 immutable — restricted to the spec's documents and windows whatever the request names (a
 child given windows on its parent's documents keeps the parent's index and is filtered by
 doc ids and windows). It is not a sub-call: no budget, no trace record.
+
+``tool`` (a custom tool, :mod:`.tools`) runs the registered function in this process under
+``max_tool_calls``, recorded in the trace with kind ``tool`` (replayed on resume).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import time
@@ -27,6 +31,7 @@ from ..errors import ReplError
 from ..lm.base import Completion
 from ..sandbox.base import ContextSpec, ToolRequest
 from ..types import SpanRef
+from .tools import ToolCallError
 
 if TYPE_CHECKING:
     from .state import ExecutionState
@@ -178,6 +183,8 @@ class ToolResolverImpl:
         p = req.payload
         if req.kind == "search":
             return await self.search(p)
+        if req.kind == "tool":
+            return await self.tool(p)
         if p.get("model"):
             raise ValueError("choosing a model per call is not supported; call without model=")
         if req.kind == "llm_query":
@@ -200,6 +207,43 @@ class ToolResolverImpl:
             return await self._rlm(p["subcall_id"], str(p["prompt"]), p.get("context"))
         raise ValueError(f"unknown tool request {req.kind!r}")
 
+    @property
+    def repl_tools(self) -> list[dict[str, str]] | None:
+        """The custom tools' specs for the REPL's stubs (None: no tools; see :mod:`.tools`)."""
+        tools = self.state.tree.engine.options.tools
+        return tools.repl_specs() if tools else None
+
+    async def tool(self, payload: Mapping[str, Any]) -> Any:
+        """Answer a ``tool`` request: reserve ``max_tool_calls``, run the registered function
+        in this process (:meth:`~rlmx.engine.tools.ToolRegistry.call`, with its timeout) and
+        record the call (kind ``tool``; failed calls too, with ``error``). Returns its JSON
+        result; raises ToolCallError (the call's error in the code) or BudgetExceededError."""
+        st = self.state
+        registry = st.tree.engine.options.tools
+        sid = str(payload.get("subcall_id"))
+        name, args, kwargs = payload.get("name"), payload.get("args", []), payload.get("kwargs", {})
+        if not registry:
+            raise ToolCallError("no custom tools are registered in this execution")
+        st.tree.tracker.reserve_tool_calls()
+        self._started(sid, "tool")
+        t0 = time.monotonic()
+        error: str | None = None
+        try:
+            value = await registry.call(name, args, kwargs)
+        except ToolCallError as e:
+            value, error = None, str(e)
+        except BaseException:
+            st.tree.tracker.release_tool_calls()  # cancelled (the step ended) before an outcome
+            raise
+        call = f"{name}(*{json.dumps(args, default=str)[:2000]}, **{json.dumps(kwargs, default=str)[:2000]})"
+        response = json.dumps(value, ensure_ascii=False) if error is None else ""
+        await self._record(
+            sid, "tool", call, response, seconds=time.monotonic() - t0, tool=str(name), error=error
+        )
+        if error is not None:
+            raise ToolCallError(error)
+        return value
+
     async def search(self, payload: Mapping[str, Any]) -> list[list[Any]] | None:
         """Answer a ``search`` request from the execution's own spec (not a sub-call: no
         budget, no trace record)."""
@@ -211,6 +255,7 @@ class ToolResolverImpl:
         tree = self.state.tree
         if not reserved:
             tree.tracker.reserve_sub_calls()
+        self._started(subcall_id, kind)
         t0 = time.monotonic()
         try:
             completion: Completion = await tree.sub_lm.complete([{"role": "user", "content": prompt}])
@@ -234,6 +279,7 @@ class ToolResolverImpl:
             return await self._llm(subcall_id, prompt, "rlm_query")
         spec = self._child_spec(context)
         st.tree.tracker.reserve_sub_calls()
+        self._started(subcall_id, "rlm_query")
         t0 = time.monotonic()
         try:
             child = await st.tree.engine.run_execution(
@@ -316,10 +362,18 @@ class ToolResolverImpl:
             )
         # a store write: off the event loop (issue 8: no blocking I/O on event loops)
         await asyncio.to_thread(self.state.tree.engine.store.meta.add_subcall, self.state.execution_id, data)
+        numbers = ("turn", "seconds", "model", "input_tokens", "output_tokens", "cost_usd", "child_id", "status")
         self.state.tree.emit(
             "subcall",
+            {"input": [{"role": "user", "content": prompt}], "output": response} if completion else None,
             execution_id=self.state.execution_id,
+            depth=self.state.depth,
             id=subcall_id,
             kind=kind,
             cached=bool(completion and completion.cached),
+            **{k: data[k] for k in numbers if k in data},
         )
+
+    def _started(self, subcall_id: str, kind: str) -> None:
+        st = self.state
+        st.tree.emit("subcall_started", execution_id=st.execution_id, depth=st.depth, id=subcall_id, kind=kind)

@@ -17,11 +17,13 @@ from ..store.base import ExecutionRecord
 from ..types import Budgets, SpanRef, Status
 from .budget import BudgetTracker
 from .citations import Span
+from .observers import notify
 
 if TYPE_CHECKING:
     from .orchestrator import Engine
     from .resolver import ToolResolverImpl
     from .schema import OutputSchema
+    from .tools import ToolRegistry
 
 __all__ = [
     "TASK_CANCELLED",
@@ -52,10 +54,12 @@ class EngineOptions:
     output_max_chars: int = 20_000
     repl_output_cap_chars: int = 2_000_000
     sub_lm_chars: int = 500_000
-
     """What one sub-LM prompt may carry, in characters (the prompt says so; its chunk size
     for aggregation is a quarter of it): ``RLM`` sets it from the sub-LM's window
     (:func:`rlmx.lm.windows.prompt_chars`)."""
+    tools: ToolRegistry | None = None
+    """Custom tools model code may call (:mod:`.tools`; None: none)."""
+
 
 @dataclass
 class ExecutionOutcome:
@@ -80,9 +84,12 @@ class Tree:
     should_stop: Callable[[], bool] | None = None
     """Asked at every turn boundary; True ends the execution as CANCELLED (service hook)."""
 
-    def emit(self, event: str, /, **data: Any) -> None:
+    def emit(self, event: str, /, content: dict[str, Any] | None = None, **data: Any) -> None:
+        """Send an event to ``on_event`` and to the process's observers
+        (:mod:`.observers`; only they get ``content``, the text an LM saw and answered)."""
         if self.on_event is not None:
             self.on_event(event, data)
+        notify(event, data, content)
 
     def check_stop(self) -> None:
         """Raise :class:`ExecutionCancelled` when cancellation was asked for."""
