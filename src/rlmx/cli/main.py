@@ -90,29 +90,6 @@ def _summarise_failures(failures: list[Any], shown: int = 5) -> None:
             break
 
 
-class _Progress:
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-
-    def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        if self.quiet:
-            return
-        pad = "  " * int(data.get("depth", 0))
-        if kind == "turn_started":
-            err.print(f"{pad}[dim]turn {data['turn']}…[/]")
-        elif kind == "turn_finished":
-            flag = " [red]error[/]" if data.get("error") else ""
-            err.print(
-                f"{pad}[dim]turn {data['turn']}: root {data['root_s']:.2f} s, step {data['step_s']:.2f} s{flag}[/]"
-            )
-        elif kind == "execution_started" and data.get("depth", 0) > 0:
-            err.print(f"{pad}[dim]child execution {data['execution_id']} (depth {data['depth']})[/]")
-        elif kind == "subcall" and data.get("cached"):
-            err.print(f"{pad}[dim]sub-call {data['id']} (cached)[/]")
-        elif kind == "sandbox_warning":
-            err.print(f"{pad}[bold red]WARNING[/] sandbox layers not active: {'; '.join(data.get('layers') or [])}")
-
-
 @cli.command()
 @click.argument("args", nargs=-1, required=True, metavar="PATH... QUESTION")
 @click.option(
@@ -161,6 +138,7 @@ def ask(
     """Answer QUESTION over the documents in PATH... (files, folders, globs)."""
     from ..api import RLM, status_exit_code
     from ..types import Budgets
+    from .progress_run import RunProgress
     from .render import answer_json, print_answer
 
     paths, question = _split_args(args, question_file)
@@ -182,7 +160,7 @@ def ask(
             sub_model=sub_model,
             budgets=Budgets(**budgets),
             cache=not no_cache,
-            on_event=_Progress(quiet),
+            on_event=(progress := RunProgress(err, quiet=quiet)),
             notice=lambda m: err.print(m, markup=False),
         )
         if not quiet:
@@ -196,7 +174,8 @@ def ask(
             for line in summary_lines(corpus):
                 err.print(line, markup=False, highlight=False)
             _summarise_failures(corpus.failures)
-        answer = rlm.ask(corpus, question)
+        with progress.running(rlm.budgets.max_turns):
+            answer = rlm.ask(corpus, question)
     except RlmxError as e:
         _fail(e)
         return
@@ -368,3 +347,11 @@ cli.add_command(mcp)
 from .doctor import doctor  # noqa: E402
 
 cli.add_command(doctor)
+
+from .view import view  # noqa: E402
+
+cli.add_command(view)
+
+from .export import export  # noqa: E402
+
+cli.add_command(export)
