@@ -31,11 +31,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from ..engine.observers import add_observer, remove_observer
 from ..errors import ConfigError, NotFoundError, ProviderError, ReplError, RlmxError, StoreError
 from .auth import RateLimiter
 from .core import Service
 from .deps import error_response
 from .errors import ServiceError
+from .metrics import mount as metrics_route
 from .ratelimit_storage import storage_for
 from .routes import executions, health, runtime, sessions, spans, ui
 from .schemas import SessionCreate
@@ -188,6 +190,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
+        if metrics is not None:
+            add_observer(metrics)
         tasks = [asyncio.create_task(reaper(stop))]
         if worker:
             from .worker import Worker
@@ -197,6 +201,8 @@ def create_app(
             yield
         finally:
             stop.set()
+            if metrics is not None:
+                remove_observer(metrics)
             await asyncio.gather(*tasks, return_exceptions=True)
             await svc.close_runtimes()
 
@@ -210,6 +216,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = svc
+    metrics = metrics_route(app, svc.meta)  # GET /metrics with RLMX_METRICS=1 (no key, no tenant data)
     app.state.limiter = limiter
     app.add_middleware(BodyLimit, max_json=st.max_request_bytes, max_upload=st.max_upload_bytes)
 

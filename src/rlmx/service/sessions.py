@@ -14,6 +14,7 @@ from typing import Any
 from ..corpus import ingest
 from ..corpus.ingest import corpus_id_for
 from ..corpus.records import failure_kind
+from ..engine.observers import notify
 from ..errors import IngestError, NotFoundError
 from ..ids import new_id
 from ..store.base import CorpusRecord, JobRecord, MetadataStore, SessionRecord, utcnow
@@ -209,9 +210,14 @@ class SessionsMixin(PathsMixin):
         include = [str(g) for g in (rec.inputs[0].get("include") or [])] if rec.inputs else []
         exclude = [str(g) for g in (rec.inputs[0].get("exclude") or [])] if rec.inputs else []
         progress = _Progress(meta, session_id)
+        t0 = time.monotonic()
         try:
             corpus = ingest(paths, self.store, include=include, exclude=exclude, on_progress=progress)
         except IngestError as e:
+            notify(
+                "ingest_finished",
+                {"documents": 0, "characters": 0, "failed": len(paths), "seconds": time.monotonic() - t0},
+            )
             rec.status, rec.error = "FAILED", shown.text(str(e))
             rec.documents = [
                 {"source_name": names[p], "path": shown.path(back.get(p, p)), "status": "FAILED", "error": rec.error}
@@ -220,6 +226,8 @@ class SessionsMixin(PathsMixin):
             progress.finish(_summary(rec.documents))
             meta.put_session(rec)
             return
+        done = {"documents": len(corpus.documents), "characters": corpus.total_chars, "failed": len(corpus.failures)}
+        notify("ingest_finished", {**done, "seconds": time.monotonic() - t0})  # metrics (no tenant data)
         skipped, duplicates = corpus.skipped, corpus.duplicates
         aliases = {d.doc_id: d.meta["aliases"] for d in corpus.documents if d.meta.get("aliases")}
         corpus = self._apply_source_names(corpus, names)
