@@ -29,7 +29,15 @@ if TYPE_CHECKING:
     from rlmx.corpus.ports import BlobAccess, CorpusStore
     from rlmx.corpus.records import CorpusRecord, DocumentRecord
 
-__all__ = ["INDEX_FORMAT", "IndexBuilder", "build_for", "ensure_index", "index_key", "publish_index"]
+__all__ = [
+    "INDEX_FORMAT",
+    "IndexBuilder",
+    "build_for",
+    "ensure_index",
+    "index_key",
+    "publish_index",
+    "publish_index_file",
+]
 
 INDEX_FORMAT = "1"
 
@@ -74,22 +82,37 @@ class IndexBuilder:
         self.chunks += n
         return n
 
-    def finish(self, corpus_id: str) -> bytes:
+    def add_chunks(self, doc_id: str, chunks: Iterable[tuple[int, int, str]]) -> int:
+        """Index ``(start, end, chunk text)`` triples as ``doc_id`` (a text streamed in
+        pieces: :class:`rlmx.corpus.stream.ChunkCutter`); returns chunks added (0 when known).
+        Raises what iterating ``chunks`` raises: the builder is then unusable (discard it)."""
+        if doc_id in self.doc_ids:
+            return 0
+        n = self._open().add_chunks(doc_id, chunks)
+        self.doc_ids.add(doc_id)
+        self.chunks += n
+        return n
+
+    def seal(self, corpus_id: str) -> Path:
         """Seal the index (``index_info``: format, corpus id, counts; FTS segments merged)
-        and return the file's bytes. The builder is discarded afterwards."""
+        and return its file (:attr:`path`, removed by :meth:`discard`); no more adds."""
         index = self._open()
+        index.seal(
+            {
+                "format": INDEX_FORMAT,
+                "corpus_id": corpus_id,
+                "documents": str(len(self.doc_ids)),
+                "chunks": str(self.chunks),
+            }
+        )
+        index.close()
+        self._index = None
+        return self.path
+
+    def finish(self, corpus_id: str) -> bytes:
+        """:meth:`seal`, then return the file's bytes. The builder is discarded afterwards."""
         try:
-            index.seal(
-                {
-                    "format": INDEX_FORMAT,
-                    "corpus_id": corpus_id,
-                    "documents": str(len(self.doc_ids)),
-                    "chunks": str(self.chunks),
-                }
-            )
-            index.close()
-            self._index = None
-            return self.path.read_bytes()
+            return self.seal(corpus_id).read_bytes()
         finally:
             self.discard()
 
@@ -114,6 +137,16 @@ def publish_index(blobs: BlobAccess, key: str, data: bytes) -> None:
     blobs.put(key, data)
 
 
+def publish_index_file(blobs: BlobAccess, key: str, path: Path) -> None:
+    """:func:`publish_index` from a file, never read whole where the store can copy a file
+    (``put_file(key, path, if_absent=True)``, as the local blob folder can)."""
+    put_file = getattr(blobs, "put_file", None)
+    if callable(put_file):
+        put_file(key, path, if_absent=True)
+        return
+    publish_index(blobs, key, path.read_bytes())
+
+
 def _fill(builder: IndexBuilder, docs: Iterable[DocumentRecord], blobs: BlobAccess) -> None:
     for d in docs:
         if d.doc_id not in builder.doc_ids:
@@ -132,7 +165,7 @@ def build_for(corpus: CorpusRecord, store: CorpusStore, builder: IndexBuilder | 
     own = builder or IndexBuilder()
     try:
         _fill(own, corpus.documents, store.blobs)
-        publish_index(store.blobs, key, own.finish(corpus.corpus_id))
+        publish_index_file(store.blobs, key, own.seal(corpus.corpus_id))
     finally:
         own.discard()
 

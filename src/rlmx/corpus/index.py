@@ -141,6 +141,12 @@ class SearchIndex:
 
         Safe when several processes index the same document at once: the write lock is
         taken first and the ``indexed_docs`` row claimed inside the same transaction."""
+        return self.add_chunks(doc_id, ((start, end, text[start:end]) for start, end in chunk_spans(text)))
+
+    def add_chunks(self, doc_id: str, chunks: Iterable[tuple[int, int, str]]) -> int:
+        """Index ``(start, end, chunk text)`` triples as ``doc_id`` (:meth:`add` cuts them with
+        :func:`chunk_spans`; :class:`rlmx.corpus.stream.ChunkCutter` cuts a text in pieces the
+        same way). No-op when already indexed. Returns chunks added."""
         if self.has(doc_id):
             return 0
         n = 0
@@ -150,12 +156,9 @@ class SearchIndex:
             claimed = self._db.execute("INSERT OR IGNORE INTO indexed_docs(doc_id) VALUES (?)", (doc_id,))
             if claimed.rowcount == 0:  # another writer indexed it meanwhile
                 return 0
-            for start, end in chunk_spans(text):
+            for start, end, body in chunks:
                 cur = self._db.execute('INSERT INTO chunks(doc_id, start, "end") VALUES (?,?,?)', (doc_id, start, end))
-                self._db.execute(
-                    "INSERT INTO chunks_fts(rowid, body) VALUES (?,?)",
-                    (cur.lastrowid, text[start:end]),
-                )
+                self._db.execute("INSERT INTO chunks_fts(rowid, body) VALUES (?,?)", (cur.lastrowid, body))
                 n += 1
         return n
 

@@ -32,6 +32,8 @@ from rlmx.corpus.corpus_index import ensure_index
 from rlmx.corpus.filter import dedupe
 from rlmx.corpus.parsers import ParsedText, ParseError, Parser, ParserRegistry, default_registry
 from rlmx.corpus.prepare import Failure, Prepared, PreparePool, can_fork, preload, prepare
+from rlmx.corpus.stream import STREAM_MIN_BYTES
+from rlmx.corpus.stream_ingest import StreamStep, begin_stream, finish_stream
 from rlmx.corpus.writer import Writer
 from rlmx.errors import IngestError
 
@@ -107,13 +109,17 @@ class _Todo:
     parser: Parser
 
 
-def _begin(src: SourceFile, writer: Writer, registry: ParserRegistry) -> DocumentRecord | FailedDocument | _Todo:
+def _begin(
+    src: SourceFile, writer: Writer, registry: ParserRegistry
+) -> DocumentRecord | FailedDocument | _Todo | StreamStep:
     """Read, hash, pick the parser and look the Document up: a cache hit, a failure, or
     a :class:`_Todo` to prepare."""
     from rlmx.corpus.records import FailedDocument
 
     source_path = str(src.path)
     try:
+        if src.path.stat().st_size >= STREAM_MIN_BYTES and (big := begin_stream(src, writer, registry)) is not None:
+            return big
         raw = src.path.read_bytes()
     except OSError as e:
         return FailedDocument(source_path=source_path, reason=f"cannot read the file: {e.strerror or e}")
@@ -126,6 +132,10 @@ def _begin(src: SourceFile, writer: Writer, registry: ParserRegistry) -> Documen
     if hit is not None and (doc := writer.reuse(hit, src.name, source_path)) is not None:
         return doc
     return _Todo(src, raw, len(raw), raw_sha, parser)
+
+
+def _streamed(step: StreamStep, writer: Writer) -> DocumentRecord | FailedDocument:
+    return finish_stream(step, doc_id_for(step.scanned.raw_sha256, step.parser.name, step.parser.version), writer)
 
 
 def _finish(todo: _Todo, result: Prepared | Failure, writer: Writer) -> DocumentRecord | FailedDocument:
@@ -171,7 +181,9 @@ def _run(
     if workers <= 1 or not can_fork():
         for src in files:
             step = _begin(src, writer, registry)
-            if isinstance(step, _Todo):
+            if isinstance(step, StreamStep):
+                step = _streamed(step, writer)
+            elif isinstance(step, _Todo):
                 step = _finish(step, prepare(step.parser, step.raw, src.path), writer)
             emit(src, step)
         return
@@ -179,6 +191,9 @@ def _run(
     with PreparePool[_Todo](workers) as pool:
         for src in files:
             step = _begin(src, writer, registry)
+            if isinstance(step, StreamStep):
+                emit(src, _streamed(step, writer))
+                continue
             if not isinstance(step, _Todo):
                 emit(src, step)
                 continue

@@ -10,14 +10,16 @@ the corpus already has one, reading the texts of cached Documents from the blob 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rlmx.corpus.corpus_index import IndexBuilder, build_for
 from rlmx.corpus.parsers import Parser
 from rlmx.corpus.prepare import Prepared
+from rlmx.corpus.stream import Scan, TextStream
 
 if TYPE_CHECKING:
-    from rlmx.corpus.ports import CorpusStore
+    from rlmx.corpus.ports import BlobAccess, CorpusStore
     from rlmx.corpus.records import CorpusRecord, DocumentRecord
 
 __all__ = ["Writer"]
@@ -89,6 +91,63 @@ class Writer:
         self.store.meta.put_document(record)
         return record
 
+    def write_stream(
+        self,
+        *,
+        doc_id: str,
+        name: str,
+        source_path: str,
+        scanned: Scan,
+        parser: Parser,
+        media_type: str,
+        meta: dict[str, Any],
+    ) -> DocumentRecord:
+        """:meth:`write` for a large UTF-8 text file checked by :func:`~rlmx.corpus.stream.scan`:
+        canonicalised, hashed, indexed and stored in blocks (:class:`~rlmx.corpus.stream.TextStream`).
+        Raises ``OSError``/``ValueError`` (unreadable, or changed since the scan: nothing is
+        recorded) and ``StoreError``."""
+        from rlmx.corpus.records import DocumentRecord
+
+        stream = TextStream(Path(source_path), scanned.raw_sha256)
+        try:
+            if self._builder is None:
+                self._builder = IndexBuilder()
+            try:
+                self._builder.add_chunks(doc_id, stream.chunks())
+            except BaseException:  # a half-added document: index this corpus from the blobs
+                self._builder.discard()
+                self._builder = None
+                raise
+            text_key = f"text/{stream.text_sha256}.txt"
+            blobs = self.store.blobs
+            if not blobs.exists(text_key):
+                _put_file(blobs, text_key, stream.text_path)
+            index_key = None
+            if stream.offset_index is not None:
+                index_key = f"text/{stream.text_sha256}.idx"
+                if not blobs.exists(index_key):
+                    blobs.put(index_key, stream.offset_index)
+        finally:
+            stream.close()
+        record = DocumentRecord(
+            doc_id=doc_id,
+            name=name,
+            source_path=source_path,
+            media_type=media_type,
+            size_bytes=scanned.size,
+            raw_sha256=scanned.raw_sha256,
+            text_sha256=stream.text_sha256,
+            length_chars=stream.length_chars,
+            parser=parser.name,
+            parser_version=parser.version,
+            encoding=scanned.encoding,
+            text_key=text_key,
+            index_key=index_key,
+            meta=meta,
+        )
+        self.store.meta.put_document(record)
+        return record
+
     def forget(self, doc_ids: set[str]) -> None:
         """Leave ``doc_ids`` out of the corpus index (duplicates dropped after parsing): a
         builder holding any of them is discarded, and :meth:`finish` indexes from the blobs."""
@@ -102,3 +161,12 @@ class Writer:
         cached Document's text blob is gone, ``StoreError`` when the blob cannot be written."""
         builder, self._builder = self._builder, None
         build_for(corpus, self.store, builder)
+
+
+def _put_file(blobs: BlobAccess, key: str, path: Path) -> None:
+    """Store a file as a blob without reading it whole where the store can (``put_file``)."""
+    put_file = getattr(blobs, "put_file", None)
+    if callable(put_file):
+        put_file(key, path)
+    else:
+        blobs.put(key, path.read_bytes())

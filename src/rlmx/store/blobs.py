@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -135,6 +136,36 @@ class LocalBlobStore(BlobStore):
                 if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
                     raise
                 return self._create_exclusive(path, data)
+            finally:
+                _unlink(tmp)
+        except OSError as e:
+            raise StoreError(f"cannot write blob {key!r} under {self.root}: {e}") from e
+
+    def put_file(self, key: str, source: str | Path, *, if_absent: bool = False) -> bool:
+        """Store the file at ``source`` under ``key`` without reading it into memory (copied in
+        1 MiB blocks to a temporary file, fsynced, then moved into place like :meth:`put`, or
+        linked like :meth:`put_if_absent` when ``if_absent``). ``source`` is left as it is.
+        Returns True when this call wrote the blob. Raises ``StoreError`` (or ``OSError`` for
+        an unreadable ``source``)."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                os.fchmod(fd, 0o644 & ~_UMASK)
+                with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                    if self.fsync:
+                        out.flush()
+                        os.fsync(out.fileno())
+                if not if_absent:
+                    os.replace(tmp, path)
+                    return True
+                try:
+                    os.link(tmp, path)
+                    return True
+                except FileExistsError:
+                    return False
             finally:
                 _unlink(tmp)
         except OSError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from rlmx.corpus.parsers.base import ParsedText, ParseError, Parser, looks_binary
 from rlmx.corpus.parsers.encoding import decode_text
@@ -49,8 +50,14 @@ class PlainTextParser(Parser):
 
     def parse(self, data: bytes, path: Path) -> ParsedText:
         text, encoding = decode_checked(data, path, self.media_type)
+        media, meta = self.describe(path, text.count("\n") + 1)
+        return ParsedText(text, media, encoding, meta)
+
+    def describe(self, path: Path, lines: int) -> tuple[str, dict[str, Any]]:
+        """``(media_type, meta)`` of a file of ``lines`` lines (also for a file streamed in
+        blocks: :mod:`rlmx.corpus.stream`)."""
         media = {".csv": "text/csv", ".tsv": "text/tab-separated-values"}.get(path.suffix.lower(), self.media_type)
-        return ParsedText(text, media, encoding, {"lines": text.count("\n") + 1})
+        return media, {"lines": lines}
 
 
 CODE_LANGUAGES: dict[str, str] = {
@@ -154,7 +161,11 @@ class SourceCodeParser(Parser):
     media_type = "text/x-source"
 
     def parse(self, data: bytes, path: Path) -> ParsedText:
+        text, encoding = decode_checked(data, path, self.describe(path, 0)[0])
+        media, meta = self.describe(path, text.count("\n") + 1)
+        return ParsedText(text, media, encoding, meta)
+
+    def describe(self, path: Path, lines: int) -> tuple[str, dict[str, Any]]:
+        """``(media_type, meta)`` of a file of ``lines`` lines (see :class:`PlainTextParser`)."""
         language = CODE_FILENAMES.get(path.name) or CODE_LANGUAGES.get(path.suffix.lower(), "text")
-        media = _CODE_MEDIA.get(language, f"text/x-{language}")
-        text, encoding = decode_checked(data, path, media)
-        return ParsedText(text, media, encoding, {"language": language, "lines": text.count("\n") + 1})
+        return _CODE_MEDIA.get(language, f"text/x-{language}"), {"language": language, "lines": lines}
