@@ -147,11 +147,13 @@ class TurnView:
 
 @dataclass(frozen=True)
 class BudgetRow:
-    """A budget: its ``limit`` (None: unlimited) and what was ``spent`` (None: unknown)."""
+    """A budget: its ``limit`` (None: unlimited) and what was ``spent`` (None: unknown), in
+    ``unit``: ``count``, ``usd`` or ``s`` (seconds)."""
 
     name: str
     limit: float | int | None
     spent: float | int | None
+    unit: str = "count"
 
 
 @dataclass
@@ -261,8 +263,8 @@ def _budgets(budgets: Mapping[str, Any], usage: Mapping[str, Any]) -> list[Budge
         BudgetRow("turns", budgets.get("max_turns"), usage.get("turns")),
         BudgetRow("sub-calls", budgets.get("max_sub_calls"), usage.get("sub_calls")),
         BudgetRow("tokens (in + out)", budgets.get("max_total_tokens"), tokens),
-        BudgetRow("cost (USD)", budgets.get("max_cost_usd"), usage.get("cost_usd")),
-        BudgetRow("wall time (s)", budgets.get("max_wall_seconds"), usage.get("wall_seconds")),
+        BudgetRow("cost", budgets.get("max_cost_usd"), usage.get("cost_usd"), "usd"),
+        BudgetRow("wall time", budgets.get("max_wall_seconds"), usage.get("wall_seconds"), "s"),
         BudgetRow("depth", budgets.get("max_depth"), usage.get("max_depth_reached")),
     ]
 
