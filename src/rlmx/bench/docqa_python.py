@@ -3,7 +3,8 @@ ground truth from the AST of each ``.py`` document's canonical text:
 
 * ``defines`` — which file defines the top-level function or class ``name`` (defined at
   top level in exactly one file of the folder); the path or the module name is accepted;
-* ``default`` — the default value of a parameter (written on the ``def`` line);
+* ``default`` — the default value of a parameter, as the ``def`` line writes it (``None``
+  defaults are left out: too easy to guess);
 * ``raises`` — the exception class a function's ``raise`` statements raise (one class);
 * ``bases`` — the base classes a top-level class lists;
 * ``count-defs`` (aggregation) — how many unindented ``def`` statements a file has;
@@ -155,8 +156,8 @@ def _per_file(f: _File, package: str | None) -> list[Question]:
             out.append(
                 Question(
                     "default",
-                    f"What is the default value of the parameter `{arg.arg}` of the function `{name}` in {where}?"
-                    + _FORMAT,
+                    f"What is the default value of the parameter `{arg.arg}` of the function `{name}` in {where}, "
+                    "as its `def` line writes it?" + _FORMAT,
                     ast.unparse(default),
                     list(dict.fromkeys(accepted)),
                     [head],

@@ -71,7 +71,8 @@ def generate_cmd(
         _fail(str(e))
         return
     count = write_tasks(tasks, out)
-    chars = sum(t.context_chars for t in tasks)
+    corpora = {t.corpus_path or t.id: t.context_chars for t in tasks}  # a docqa folder counts once
+    chars = sum(corpora.values())
     click.echo(f"wrote {count} {task} tasks ({chars / 1e6:.1f} M context characters) to {out}")
 
 
