@@ -5,7 +5,9 @@ the pipeline (ingestion, the REPL's reads, citations), never a language model.
 answer (:meth:`DocQAOracleLM.add`); for a question it knows, its one turn is REPL code
 (``policies/docqa_oracle.py.txt``) that greps every evidence piece in its document, reads
 it back and ends with ``FINAL(answer, citations=hits)`` — or with "Evidence not found in
-..." when a piece is missing, which scores 0. A question it does not know ends the same way.
+..." when a piece is missing, which scores 0. Tasks of several folders may ask the same
+question: each is a candidate, and the first whose evidence this context holds answers.
+A question it does not know ends with a reply saying so.
 Tokens are estimated at ≈ 4 characters a token; priced 0 USD.
 """
 
@@ -29,12 +31,15 @@ class DocQAOracleLM(LMClient):
 
     def __init__(self, model: str = "bench-docqa"):
         self.model = model
-        self.known: dict[str, dict[str, Any]] = {}
+        self.known: dict[str, list[dict[str, Any]]] = {}
 
     def add(self, task: Task) -> None:
         """Remember ``task``'s evidence (``meta["evidence"]``) and answer, by question."""
         evidence = [{"doc": e["doc"], "text": e["text"]} for e in task.meta.get("evidence", [])]
-        self.known[task.question.strip()] = {"evidence": evidence, "answer": str(task.answer)}
+        cands = self.known.setdefault(task.question.strip(), [])
+        cand = {"evidence": evidence, "answer": str(task.answer)}
+        if cand not in cands:
+            cands.append(cand)
 
     def respond(self, messages: list[Message]) -> str:
         """The reply to the root prompt ``messages``: prose and one ```repl block."""
@@ -42,9 +47,7 @@ class DocQAOracleLM(LMClient):
         known = self.known.get(question_of(messages, default="").strip())
         if turn > 0 or known is None:
             return f"End.\n```repl\n{_GIVE_UP}```"
-        code = policy_template(__package__ or "rlmx.bench", "docqa_oracle").substitute(
-            evidence=repr(known["evidence"]), answer=repr(known["answer"])
-        )
+        code = policy_template(__package__ or "rlmx.bench", "docqa_oracle").substitute(candidates=repr(known))
         return f"Find and read each evidence piece, then answer citing it.\n```repl\n{code}```"
 
     async def complete(
