@@ -6,7 +6,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -14,6 +14,7 @@ from .config import Settings
 from .corpus import context_spec, corpus_from_texts, ingest
 from .corpus.records import CorpusRecord
 from .engine.budget import BudgetedLM, BudgetTracker
+from .engine.followup import FollowUp, load_followup
 from .engine.orchestrator import Engine, EngineOptions, Tree
 from .engine.schema import OutputSchema
 from .errors import ConfigError
@@ -24,6 +25,9 @@ from .lm.windows import prompt_chars
 from .lm.wrappers import CachedLM, ConcurrencyLimitedLM, RetryingLM
 from .store import Store, open_store
 from .types import Answer, Budgets, Status
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
 
 __all__ = ["RLM"]
 
@@ -192,8 +196,13 @@ class RLM:
         resume: bool = False,
         should_stop: Callable[[], bool] | None = None,
         sub_lm: LMClient | None = None,
+        follow_up: str | None = None,
     ) -> Answer:
         """Answer ``question`` over a corpus (async). See :meth:`ask`.
+
+        ``follow_up``: the id of a finished root execution over the same corpus that this
+        question follows up (:mod:`rlmx.engine.followup`: its REPL variables and the earlier
+        exchanges carry over; raises ``ConfigError`` otherwise). :meth:`session` wraps it.
 
         Service hooks: ``execution_id`` names the root execution; ``resume=True`` goes on
         from the committed turns of that execution (:mod:`rlmx.engine.resume`; a fresh
@@ -203,7 +212,7 @@ class RLM:
             raise ConfigError("the question is empty: pass a question (or --question-file)")
         schema = OutputSchema(output_schema) if output_schema is not None else None
 
-        def prepare() -> tuple[CorpusRecord, Any, Engine, Tree, Any]:
+        def prepare() -> tuple[CorpusRecord, Any, Engine, Tree, Any, FollowUp | None]:
             """Store and blob I/O before the first turn (ingestion, the context's files, the
             snapshot key, the committed turns): in a thread, never on the event loop."""
             corpus = paths_or_corpus if isinstance(paths_or_corpus, CorpusRecord) else self.ingest(paths_or_corpus)
@@ -215,9 +224,12 @@ class RLM:
                 from .engine.resume import prepare_resume
 
                 resumer = prepare_resume(self.store.meta, execution_id, tree.tracker)
-            return corpus, spec, engine, tree, resumer
+            followup = None
+            if follow_up is not None:
+                followup = load_followup(self.store.meta, follow_up, corpus.corpus_id, engine._load_snapshot)
+            return corpus, spec, engine, tree, resumer, followup
 
-        corpus, spec, engine, tree, resumer = await asyncio.to_thread(prepare)
+        corpus, spec, engine, tree, resumer, followup = await asyncio.to_thread(prepare)
         tracker = tree.tracker
         try:
             out = await engine.run_execution(
@@ -231,6 +243,7 @@ class RLM:
                 schema=schema,
                 execution_id=execution_id,
                 resume=resumer,
+                followup=followup,
             )
         finally:
             engine.close()
@@ -246,27 +259,43 @@ class RLM:
             error=out.error,
         )
 
+    async def aclose(self) -> None:
+        """Release the root and sub-LM clients' connection pools (they reopen on next use)."""
+        await self._root.aclose()
+        await self._sub.aclose()
+
+    def session(self, paths_or_corpus: PathsOrCorpus) -> Conversation:
+        """A conversation over one corpus: ``.ask(question)`` repeatedly, each question a
+        follow-up of the previous one (see :class:`rlmx.conversation.Conversation`). The
+        corpus is ingested now. Raises ``IngestError`` when nothing could be ingested."""
+        from .conversation import Conversation
+
+        corpus = paths_or_corpus if isinstance(paths_or_corpus, CorpusRecord) else self.ingest(paths_or_corpus)
+        return Conversation(self, corpus)
+
     def ask(
         self,
         paths_or_corpus: PathsOrCorpus,
         question: str,
         output_schema: dict[str, Any] | type[BaseModel] | None = None,
+        *,
+        follow_up: str | None = None,
     ) -> Answer:
         """Answer ``question`` over files, folders, globs or an ingested corpus.
 
         Returns an :class:`Answer` (``text``, ``citations`` as SpanRefs, ``status``,
         ``usage``, ``cost_usd`` in USD or None when unknown, ``execution_id``). Statuses
         other than COMPLETED are returned, not raised. Raises ``ConfigError`` (bad schema,
-        empty question), ``IngestError`` (nothing ingested), ``ReplError`` (REPL could not
-        start). Use :meth:`aask` inside a running event loop.
+        empty question, a ``follow_up`` that cannot be followed), ``IngestError`` (nothing
+        ingested), ``ReplError`` (REPL could not start). Use :meth:`aask` inside a running
+        event loop.
         """
 
         async def ask_once() -> Answer:
             try:
-                return await self.aask(paths_or_corpus, question, output_schema)
+                return await self.aask(paths_or_corpus, question, output_schema, follow_up=follow_up)
             finally:  # this event loop ends here: release the clients' connection pools
-                await self._root.aclose()
-                await self._sub.aclose()
+                await self.aclose()
 
         return asyncio.run(ask_once())
 

@@ -355,3 +355,7 @@ cli.add_command(view)
 from .export import export  # noqa: E402
 
 cli.add_command(export)
+
+from .chat import chat  # noqa: E402
+
+cli.add_command(chat)

@@ -16,7 +16,7 @@ from ..ids import new_id
 from ..store.base import ExecutionRecord, JobRecord, MetadataStore, ServiceExecutionRecord, utcnow
 from ..types import Status
 from .base import TERMINAL
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, Conflict, NotFound
 from .events import EventWriter, jsonable
 from .sessions import SessionsMixin
 
@@ -37,11 +37,30 @@ class ExecutionsMixin(SessionsMixin):
             except ConfigError as e:
                 raise BadRequest(str(e)) from None
 
+    def create_followup(self, tenant: str, execution_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Queue an answerer execution that follows up the tenant's finished root execution
+        ``execution_id`` on the same session (:mod:`rlmx.engine.followup`: its REPL variables
+        and the earlier exchanges carry over; its own budgets and trace). Raises NotFound
+        (another tenant's or unknown), Conflict (still running, or a child)."""
+        sx, rec = self.owned_execution(tenant, execution_id)
+        if rec.status == Status.RUNNING.value:
+            raise Conflict(f"execution {execution_id} is still running: follow it up once it has ended")
+        if rec.parent_id is not None:
+            raise Conflict(f"execution {execution_id} is a child execution: follow up its root, {rec.root_id}")
+        return self.create_execution(tenant, sx.session_id, request, previous_id=execution_id)
+
     def create_execution(
-        self, tenant: str, session_id: str, request: dict[str, Any], *, run_here: str | None = None
+        self,
+        tenant: str,
+        session_id: str,
+        request: dict[str, Any],
+        *,
+        run_here: str | None = None,
+        previous_id: str | None = None,
     ) -> dict[str, Any]:
         """Queue an answerer execution: ``{question, models?, budgets?, output_schema?}``.
-        ``run_here``: a worker id that runs it right away (its job is created claimed)."""
+        ``run_here``: a worker id that runs it right away (its job is created claimed);
+        ``previous_id``: the execution it follows up (see :meth:`create_followup`)."""
         session, corpus = self._ready_corpus(tenant, session_id)
         question = str(request.get("question") or "").strip()
         if not question:
@@ -50,6 +69,8 @@ class ExecutionsMixin(SessionsMixin):
         rlm = self.make_rlm(request.get("models"), request.get("budgets"), tenant=tenant)
         eid = new_id("exe")
         req = {**request, "question": question, "models": self.resolve_models(request.get("models"))}
+        if previous_id is not None:
+            req["previous_id"] = previous_id
         self.meta.put_execution(
             ExecutionRecord(
                 execution_id=eid,
@@ -60,6 +81,7 @@ class ExecutionsMixin(SessionsMixin):
                 root_model=rlm.root_spec,
                 sub_model=rlm.sub_spec,
                 budgets=rlm.budgets.model_dump(),
+                previous_id=previous_id,
             )
         )
         self.meta.put_service_execution(
@@ -127,6 +149,7 @@ class ExecutionsMixin(SessionsMixin):
         return {
             "execution_id": rec.execution_id,
             "session_id": sx.session_id,
+            "previous_id": rec.previous_id,
             "mode": sx.mode,
             "status": rec.status,
             "question": rec.question,

@@ -170,6 +170,7 @@ class JobsMixin(ExecutionsMixin):
                     resume=resume,
                     should_stop=should_stop,
                     sub_lm=sub_lm,
+                    follow_up=req.get("previous_id"),
                 )
         except (RlmxError, ServiceError) as e:
             await asyncio.to_thread(self._fail, eid, Status.FAILED, f"{type(e).__name__}: {e}", meta)

@@ -49,6 +49,8 @@ class ExecutionRecord(BaseModel):
     status: str = "RUNNING"
     parent_id: str | None = None
     root_id: str | None = None
+    previous_id: str | None = None
+    """The execution this one follows up in a conversation (None: not a follow-up)."""
     depth: int = 0
     root_model: str = ""
     sub_model: str = ""

@@ -43,7 +43,7 @@ __all__ = [
     "upgrade_connection",
 ]
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 """The newest revision in ``migrations/versions`` (a test checks it against alembic)."""
 VERSION_TABLE = "alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"

@@ -174,6 +174,7 @@ executions = Table(
     Column("error", Text),
     Column("created_at", UTCDateTime, nullable=False, index=True),
     Column("finished_at", UTCDateTime),
+    Column("previous_id", String(64), index=True),  # revision 0004: last, as ALTER TABLE adds it
 )
 
 turns = Table(

@@ -39,6 +39,19 @@ async def create_execution(session_id: str, body: ExecutionCreate, p: Principal 
     return await asyncio.to_thread(svc.create_execution, p.tenant, session_id, body.model_dump(exclude_none=True))
 
 
+@router.post(
+    "/v1/executions/{execution_id}/followups",
+    status_code=202,
+    response_model=ExecutionAccepted,
+    tags=["executions"],
+    responses={**BODY_ERRORS, 409: {"description": "The execution is still running, or is a child"}},
+)
+async def create_followup(execution_id: str, body: ExecutionCreate, p: Principal = auth, svc: Service = service) -> Any:
+    """A follow-up question on the same session: a new answerer execution whose REPL keeps the
+    finished execution's variables and whose root LM is told the earlier questions and answers."""
+    return await asyncio.to_thread(svc.create_followup, p.tenant, execution_id, body.model_dump(exclude_none=True))
+
+
 @router.get("/v1/executions/{execution_id}", tags=["executions"], responses=ERRORS)
 async def get_execution(execution_id: str, p: Principal = auth, svc: Service = service) -> dict[str, Any]:
     """Status, answer, citations, usage, cost, budgets and what was consumed, last turn."""
