@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
-from ..errors import RlmxError
+from ..errors import NotFoundError, RlmxError
 
 __all__ = ["view"]
 
@@ -37,7 +38,8 @@ def view(execution_id: str | None, out: Path | None, port: int) -> None:
         eid = execution_id or latest_execution(store)
         page = load_page(store, eid)  # an unknown id fails here, before anything is served
     except RlmxError as e:
-        err.print(f"[bold red]rlmx:[/] {e}", markup=True)
+        hint = "; `rlmx executions list` shows the ids" if execution_id and isinstance(e, NotFoundError) else ""
+        err.print(f"[bold red]rlmx:[/] {escape(str(e))}{hint}", markup=True)
         sys.exit(1)
     if out is not None:
         try:
