@@ -1,6 +1,6 @@
 """Ingestion benchmark: ingest a folder into a fresh, temporary RLMX_HOME, twice.
 
-Usage: ``python benchmarks/ingest.py [--workers N] [--html] [FOLDER ...]`` (default:
+Usage: ``python benchmarks/ingest.py [--workers N] [--html [DIR]] [--big-text SIZE] [FOLDER ...]`` (default:
 ``../shared/data/state_union`` beside the project). Prints, for the first run: files,
 documents, failures, megabytes read (raw bytes, MB = 10^6), seconds, MB/s, and the peak
 RSS of this process and of the parser worker processes; then the second run's seconds
@@ -9,7 +9,14 @@ RSS of this process and of the parser worker processes; then the second run's se
 ``--html`` first turns every text file of the folders into an HTML page (a ``<head>``,
 navigation, a header, one ``<p>`` per paragraph, a sidebar and a footer of boilerplate,
 as a web page saved from a site would have) in a temporary folder, and ingests those
-pages instead: the HTML parser extracts the main content (trafilatura).
+pages instead: the HTML parser extracts the main content. ``--html DIR`` ingests the real
+HTML pages under ``DIR`` instead (e.g. a Debian documentation package unpacked with
+``dpkg -x``).
+
+``--big-text SIZE`` (``300M``, ``1G``; MB = 10^6) writes one UTF-8 plain-text file of that
+size under the system's temporary folder (the text files of ``../shared/data`` repeated,
+decoded to UTF-8; removed afterwards) and ingests it: large files are streamed in blocks,
+so peak RSS stays far below the file's size.
 """
 
 from __future__ import annotations
@@ -67,6 +74,29 @@ def make_html(paths: list[str], folder: Path) -> list[str]:
     return [str(folder)]
 
 
+def make_big_text(size: int, folder: Path) -> list[str]:
+    """One UTF-8 ``.txt`` file of at least ``size`` bytes made of the shared data's texts."""
+    from rlmx.corpus.parsers.encoding import decode_text
+
+    data = ROOT.parent / "shared" / "data"
+    parts = [decode_text(f.read_bytes())[0] for f in sorted(data.rglob("*.txt"))]
+    block = "\n\n".join(parts).encode("utf-8")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "big.txt"
+    with path.open("wb") as f:
+        written = 0
+        while written < size:
+            f.write(block)
+            written += len(block)
+    return [str(path)]
+
+
+def _size(text: str) -> int:
+    units = {"K": 10**3, "M": 10**6, "G": 10**9}
+    text = text.strip().upper().rstrip("B")
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1:] in units else int(text)
+
+
 def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     kb = resource.getrusage(who).ru_maxrss  # KiB on Linux
     return kb * 1024 / 1e6
@@ -77,11 +107,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("paths", nargs="*", default=[str(DEFAULT)], help="files, folders, globs")
     ap.add_argument("--keep", action="store_true", help="keep the temporary RLMX_HOME")
     ap.add_argument("--workers", type=int, default=None, help="parser processes (default: auto)")
-    ap.add_argument("--html", action="store_true", help="ingest HTML pages made from the text files")
+    ap.add_argument(
+        "--html",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="ingest HTML pages made from the text files, or the real pages under DIR",
+    )
+    ap.add_argument("--big-text", metavar="SIZE", help="ingest one generated plain-text file of SIZE (1G, 300M)")
     args = ap.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="rlmx-bench-"))
     try:
-        if args.html:
+        if args.big_text:
+            args.paths = make_big_text(_size(args.big_text), home / "big")
+        elif args.html:
+            args.paths = [args.html]
+        elif args.html is not None:
             args.paths = make_html(args.paths, home / "html")
         store = open_store(home)
         t0 = time.perf_counter()

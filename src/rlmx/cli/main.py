@@ -138,6 +138,7 @@ def ask(
     """Answer QUESTION over the documents in PATH... (files, folders, globs)."""
     from ..api import RLM, status_exit_code
     from ..types import Budgets
+    from .progress_ingest import IngestProgress
     from .progress_run import RunProgress
     from .render import answer_json, print_answer
 
@@ -165,7 +166,8 @@ def ask(
         )
         if not quiet:
             err.print(f"[dim]root {rlm.root_spec} · sub {rlm.sub_spec} · store {rlm.settings.home}[/]")
-        corpus = rlm.ingest(paths, on_progress=None, include=include, exclude=exclude)
+        with IngestProgress(err, quiet=quiet) as ingesting:
+            corpus = rlm.ingest(paths, on_progress=ingesting, include=include, exclude=exclude)
         if not quiet:
             err.print(
                 f"[dim]{len(corpus.documents)} documents, {corpus.total_chars:,} characters"
@@ -236,14 +238,20 @@ def verify(file: Any) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--include", multiple=True, metavar="GLOB", help="Ingest matching files a folder or glob would skip.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching files of a folder or glob.")
-def ingest_cmd(paths: tuple[str, ...], include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no summary on stderr.")
+def ingest_cmd(
+    paths: tuple[str, ...], include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), quiet: bool = False
+) -> None:
     """Parse and store PATHS (files, folders, globs); print the documents and failures
-    (and the summary on stderr: kept, skipped by reason, duplicates, failed by reason)."""
+    (and on stderr a progress bar, then the summary: kept, skipped by reason, duplicates,
+    failed by reason)."""
     from ..corpus import ingest
     from ..store import open_store
+    from .progress_ingest import IngestProgress
 
     try:
-        corpus = ingest(list(paths), open_store(), include=include, exclude=exclude)
+        with IngestProgress(err, quiet=quiet) as progress:
+            corpus = ingest(list(paths), open_store(), include=include, exclude=exclude, on_progress=progress)
     except RlmxError as e:
         _fail(e)
         return
@@ -252,7 +260,7 @@ def ingest_cmd(paths: tuple[str, ...], include: tuple[str, ...] = (), exclude: t
     for f in corpus.failures:
         click.echo(f"FAILED  {f.source_path}: {f.reason}")
     click.echo(f"corpus {corpus.corpus_id}: {len(corpus.documents)} documents, {len(corpus.failures)} failed")
-    for line in summary_lines(corpus):
+    for line in [] if quiet else summary_lines(corpus):
         err.print(line, markup=False, highlight=False)
 
 
