@@ -47,6 +47,9 @@ class RLM:
     ``cache_namespace``: the part of it this RLM reads and writes (default ``""``: the local
     user's own cache; the service passes ``"tenant:<tenant>"``, so a cached response is shared
     only within a tenant — see :func:`rlmx.lm.wrappers.cache_key`).
+    ``compaction_threshold``: compact the root conversation past this fraction of the root
+    model's window (``root_window_tokens``, tokens; default its known window, and no
+    compaction when it is unknown); None: never (:mod:`rlmx.engine.compaction`).
     ``on_event(kind, data)`` receives progress events (turn_started, turn_finished,
     subcall, execution_started, execution_finished).
 
@@ -69,6 +72,8 @@ class RLM:
         settings: Settings | None = None,
         on_event: EventSink | None = None,
         notice: Callable[[str], None] | None = None,
+        compaction_threshold: float | None = 0.8,
+        root_window_tokens: int | None = None,
     ):
         self.settings = settings or Settings()
         if home is not None:
@@ -119,6 +124,8 @@ class RLM:
             output_max_chars=output_max_chars or self.settings.output_max_chars,
             repl_output_cap_chars=self.settings.repl_output_cap_chars,
             sub_lm_chars=prompt_chars(self._sub.spec),
+            compaction_threshold=compaction_threshold,
+            root_window_tokens=root_window_tokens,
         )
         self.on_event = on_event
         self._store: Store | None = None

@@ -24,12 +24,21 @@ from ..store.base import ExecutionRecord, utcnow
 from ..types import Status
 from .answer import outcome
 from .blocks import parse_response
+from .compaction import make_compactor
 from .followup import FollowUp
 from .observation import budget_note, final_request, no_code_observation, observation_text
 from .observers import turn_event
 from .prompting import root_messages
 from .resolver import ToolResolverImpl
-from .sandboxing import MAX_STORED_SNAPSHOT_BYTES, local_repl, shared_snapshot_key, snapshot_key, warn_sandbox
+from .sandboxing import (
+    MAX_STORED_SNAPSHOT_BYTES,
+    load_snapshot,
+    local_repl,
+    save_snapshot,
+    shared_snapshot_key,
+    snapshot_key,
+    warn_sandbox,
+)
 from .schema import OutputSchema
 from .state import (
     TASK_CANCELLED,
@@ -96,18 +105,8 @@ class Engine:
         return self.repl_factory(spec, self.options, schema_fields)
 
     def _save_snapshot(self, execution_id: str, turn: int, repl: REPL) -> None:
-        """Store the REPL's sealed snapshot of ``turn`` as opaque bytes (never unpickled here)
-        under ``snapshots/<execution>/<turn>.snap``, created only if absent (a conditional
-        put: an attempt that lost its job cannot overwrite the snapshot of the attempt that
-        took it over), then drop the previous turn's; skipped above
-        ``MAX_STORED_SNAPSHOT_BYTES`` (resume then replays the committed turns). Blocking I/O:
-        the loop calls it in a thread."""
-        snap = getattr(repl, "snapshot", None)
-        blobs = self.store.blobs
-        if snap is not None and snap.turn == turn and snap.size <= MAX_STORED_SNAPSHOT_BYTES:
-            blobs.put_if_absent(snapshot_key(execution_id, turn), snap.to_bytes())
-        if turn > 1:
-            blobs.delete(snapshot_key(execution_id, turn - 1))
+        """See :func:`.sandboxing.save_snapshot` (blocking I/O)."""
+        save_snapshot(self.store.blobs, execution_id, turn, repl)
 
     def _commit_turn(self, execution_id: str, turn: int, record: dict[str, Any], repl: REPL) -> None:
         """Persist turn ``turn`` (the commit point), then its REPL snapshot (blocking I/O)."""
@@ -115,17 +114,8 @@ class Engine:
         self._save_snapshot(execution_id, turn, repl)
 
     def _load_snapshot(self, execution_id: str, turn: int) -> Any:
-        """The stored snapshot of ``execution_id`` at ``turn``, else None (blocking I/O)."""
-        from ..errors import NotFoundError
-        from ..sandbox.snapshot import Snapshot, SnapshotError
-
-        if not turn:
-            return None
-        try:
-            snap = Snapshot.from_bytes(self.store.blobs.get(snapshot_key(execution_id, turn)))
-        except (NotFoundError, SnapshotError, ValueError):
-            return None
-        return snap if snap.turn == turn else None
+        """See :func:`.sandboxing.load_snapshot` (blocking I/O)."""
+        return load_snapshot(self.store.blobs, execution_id, turn)
 
     def _best_so_far(self, st: ExecutionState) -> str:
         """Best answer so far when an execution ends early: the last printed output (its last
@@ -264,6 +254,7 @@ class Engine:
         messages = root_messages(st.spec, question, opts, budgets, st.depth, schema)
         if followup is not None:
             messages[1] = {"role": "user", "content": followup.preface() + "\n\n" + messages[1]["content"]}
+        compactor = make_compactor(opts.compaction_threshold, opts.root_window_tokens, tree.root_lm.spec)
         first_turn = 1
         if resume is not None:
             point = await resume.restore(self, st, repl, resolver, schema)
@@ -277,6 +268,10 @@ class Engine:
                 tree.tracker.turns = turn
             tree.emit("turn_started", execution_id=st.execution_id, depth=st.depth, turn=turn)
             t0 = time.monotonic()
+            compaction = None
+            if compactor is not None and compactor.needed(messages):
+                summariser = tree.root_lm if budgets.max_sub_calls == 0 else tree.sub_lm
+                messages, compaction = await compactor.compact(messages, summariser, question, turn)
             completion = await tree.root_lm.complete(messages)
             t_root = time.monotonic() - t0
             parsed = parse_response(completion.text)
@@ -329,6 +324,7 @@ class Engine:
                 "cost_usd": completion.raw.get("cost_usd"),
                 "code": code,
                 "stdout": step.stdout if step else None,
+                "variables": step.variables if step else [],
                 "error": error,
                 "timed_out": step.timed_out if step else False,
                 "final": final.model_dump() if final else None,
@@ -340,6 +336,8 @@ class Engine:
                     "total_s": round(t_total, 4),
                 },
             }
+            if compaction is not None:
+                record["compaction"] = compaction
             sandbox_failures = layer_failures(getattr(repl, "layers", None) or {})
             if sandbox_failures:  # the REPL runs without a layer (see warn_sandbox)
                 record["sandbox_warnings"] = sandbox_failures

@@ -98,6 +98,8 @@ def stored_usage(meta: MetadataStore, execution_id: str) -> Usage:
             if t.get("mode") != "runtime":  # in runtime mode the client was the root: no root call
                 u.root_calls += 1
                 charge(t)
+            if t.get("compaction"):  # the summary call of a compaction (engine/compaction.py)
+                charge(t["compaction"])
         for s in meta.get_subcalls(eid):
             if s.get("abandoned"):
                 u.input_tokens += int(s.get("input_tokens") or 0)

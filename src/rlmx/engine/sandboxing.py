@@ -18,7 +18,15 @@ from ..store.secrets import shared_secret
 if TYPE_CHECKING:
     from .state import EngineOptions
 
-__all__ = ["MAX_STORED_SNAPSHOT_BYTES", "local_repl", "shared_snapshot_key", "snapshot_key", "warn_sandbox"]
+__all__ = [
+    "MAX_STORED_SNAPSHOT_BYTES",
+    "load_snapshot",
+    "local_repl",
+    "save_snapshot",
+    "shared_snapshot_key",
+    "snapshot_key",
+    "warn_sandbox",
+]
 
 _sandbox_log = logging.getLogger("rlmx.sandbox")
 
@@ -88,3 +96,30 @@ def local_repl(
         schema_fields=schema_fields,
         snapshot=snapshot,
     )
+
+
+def save_snapshot(blobs: BlobStore, execution_id: str, turn: int, repl: REPL) -> None:
+    """Store ``repl``'s sealed snapshot of ``turn`` as opaque bytes (never unpickled here)
+    under ``snapshots/<execution>/<turn>.snap``, created only if absent (a conditional put:
+    an attempt that lost its job cannot overwrite the snapshot of the attempt that took it
+    over), then drop the previous turn's; skipped above :data:`MAX_STORED_SNAPSHOT_BYTES`
+    (resume then replays the committed turns). Blocking I/O: the loop calls it in a thread."""
+    snap = getattr(repl, "snapshot", None)
+    if snap is not None and snap.turn == turn and snap.size <= MAX_STORED_SNAPSHOT_BYTES:
+        blobs.put_if_absent(snapshot_key(execution_id, turn), snap.to_bytes())
+    if turn > 1:
+        blobs.delete(snapshot_key(execution_id, turn - 1))
+
+
+def load_snapshot(blobs: BlobStore, execution_id: str, turn: int) -> Any:
+    """The stored snapshot of ``execution_id`` at ``turn``, else None (blocking I/O)."""
+    from ..errors import NotFoundError
+    from ..sandbox.snapshot import Snapshot, SnapshotError
+
+    if not turn:
+        return None
+    try:
+        snap = Snapshot.from_bytes(blobs.get(snapshot_key(execution_id, turn)))
+    except (NotFoundError, SnapshotError, ValueError):
+        return None
+    return snap if snap.turn == turn else None

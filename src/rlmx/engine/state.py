@@ -57,6 +57,12 @@ class EngineOptions:
     """What one sub-LM prompt may carry, in characters (the prompt says so; its chunk size
     for aggregation is a quarter of it): ``RLM`` sets it from the sub-LM's window
     (:func:`rlmx.lm.windows.prompt_chars`)."""
+    compaction_threshold: float | None = 0.8
+    """Compact the root conversation past this fraction of the root model's window
+    (:mod:`rlmx.engine.compaction`); None: never."""
+    root_window_tokens: int | None = None
+    """The root model's input window in tokens; None: the known window of its spec
+    (:func:`rlmx.lm.windows.known_window`), and no compaction when it is unknown."""
     tools: ToolRegistry | None = None
     """Custom tools model code may call (:mod:`.tools`; None: none)."""
 

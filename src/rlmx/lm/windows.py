@@ -8,7 +8,7 @@ English text and code (the OpenAI and Anthropic rule of thumb).
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_WINDOW_TOKENS", "WINDOWS", "prompt_chars", "window_tokens"]
+__all__ = ["DEFAULT_WINDOW_TOKENS", "WINDOWS", "known_window", "prompt_chars", "window_tokens"]
 
 DEFAULT_WINDOW_TOKENS = 131_072
 """Window assumed for models not in :data:`WINDOWS` (and for the offline policies)."""
@@ -28,16 +28,19 @@ MAX_PROMPT_CHARS = 500_000
 (Zhang, Kraska & Khattab, arXiv 2512.24601, Appendix C), even for larger windows."""
 
 
+def known_window(spec: str) -> int | None:
+    """The input window of ``spec`` in tokens when :data:`WINDOWS` knows it (the longest
+    matching prefix), else None."""
+    best = max((p for p in WINDOWS if spec.startswith(p)), key=len, default="")
+    return WINDOWS[best] if best else None
+
+
 def window_tokens(spec: str, override: int | None = None) -> int:
     """The input window of ``spec`` in tokens: ``override``, else the longest prefix of
     :data:`WINDOWS`, else :data:`DEFAULT_WINDOW_TOKENS`."""
     if override:
         return override
-    best = ""
-    for prefix in WINDOWS:
-        if spec.startswith(prefix) and len(prefix) > len(best):
-            best = prefix
-    return WINDOWS[best] if best else DEFAULT_WINDOW_TOKENS
+    return known_window(spec) or DEFAULT_WINDOW_TOKENS
 
 
 def prompt_chars(spec: str) -> int:
