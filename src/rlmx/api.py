@@ -14,14 +14,16 @@ from .config import Settings
 from .corpus import context_spec, corpus_from_texts, ingest
 from .corpus.records import CorpusRecord
 from .engine.budget import BudgetedLM, BudgetTracker
+from .engine.estimate import Estimate, EstimateInputs, estimate_cost
 from .engine.followup import FollowUp, load_followup
 from .engine.orchestrator import Engine, EngineOptions, Tree
 from .engine.schema import OutputSchema
 from .errors import ConfigError
 from .lm.base import LMClient
 from .lm.pricing import PriceTable
+from .lm.redact import RedactingLM, Redactor, RedactPolicy, redactor_of
 from .lm.registry import make_client, resolve_models
-from .lm.windows import prompt_chars
+from .lm.windows import prompt_chars, window_tokens
 from .lm.wrappers import CachedLM, ConcurrencyLimitedLM, RetryingLM
 from .store import Store, open_store
 from .types import Answer, Budgets, Status
@@ -52,6 +54,10 @@ class RLM:
     compaction when it is unknown); None: never (:mod:`rlmx.engine.compaction`).
     ``on_event(kind, data)`` receives progress events (turn_started, turn_finished,
     subcall, execution_started, execution_finished).
+    ``redact``: an opt-in redaction policy (``"emails,keys,phones,REGEX"``, a list of such
+    strings, or a :class:`~rlmx.lm.redact.RedactPolicy`): every prompt to the root and sub
+    LMs is masked, replies and the answer carry the originals, and the root execution's
+    ``usage["redaction"]`` records counts per kind (never values); see :meth:`make_tree`.
 
     Raises :class:`~rlmx.errors.ConfigError` for an unknown model spec, or a cost budget
     with a model whose price is unknown (add it to a prices file, see ``rlmx.lm.pricing``).
@@ -74,6 +80,7 @@ class RLM:
         notice: Callable[[str], None] | None = None,
         compaction_threshold: float | None = 0.8,
         root_window_tokens: int | None = None,
+        redact: str | Sequence[str] | RedactPolicy | None = None,
     ):
         self.settings = settings or Settings()
         if home is not None:
@@ -128,6 +135,7 @@ class RLM:
             root_window_tokens=root_window_tokens,
         )
         self.on_event = on_event
+        self.redact = RedactPolicy.parse(redact)
         self._store: Store | None = None
 
     @property
@@ -164,10 +172,19 @@ class RLM:
         (as in the paper), a list or a name → text mapping gives documents."""
         return corpus_from_texts(texts, self.store)
 
-    def _wrap(self, client: LMClient, tracker: BudgetTracker, sem: asyncio.Semaphore, role: str) -> LMClient:
+    def _wrap(
+        self,
+        client: LMClient,
+        tracker: BudgetTracker,
+        sem: asyncio.Semaphore,
+        role: str,
+        redactor: Redactor | None = None,
+    ) -> LMClient:
         lm: LMClient = ConcurrencyLimitedLM(RetryingLM(client, max_attempts=self.settings.max_retries + 1), sem)
         if self.cache:
             lm = CachedLM(lm, self.store.meta, self.cache_namespace)
+        if redactor is not None:  # outside the cache: cache entries hold placeholders only
+            lm = RedactingLM(lm, redactor)
         return BudgetedLM(lm, tracker, role=role)
 
     def make_tree(
@@ -180,15 +197,18 @@ class RLM:
         """The shared state of one execution tree: a fresh budget tracker and the root and
         sub LMs wrapped (retry, concurrency bound, cache, budget). ``sub_lm`` replaces the
         sub-LM client (e.g. an MCP client's own model); ``should_stop`` is asked at every
-        turn boundary (cancellation)."""
+        turn boundary (cancellation). With a redaction policy, one
+        :class:`~rlmx.lm.redact.Redactor` (the tree's value ↔ placeholder mapping, in this
+        process's memory only) wraps both LMs."""
         tracker = BudgetTracker(self.budgets, self.prices)
         sem = asyncio.Semaphore(self.max_concurrency)
+        redactor = Redactor(self.redact) if self.redact.enabled else None
         return Tree(
             engine,
             self.budgets,
             tracker,
-            self._wrap(self._root, tracker, sem, "root"),
-            self._wrap(sub_lm or self._sub, tracker, sem, "sub"),
+            self._wrap(self._root, tracker, sem, "root", redactor),
+            self._wrap(sub_lm or self._sub, tracker, sem, "sub", redactor),
             self.on_event,
             should_stop,
         )
@@ -254,6 +274,9 @@ class RLM:
             )
         finally:
             engine.close()
+        redactor = redactor_of(tree.root_lm)
+        if redactor is not None:
+            await asyncio.to_thread(self._record_redaction, out.execution_id, redactor)
         usage = tracker.usage()
         return Answer(
             execution_id=out.execution_id,
@@ -265,6 +288,49 @@ class RLM:
             fields=out.fields,
             error=out.error,
         )
+
+    def estimate(
+        self,
+        paths_or_corpus: PathsOrCorpus,
+        question: str,
+        output_schema: dict[str, Any] | type[BaseModel] | None = None,
+    ) -> Estimate:
+        """The expected range and the worst case (tokens, USD) of asking ``question``, without
+        calling a model: the corpus is ingested (or taken as given), the root prompt built
+        exactly as :meth:`ask` would, and :func:`rlmx.engine.estimate.estimate_cost` applied
+        with this RLM's budgets, windows and price table (formula and sources there).
+        ``.to_dict()`` is its JSON shape. Raises ``ConfigError`` (empty question, bad
+        schema) and ``IngestError`` like :meth:`ask`."""
+        from .engine.prompting import root_messages
+
+        if not question or not question.strip():
+            raise ConfigError("the question is empty: pass a question (or --question-file)")
+        schema = OutputSchema(output_schema) if output_schema is not None else None
+        corpus = paths_or_corpus if isinstance(paths_or_corpus, CorpusRecord) else self.ingest(paths_or_corpus)
+        spec = context_spec(corpus, self.store)
+        messages = root_messages(spec, question, self.options, self.budgets, 0, schema)
+        inputs = EstimateInputs(
+            corpus_chars=corpus.total_chars,
+            documents=len(corpus.documents),
+            prompt_chars=sum(len(m["content"]) for m in messages),
+            root_spec=self.root_spec,
+            sub_spec=self.sub_spec,
+            budgets=self.budgets,
+            output_max_chars=self.options.output_max_chars,
+            sub_lm_chars=self.options.sub_lm_chars,
+            root_window=window_tokens(self.root_spec),
+            sub_window=window_tokens(self.sub_spec),
+            root_max_tokens=self._root.max_tokens,
+            sub_max_tokens=self._sub.max_tokens,
+        )
+        return estimate_cost(inputs, self.prices)
+
+    def _record_redaction(self, execution_id: str, redactor: Redactor) -> None:
+        """Add the tree's redaction counts (never values) to the root execution's stored
+        usage, where the trace and the service's views read it (blocking I/O)."""
+        rec = self.store.meta.get_execution(execution_id)
+        rec.usage = {**rec.usage, "redaction": redactor.summary()}
+        self.store.meta.put_execution(rec)
 
     async def aclose(self) -> None:
         """Release the root and sub-LM clients' connection pools (they reopen on next use)."""

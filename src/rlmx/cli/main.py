@@ -90,6 +90,17 @@ def _summarise_failures(failures: list[Any], shown: int = 5) -> None:
             break
 
 
+def _redact_policy(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Check ``--redact`` values before anything runs (a bad regex is a usage error, exit 2)."""
+    from ..lm.redact import RedactPolicy
+
+    try:
+        RedactPolicy.parse(values)
+    except RlmxError as e:
+        raise click.BadParameter(str(e)) from None
+    return values
+
+
 @cli.command()
 @click.argument("args", nargs=-1, required=True, metavar="PATH... QUESTION")
 @click.option(
@@ -118,6 +129,14 @@ def _summarise_failures(failures: list[Any], shown: int = 5) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Ingest matching files a folder or glob would skip.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching files of a folder or glob.")
+@click.option("--estimate", is_flag=True, help="Print the expected and worst-case tokens and USD; call no model.")
+@click.option(
+    "--redact",
+    multiple=True,
+    metavar="KINDS[,REGEX]",
+    help="Mask emails,keys,phones and/or a regex in every prompt sent to an LM (see docs/estimate-and-redaction.md).",
+    callback=lambda _c, _p, v: _redact_policy(v),
+)
 def ask(
     args: tuple[str, ...],
     model: str | None,
@@ -134,6 +153,8 @@ def ask(
     quiet: bool,
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
+    estimate: bool = False,
+    redact: tuple[str, ...] = (),
 ) -> None:
     """Answer QUESTION over the documents in PATH... (files, folders, globs)."""
     from ..api import RLM, status_exit_code
@@ -163,6 +184,7 @@ def ask(
             cache=not no_cache,
             on_event=(progress := RunProgress(err, quiet=quiet)),
             notice=lambda m: err.print(m, markup=False),
+            redact=list(redact),
         )
         if not quiet:
             err.print(f"[dim]root {rlm.root_spec} · sub {rlm.sub_spec} · store {rlm.settings.home}[/]")
@@ -176,6 +198,12 @@ def ask(
             for line in summary_lines(corpus):
                 err.print(line, markup=False, highlight=False)
             _summarise_failures(corpus.failures)
+        if estimate:
+            from ..engine.estimate import estimate_lines
+
+            est = rlm.estimate(corpus, question)
+            click.echo(json.dumps(est.to_dict(), indent=2) if as_json else "\n".join(estimate_lines(est)))
+            return
         with progress.running(rlm.budgets.max_turns):
             answer = rlm.ask(corpus, question)
     except RlmxError as e:
