@@ -114,3 +114,47 @@ def test_metrics_are_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             client(service, worker=False)
     finally:
         service.close()
+
+
+def test_a_worker_serves_the_metrics_of_its_own_runs(tmp_path: Path, small_corpus: Path):
+    """`rlmx worker --metrics-port`: the runs of a separate worker process are scraped there."""
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"root": ["FINAL(the Marshall Plan)"], "sub": ["it"]}), encoding="utf-8")
+    model = f"scripted:{script}"
+    env = {**os.environ, "RLMX_HOME": str(tmp_path / "home"), "RLMX_ALLOWED_PATHS": str(small_corpus)}
+    env["RLMX_SERVICE_MODELS"] = model
+    svc = make_service(tmp_path / "home", allowed_paths=str(small_corpus), service_models=model)
+    k, _ = svc.keys.create(TENANT)
+    h = {"Authorization": f"Bearer {k}"}
+    port = _free_port()
+    log = (tmp_path / "worker.log").open("wb")
+    rlmx = [sys.executable, "-m", "rlmx.cli"]
+    proc = subprocess.Popen(
+        [*rlmx, "worker", "--metrics-port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        with client(svc, worker=False) as c, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as m:
+            sid = c.post("/v1/sessions", json={"docs": [{"path": str(small_corpus)}]}, headers=h).json()["session_id"]
+            wait_for(lambda: c.get(f"/v1/sessions/{sid}", headers=h).json()["status"] == "READY", "session (worker)")
+            body = {"question": QUESTION, "models": {"root": model}}
+            eid = c.post(f"/v1/sessions/{sid}/executions", json=body, headers=h).json()["execution_id"]
+            wait_for(lambda: c.get(f"/v1/executions/{eid}", headers=h).json()["status"] != "RUNNING", "execution")
+
+            def counted() -> dict | None:
+                got = _samples(m.get("/metrics").text)
+                return got if got.get(("rlmx_executions_total", (("level", "root"), ("status", "COMPLETED")))) else None
+
+            samples = wait_for(counted, "the worker's metrics to count the execution", 30)
+            text = m.get("/metrics").text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        svc.close()
+    assert samples[("rlmx_ingested_documents_total", ())] == 3
+    assert samples[("rlmx_queue_depth", (("kind", "answerer"),))] == 0
+    for secret in (TENANT, sid, eid, QUESTION):
+        assert secret not in text

@@ -58,9 +58,17 @@ def serve(host: str, port: int, no_worker: bool, log_level: str) -> None:
 @click.command()
 @click.option("--concurrency", type=click.IntRange(min=1), help="Jobs run at once (default RLMX_WORKER_CONCURRENCY).")
 @click.option("--until-idle", is_flag=True, help="Exit when no job is left instead of waiting for more.")
-def worker(concurrency: int | None, until_idle: bool) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve this worker's Prometheus metrics (as `rlmx serve`'s /metrics) on this port.",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address of the metrics endpoint.")
+def worker(concurrency: int | None, until_idle: bool, metrics_port: int | None, metrics_host: str) -> None:
     """Run a worker of the service's queue (ingestion and answerer executions) on the store
-    in $RLMX_HOME, beside `rlmx serve --no-worker` or other workers."""
+    in $RLMX_HOME, beside `rlmx serve --no-worker` or other workers. With --metrics-port, the
+    runs of this process are counted and served for scraping (no API key, no tenant data;
+    the store's queue gauges too)."""
     from ..errors import RlmxError
     from ..service.core import Service
     from ..service.worker import Worker
@@ -71,6 +79,22 @@ def worker(concurrency: int | None, until_idle: bool) -> None:
     except RlmxError as e:
         err.print(f"[bold red]rlmx:[/] {e}")
         sys.exit(1)
+
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from ..engine.observers import add_observer
+        from ..service.metrics import Metrics
+
+        metrics = Metrics(service.meta)
+        add_observer(metrics)
+        try:
+            start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
+        except OSError as e:
+            err.print(
+                f"[bold red]rlmx:[/] cannot serve metrics on {metrics_host}:{metrics_port} ({e}); choose another port"
+            )
+            sys.exit(2)
 
     async def main() -> None:
         stop = asyncio.Event()

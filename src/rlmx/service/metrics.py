@@ -6,8 +6,8 @@ id, no question or path; labels are statuses, kinds, roles and model specs only.
 
 Counters and histograms are updated from the engine's events
 (:mod:`rlmx.engine.observers`), so they count what ran in this process (an API server with
-its in-process worker; a separate ``rlmx worker`` counts its own, not scraped here): sum
-them over the servers. Gauges read the store when scraped, so they hold for the whole
+its in-process worker; a separate ``rlmx worker`` serves its own with ``--metrics-port``):
+sum them over the servers and workers. Gauges read the store when scraped, so they hold for the whole
 deployment: ``rlmx_queue_depth`` (jobs waiting) and ``rlmx_jobs_running``, by kind.
 
 | metric | type | labels |
