@@ -18,6 +18,7 @@ from .engine.estimate import Estimate, EstimateInputs, estimate_cost
 from .engine.followup import FollowUp, load_followup
 from .engine.orchestrator import Engine, EngineOptions, Tree
 from .engine.schema import OutputSchema
+from .engine.tools import DEFAULT_TOOL_TIMEOUT_S, ToolRegistry
 from .errors import ConfigError
 from .lm.base import LMClient
 from .lm.pricing import PriceTable
@@ -54,6 +55,10 @@ class RLM:
     compaction when it is unknown); None: never (:mod:`rlmx.engine.compaction`).
     ``on_event(kind, data)`` receives progress events (turn_started, turn_finished,
     subcall, execution_started, execution_finished).
+    ``tools``: custom tools, Python functions model code calls by name (a list, a
+    ``{name: function}`` mapping or a :class:`~rlmx.engine.tools.ToolRegistry`; they run in
+    this process, each call under ``tool_timeout_s`` seconds and ``max_tool_calls``, with JSON
+    arguments and results; see docs/repl.md). Raises ConfigError for an invalid tool name.
     ``redact``: an opt-in redaction policy (``"emails,keys,phones,REGEX"``, a list of such
     strings, or a :class:`~rlmx.lm.redact.RedactPolicy`): every prompt to the root and sub
     LMs is masked, replies and the answer carry the originals, and the root execution's
@@ -81,6 +86,8 @@ class RLM:
         compaction_threshold: float | None = 0.8,
         root_window_tokens: int | None = None,
         redact: str | Sequence[str] | RedactPolicy | None = None,
+        tools: Sequence[Callable[..., Any]] | Mapping[str, Callable[..., Any]] | ToolRegistry | None = None,
+        tool_timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
     ):
         self.settings = settings or Settings()
         if home is not None:
@@ -125,8 +132,11 @@ class RLM:
         self.cache = cache
         self.cache_namespace = cache_namespace
         self.max_concurrency = max_concurrency or self.settings.max_concurrency
+        if tools is not None and not isinstance(tools, ToolRegistry):
+            tools = ToolRegistry(dict(tools) if isinstance(tools, Mapping) else tools, timeout_s=tool_timeout_s)
         self.options = EngineOptions(
             budgets=self.budgets,
+            tools=tools or None,
             step_timeout_s=step_timeout_s or self.settings.step_timeout_s,
             output_max_chars=output_max_chars or self.settings.output_max_chars,
             repl_output_cap_chars=self.settings.repl_output_cap_chars,

@@ -74,6 +74,8 @@ class Usage(BaseModel):
     cost_usd: float | None = 0.0
     wall_seconds: float = 0.0
     max_depth_reached: int = 0
+    tool_calls: int = 0
+    """Calls of custom tools that ran (docs/repl.md); not counted in ``sub_calls``."""
 
     @property
     def total_tokens(self) -> int:
@@ -85,9 +87,9 @@ class Budgets(BaseModel):
 
     ``max_turns`` applies to each execution (root or child) separately; the others hold for
     the whole tree. ``None`` means unlimited. Units: tokens (input + output), USD, seconds.
-    ``max_depth`` is the deepest child depth ``rlm_query`` may start (root = 0); at that
-    depth ``rlm_query`` degrades to a plain sub-LM call (paper §2). Unknown fields are
-    refused (a misspelt limit must not silently mean "unlimited").
+    ``max_tool_calls`` counts custom tool calls. ``max_depth`` is the deepest child depth
+    ``rlm_query`` may start (root = 0); at that depth ``rlm_query`` degrades to a plain
+    sub-LM call (paper §2). Unknown fields are refused (a misspelt limit must not silently mean "unlimited").
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -98,6 +100,8 @@ class Budgets(BaseModel):
     max_cost_usd: float | None = Field(default=None, ge=0)
     max_wall_seconds: float | None = Field(default=None, gt=0)
     max_depth: int = Field(default=1, ge=0)
+    max_tool_calls: int | None = Field(default=None, ge=0)
+    """Calls of custom tools (``RLM(tools=...)``, docs/repl.md) in the whole tree; not sub-calls."""
 
 
 class Answer(BaseModel):

@@ -44,6 +44,7 @@ class BudgetTracker:
         self.prices = prices
         self.started = time.monotonic()
         self.sub_calls = 0
+        self.tool_calls = 0
         self.root_calls = 0
         self.cached_calls = 0
         self.cache_errors = 0
@@ -125,6 +126,22 @@ class BudgetTracker:
         or failed before a result), so that ``sub_calls`` counts the calls that ran."""
         self.sub_calls = max(0, self.sub_calls - n)
 
+    def reserve_tool_calls(self, n: int = 1) -> None:
+        """Count ``n`` custom tool calls before they start (docs/repl.md); raise when
+        ``max_tool_calls`` would be passed, or another tree-wide budget is spent."""
+        self.check()
+        b = self.budgets
+        if b.max_tool_calls is not None and self.tool_calls + n > b.max_tool_calls:
+            raise self._fail(
+                "max_tool_calls",
+                f"tool-call budget of {b.max_tool_calls} spent ({self.tool_calls} used, {n} more asked)",
+            )
+        self.tool_calls += n
+
+    def release_tool_calls(self, n: int = 1) -> None:
+        """Give back ``n`` reserved tool calls that never ran (cancelled before they started)."""
+        self.tool_calls = max(0, self.tool_calls - n)
+
     def note_depth(self, depth: int) -> None:
         self.max_depth_reached = max(self.max_depth_reached, depth)
 
@@ -150,6 +167,7 @@ class BudgetTracker:
             turns=self.turns,
             root_calls=self.root_calls,
             sub_calls=self.sub_calls,
+            tool_calls=self.tool_calls,
             cached_calls=self.cached_calls,
             cache_errors=self.cache_errors,
             input_tokens=self.input_tokens,

@@ -118,11 +118,14 @@ def root_system_prompt(
         sub_help = (
             f"`llm_query(prompt) -> str` asks a sub-LM (it can read about {options.sub_lm_chars:,} characters "
             "in one prompt). `llm_query_batched(prompts) -> list[str]` runs many prompts concurrently: "
-            "prefer it over a loop of `llm_query`."
+            "prefer it over a loop of `llm_query`. `llm_query_async(prompt)` returns a handle at once "
+            "(`h.result(timeout=None)`, `wait(handles) -> list`), so your code keeps working while it runs."
         )
         rlm_help = "`rlm_query(prompt, context=None) -> str` " + (
             "starts a child RLM, with its own REPL, on `context` (a document view, hits, a slice "
-            "you read, or any text; default: this context) and returns its answer."
+            "you read, or any text; default: this context) and returns its answer. "
+            "`rlm_query_batched(prompts, contexts=None) -> list[str]` runs children in parallel (a failed "
+            "child's answer is its error text); `rlm_query_async(prompt, context=None)` returns a handle."
             if depth + 1 <= budgets.max_depth
             else "is a plain sub-LM call here (maximum recursion depth reached)."
         )
@@ -133,8 +136,11 @@ def root_system_prompt(
         size = chunk_chars(options.sub_lm_chars)
         code = load_prompt("chunk_text" if spec.kind == "text" else "chunk_corpus").format(size=size)
         strategy = load_prompt("strategy").format(chunk_chars=size, chunking_code=code.rstrip("\n"))
+    tools = options.tools
+    tools_help = load_prompt("tools_help").format(tool_listing=tools.prompt_listing()) if tools else ""
     return load_prompt("root_system").format(
         **context_description(spec),
+        tools_help=tools_help,
         sub_lm_help=sub_help,
         output_chars=f"{options.output_max_chars:,}",
         rlm_query_help=rlm_help,

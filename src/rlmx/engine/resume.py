@@ -29,6 +29,7 @@ so its variables were lost then too).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +109,9 @@ def stored_usage(meta: MetadataStore, execution_id: str) -> Usage:
                     c = s.get("cost_usd")
                     cost = None if c is None or cost is None else cost + float(c)
                 continue
+            if s.get("kind") == "tool":  # a custom tool call: not a sub-call, no tokens
+                u.tool_calls += 1
+                continue
             u.sub_calls += 1
             charge(s)
     u.turns = root_turns
@@ -120,6 +124,7 @@ def _restore_tracker(tracker: BudgetTracker, usage: Usage) -> None:
     tracker.turns = usage.turns
     tracker.root_calls = usage.root_calls
     tracker.sub_calls = usage.sub_calls
+    tracker.tool_calls = usage.tool_calls
     tracker.cached_calls = usage.cached_calls
     tracker.input_tokens = usage.input_tokens
     tracker.output_tokens = usage.output_tokens
@@ -168,6 +173,7 @@ class ReplayResolver:
         self.recorded = {k: r for k, r in recorded.items() if not r.get("abandoned")}
         self.meta = meta
         self.replayed = 0
+        self.repl_tools = getattr(live, "repl_tools", None)  # the custom tools' stubs (steps.py)
 
     def _answer(self, sid: str) -> str:
         r = self.recorded[sid]
@@ -191,6 +197,12 @@ class ReplayResolver:
             ids = [str(i) for i in p.get("subcall_ids") or []]
             if ids and all(i in self.recorded for i in ids):
                 return [self._answer(i) for i in ids]
+        elif req.kind == "tool" and str(p.get("subcall_id")) in self.recorded:
+            r = self.recorded[str(p["subcall_id"])]  # a custom tool is never called twice
+            self.replayed += 1
+            if r.get("error"):
+                raise RuntimeError(str(r["error"]))
+            return json.loads(str(r.get("response") or "null"))
         elif str(p.get("subcall_id")) in self.recorded:
             return self._answer(str(p["subcall_id"]))
         return await self.live(req)

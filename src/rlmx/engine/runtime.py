@@ -18,7 +18,8 @@ waiting (``waiting: true`` and ``tool_requests: [{id, kind, prompt | prompts, su
 the client then calls :meth:`resolve` with its own results (``{id: str}``, a list of str for
 a batch, or an error) and/or asks the server to resolve some (``server_ids``), which lets the
 step go on; ``resolve`` answers like ``step``. Time spent waiting for tool results does not
-count against the step's wall-clock limit.
+count against the step's wall-clock limit. Custom tools (``tool`` requests, docs/repl.md) are
+always resolved by the server, at once: they are the operator's functions, never the client's.
 
 Each committed step stores the REPL's sealed snapshot. On another server (or after a restart),
 :meth:`open` with ``restore=True`` brings the REPL back from the snapshot of the last
@@ -47,6 +48,7 @@ from .resume import ReplayResolver, abandon_in_flight, replay_turns, restore_log
 from .runtime_tools import SERVER, PendingTools, RuntimeConflict, ToolResultError
 from .runtime_view import step_answer
 from .schema import OutputSchema
+from .tools import WithReplTools
 
 __all__ = ["RuntimeConflict", "RuntimeExecution", "ToolResultError"]
 
@@ -128,6 +130,7 @@ class RuntimeExecution:
         usage = await asyncio.to_thread(stored_usage, meta, self.execution_id)
         tr = self.tree.tracker
         tr.turns, tr.sub_calls, tr.root_calls = usage.turns, usage.sub_calls, usage.root_calls
+        tr.tool_calls = usage.tool_calls
         tr.input_tokens, tr.output_tokens, tr.cost_usd = usage.input_tokens, usage.output_tokens, usage.cost_usd
         subcalls = await asyncio.to_thread(meta.get_subcalls, self.execution_id)
         replay = ReplayResolver(self.resolver, {str(s.get("id")): s for s in subcalls}, meta)
@@ -205,7 +208,9 @@ class RuntimeExecution:
             self.tree.tracker.turns = min(self.turn, self.tree.budgets.max_turns)
             self._code, self._t0 = code, time.monotonic()
             self.tree.emit("turn_started", execution_id=self.execution_id, depth=0, turn=self.turn)
-            self._task = asyncio.create_task(self.repl.run(code, turn=self.turn, resolver=self._dispatch))
+            self._task = asyncio.create_task(
+                self.repl.run(code, turn=self.turn, resolver=WithReplTools(self._dispatch, self.resolver.repl_tools))
+            )
             return await self._settle()
 
     async def resolve(self, results: dict[str, Any], server_ids: list[str]) -> dict[str, Any]:
@@ -230,7 +235,7 @@ class RuntimeExecution:
         """The REPL's resolver: the server's (``client_tools`` off), else wait for the client.
         ``search`` (``context.search``) is always the server's, at once: it reads the
         store's index for this execution's context only, and is never a pending request."""
-        if not self.client_tools or req.kind == "search":
+        if not self.client_tools or req.kind in ("search", "tool"):  # custom tools: always the server's
             return await self.resolver(req)
         p = req.payload
         if p.get("model"):

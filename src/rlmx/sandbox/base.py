@@ -97,13 +97,16 @@ class ToolRequest(BaseModel):
       scans), else up to ``k`` rows ``[doc_id, start, end, score, w]``, best first: a chunk
       clipped to ``windows[w]``. Not a sub-call: no sub-call budget, not in the trace.
       Request ids are ``t{turn}.s{n}``.
+    * ``tool``: ``{"name": str, "args": [JSON], "kwargs": {str: JSON}, "subcall_id": str}`` —
+      a custom tool registered in the orchestrator (docs/repl.md); ids ``t{turn}.x{n}``;
+      the result is any JSON value. Counted by ``max_tool_calls``, not ``max_sub_calls``.
 
     The resolver returns ``str`` (or ``list[str]`` for batches, rows for ``search``);
     raising makes the call raise inside the code.
     """
 
     id: str
-    kind: Literal["llm_query", "llm_query_batched", "rlm_query", "search"]
+    kind: Literal["llm_query", "llm_query_batched", "rlm_query", "search", "tool"]
     payload: dict[str, Any]
 
 

@@ -85,7 +85,10 @@ async def run_step(
     loop = asyncio.get_running_loop()
     st = _Step(loop.time() + limits.timeout_s)
     token = secrets.token_hex(16)
-    await channel.send({"type": "run", "code": code, "turn": turn, "cpu_s": limits.cpu_s, "step": token})
+    run: dict[str, Any] = {"type": "run", "code": code, "turn": turn, "cpu_s": limits.cpu_s, "step": token}
+    if tools := getattr(resolver, "repl_tools", None):  # custom tools' stubs (docs/repl.md)
+        run["tools"] = tools
+    await channel.send(run)
     read = asyncio.ensure_future(channel.recv())
     next_check = loop.time() + QUOTA_CHECK_S
     quota = limits.quota_mb << 20
