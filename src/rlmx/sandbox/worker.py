@@ -16,11 +16,12 @@ bytes (snapshots). ``→`` orchestrator to worker, ``←`` worker to orchestrato
       or {"type": "fatal", "error": str} (then exit 2)
     → {"type": "restore", "vars": [[name, size], ...], "_bytes": n} + the variables' bytes
     ← {"type": "restored", "restored": [name], "failed": {name: reason}}
-    → {"type": "run", "code": str, "turn": int, "cpu_s": float | null, "step": str}
+    → {"type": "run", "code": str, "turn": int, "cpu_s": float | null, "step": str,
+       "tools": [{"name", "signature", "doc"}] (optional: custom tools, docs/repl.md)}
         ← {"type": "tool_request", "id": str, "kind": "llm_query"|"llm_query_batched"|
-           "rlm_query"|"search", "payload": {...}}  (ToolRequest's payloads; any number,
-                                               possibly several outstanding when code uses
-                                               threads)
+           "rlm_query"|"search"|"tool", "payload": {...}}  (ToolRequest's payloads; any
+                                               number, possibly several outstanding when code
+                                               uses threads or futures)
         → {"type": "tool_result", "id": str, "value": Any}
           or {"type": "tool_result", "id": str, "error": str,
               "error_type": "BudgetExceededError" | "ToolError"}
@@ -63,6 +64,7 @@ from . import compat_answer
 from .context import context_state, open_context
 from .namespace import BudgetExceeded, FinalAnswer, ReplSignal, ReplTools, ToolError, user_variables
 from .spanlog import SpanLog
+from .tools_repl import ExtraTools
 
 __all__ = ["CappedOutput", "CpuLimitExceeded", "main", "serve"]
 
@@ -266,7 +268,8 @@ class Worker:
         self.log = SpanLog()
         self.context = open_context(spec, self.log)
         self.tools = ReplTools(self.context, self.log, channel.request, schema_fields)
-        self.injected = self.tools.names()
+        self.extra = ExtraTools(self.tools, channel)  # futures, rlm_query_batched, custom tools
+        self.injected = {**self.tools.names(), **self.extra.names()}
         self.injected.update(compat_answer.seed())  # the rlms `answer` dict (compat_answer)
         self.ns: dict[str, Any] = {"__name__": "__repl__", "__builtins__": __builtins__}
         self.ns.update(self.injected)
@@ -419,6 +422,7 @@ def serve(fd: int, *, outside: dict[str, Any] | None = None) -> int:
         msg = channel.inbox.get()
         kind = msg.get("type")
         if kind == "run":
+            worker.extra.define(msg.get("tools"), worker.injected, worker.ns)  # custom tools' stubs
             cpu = msg.get("cpu_s")
             result = worker.run(str(msg["code"]), int(msg.get("turn", 0)), float(cpu) if cpu else None)
             try:
