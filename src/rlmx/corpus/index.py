@@ -107,8 +107,8 @@ class SearchIndex:
     ) -> None:
         self.path = Path(path)
         self.readonly = readonly
-        if bulk and not readonly:
-            self._db = sqlite3.connect(self.path)
+        if bulk and not readonly:  # one writer, maybe from a thread of its own (corpus.writer)
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=OFF")
             self._db.execute("PRAGMA synchronous=OFF")
             self._db.executescript(_SCHEMA)

@@ -179,6 +179,7 @@ def _run(
     emit: Callable[[SourceFile, DocumentRecord | FailedDocument], None],
 ) -> None:
     if workers <= 1 or not can_fork():
+        writer.background = True  # nothing is forked: blobs are written by threads
         for src in files:
             step = _begin(src, writer, registry)
             if isinstance(step, StreamStep):
@@ -190,6 +191,7 @@ def _run(
     preload(f.path.suffix for f in files)
     with PreparePool[_Todo](workers) as pool:
         for src in files:
+            writer.background = pool.started  # the workers are forked: threads are safe now
             step = _begin(src, writer, registry)
             if isinstance(step, StreamStep):
                 emit(src, _streamed(step, writer))

@@ -140,6 +140,11 @@ class PreparePool(Generic[T]):
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    @property
+    def started(self) -> bool:
+        """True once the worker processes are forked (on the first :meth:`submit`)."""
+        return self._pool is not None
+
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=_context())

@@ -10,6 +10,8 @@ the corpus already has one, reading the texts of cached Documents from the blob 
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,10 @@ if TYPE_CHECKING:
     from rlmx.corpus.ports import BlobAccess, CorpusStore
     from rlmx.corpus.records import CorpusRecord, DocumentRecord
 
-__all__ = ["Writer"]
+__all__ = ["BLOB_THREADS", "MAX_PENDING", "Writer"]
+
+BLOB_THREADS = 2
+MAX_PENDING = 32  # Documents whose blobs are being written, at most
 
 
 class Writer:
@@ -32,12 +37,60 @@ class Writer:
     def __init__(self, store: CorpusStore):
         self.store = store
         self._builder: IndexBuilder | None = None
+        self.background = False
+        """True: blobs are written (and fsynced) by :data:`BLOB_THREADS` threads while the
+        caller goes on, each Document row once its blobs are stored. Set it only once no
+        process will be forked any more (threads and ``fork`` do not mix)."""
+        self._threads: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[list[Future[None]], DocumentRecord]] = deque()
+        self._indexer: ThreadPoolExecutor | None = None  # one thread: adds stay in order
+        self._indexing: list[Future[int]] = []
 
     def close(self) -> None:
-        """Drop the index being built, if any (its temporary file)."""
+        """Drop the index being built, if any (its temporary file); stop the blob threads
+        (Documents whose rows were not recorded yet stay unrecorded)."""
+        for pool in (self._threads, self._indexer):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._threads = self._indexer = None
+        self._pending.clear()
+        self._indexing.clear()
         if self._builder is not None:
             self._builder.discard()
             self._builder = None
+
+    def _put(self, key: str, data: bytes) -> list[Future[None]]:
+        if not self.background:
+            self.store.blobs.put(key, data)
+            return []
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(BLOB_THREADS, thread_name_prefix="rlmx-blobs")
+        return [self._threads.submit(self.store.blobs.put, key, data)]
+
+    def _record(self, futures: list[Future[None]], record: DocumentRecord) -> None:
+        if futures:
+            self._pending.append((futures, record))
+        else:
+            self.store.meta.put_document(record)
+        self._flush(wait=False)
+
+    def _indexed(self) -> None:
+        """Wait for the texts queued for the index (raises what indexing raised)."""
+        futures, self._indexing = self._indexing, []
+        for f in futures:
+            f.result()
+
+    def _flush(self, wait: bool) -> None:
+        """Record the Documents whose blobs are stored (all of them when ``wait``; the
+        oldest also when more than :data:`MAX_PENDING` wait). Raises what a blob write raised."""
+        while self._pending:
+            futures, record = self._pending[0]
+            if not (wait or len(self._pending) > MAX_PENDING or all(f.done() for f in futures)):
+                break
+            self._pending.popleft()
+            for f in futures:
+                f.result()
+            self.store.meta.put_document(record)
 
     def reuse(self, hit: DocumentRecord, name: str, source_path: str) -> DocumentRecord | None:
         """The cached Document under this name, or None when its blobs went missing."""
@@ -62,16 +115,22 @@ class Writer:
 
         text_key = f"text/{prepared.text_sha256}.txt"
         blobs = self.store.blobs
+        futures: list[Future[None]] = []
         if not blobs.exists(text_key):
-            blobs.put(text_key, prepared.text.encode("utf-8"))
+            futures += self._put(text_key, prepared.text.encode("utf-8"))
         index_key = None
         if prepared.offset_index is not None:
             index_key = f"text/{prepared.text_sha256}.idx"
             if not blobs.exists(index_key):
-                blobs.put(index_key, prepared.offset_index)
+                futures += self._put(index_key, prepared.offset_index)
         if self._builder is None:
             self._builder = IndexBuilder()
-        self._builder.add(doc_id, prepared.text)
+        if self.background:  # FTS5 tokenises without the GIL: it overlaps the next file
+            if self._indexer is None:
+                self._indexer = ThreadPoolExecutor(1, thread_name_prefix="rlmx-index")
+            self._indexing.append(self._indexer.submit(self._builder.add, doc_id, prepared.text))
+        else:
+            self._builder.add(doc_id, prepared.text)
         record = DocumentRecord(
             doc_id=doc_id,
             name=name,
@@ -88,7 +147,7 @@ class Writer:
             index_key=index_key,
             meta=prepared.meta,
         )
-        self.store.meta.put_document(record)
+        self._record(futures, record)
         return record
 
     def write_stream(
@@ -110,6 +169,7 @@ class Writer:
 
         stream = TextStream(Path(source_path), scanned.raw_sha256)
         try:
+            self._indexed()
             if self._builder is None:
                 self._builder = IndexBuilder()
             try:
@@ -151,6 +211,7 @@ class Writer:
     def forget(self, doc_ids: set[str]) -> None:
         """Leave ``doc_ids`` out of the corpus index (duplicates dropped after parsing): a
         builder holding any of them is discarded, and :meth:`finish` indexes from the blobs."""
+        self._indexed()
         if self._builder is not None and doc_ids & self._builder.doc_ids:
             self._builder.discard()
             self._builder = None
@@ -159,6 +220,8 @@ class Writer:
         """Publish ``corpus``'s index blob unless it exists (texts parsed here are already
         indexed; cached ones are read from their blobs). Raises ``NotFoundError`` when a
         cached Document's text blob is gone, ``StoreError`` when the blob cannot be written."""
+        self._flush(wait=True)
+        self._indexed()
         builder, self._builder = self._builder, None
         build_for(corpus, self.store, builder)
 
