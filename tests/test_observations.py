@@ -110,6 +110,8 @@ def test_when_the_turns_run_out_the_answer_is_the_models_reply_to_the_closing_re
     assert closing[-1]["role"] == "user" and closing[-1]["content"].endswith(ask)
     assert "Turn 2 output:\nSTDOUT-MARKER" in closing[-1]["content"]  # the last output is seen, then the request
     assert [m["role"] for m in closing[-2:]] == ["assistant", "user"]  # no two user messages in a row
+    closing_turn = RLM(model=ScriptedLM([])).store.meta.get_turns(ans.execution_id)[-1]
+    assert closing_turn["final_request"] and closing_turn["input_tokens"] > 0  # the closing call is accounted
 
     root = ScriptedLM([repl("print('STDOUT-MARKER')"), repl("print('STDOUT-MARKER')"), repl("print(3)")])
     ans = RLM(model=root, budgets={"max_turns": 2}).ask(small_corpus, "another q?")  # (no cached replies)

@@ -385,18 +385,21 @@ class Engine:
             final = step.final
         if final is None:
             final = FinalSignal(kind="FINAL", answer=(parsed.prose or "").strip())  # no prose: no answer
-        await asyncio.to_thread(
-            self.store.meta.add_turn,
-            st.execution_id,
-            st.turn + 1,
-            {
-                "turn": st.turn + 1,
-                "depth": st.depth,
-                "final_request": ask,
-                "response": completion.text,
-                "final": final.model_dump(),
-                "cached": completion.cached,
-            },
+        record = {
+            "turn": st.turn + 1,
+            "depth": st.depth,
+            "final_request": ask,
+            "response": completion.text,
+            "final": final.model_dump(),
+            "root_model": completion.spec,
+            "cached": completion.cached,
+            "input_tokens": completion.input_tokens,
+            "output_tokens": completion.output_tokens,
+            "cost_usd": completion.raw.get("cost_usd"),
+        }
+        await asyncio.to_thread(self.store.meta.add_turn, st.execution_id, st.turn + 1, record)
+        st.tree.emit(
+            "turn_finished", {"input": messages[-1:], "output": completion.text}, **turn_event(st.execution_id, record)
         )
         fields = schema.fields_or_none(final) if schema is not None else None
         return self._finish(st, resolver, final, Status.MAX_TURNS_EXCEEDED, fields)
