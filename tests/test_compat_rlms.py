@@ -226,20 +226,17 @@ def test_an_unknown_keyword_is_a_type_error():
         RLM(backend_kwargs={"model_name": "m"}, not_an_option=1)
 
 
-def test_custom_tools_reach_model_code_or_are_refused_until_rlmx_has_repl_tools(local_openai):
-    """custom_tools become rlmx REPL tools named by their keys (rlmx.RLM(tools=...)); where
-    this rlmx has no REPL tools the constructor says so instead of dropping them."""
-    import inspect
+def test_custom_tools_reach_model_code_by_their_keys(local_openai):
+    """custom_tools become rlmx REPL tools named by their keys (run by the orchestrator, as
+    rlmx.RLM(tools=...)); a ``(callable, description)`` entry takes the description."""
 
     def lookup(key: str) -> str:
         """The stored value of ``key``."""
         return {"capital": "Paris"}[key]
 
-    tools = {"find_value": lookup}
-    if "tools" not in inspect.signature(RlmxRLM).parameters:
-        with pytest.raises(ConfigError, match="REPL tools"):
-            RLM(backend_kwargs={"model_name": "tool-m"}, custom_tools=tools)
-        return
-    local_openai({"tool-m": ['```repl\nanswer["content"] = find_value("capital")\nanswer["ready"] = True\n```']})
+    srv = local_openai({"tool-m": ['```repl\nanswer["content"] = find_value("capital")\nanswer["ready"] = True\n```']})
+    tools = {"find_value": (lookup, "Look a stored value up by its key.")}
     out = RLM(backend_kwargs={"model_name": "tool-m"}, custom_tools=tools).completion("capitals")
     assert out.response == "Paris"
+    system = srv.requests[0].messages[0]["content"]
+    assert "find_value" in system and "Look a stored value up by its key." in system

@@ -15,7 +15,6 @@ What is mapped, what is refused and why: docs/compat.md.
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import sys
 import time
@@ -84,8 +83,8 @@ class RLM:
     ``max_iterations`` (turns per execution), ``max_budget`` (USD), ``max_timeout``
     (seconds), ``max_tokens`` (input + output tokens of the whole tree),
     ``custom_system_prompt`` (placed before rlmx's system prompt), ``logger``
-    (:class:`RLMLogger`), ``verbose`` (progress on stderr), ``custom_tools`` (functions, when
-    this rlmx has REPL tools), ``max_concurrent_subcalls``, ``sampling_args``.
+    (:class:`RLMLogger`), ``verbose`` (progress on stderr), ``custom_tools`` (functions, as
+    ``rlmx.RLM(tools=...)``), ``max_concurrent_subcalls``, ``sampling_args``.
     rlmx-only keywords: ``home`` (the store folder), ``cache`` (the LLM cache, off by default
     as the official library has none), ``settings``.
 
@@ -153,8 +152,6 @@ class RLM:
         extra: dict[str, Any] = {}
         if custom_tools:
             extra["tools"] = _tool_functions(custom_tools)
-            if "tools" not in inspect.signature(_RLM).parameters:
-                raise ConfigError("custom_tools needs an rlmx with REPL tools (rlmx.RLM(tools=...)); upgrade rlmx")
         settings = settings or Settings()
         timeout_s = settings.request_timeout_s
         kwargs = dict(backend_kwargs or {})
