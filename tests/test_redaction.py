@@ -17,7 +17,8 @@ from rlmx import RLM, Status
 from rlmx.dev import MockLLMServer
 from rlmx.engine.trace import load_trace
 from rlmx.errors import ConfigError
-from rlmx.lm.redact import RedactPolicy, Redactor
+from rlmx.lm.redact import Redactor, RedactPolicy
+from service_support import auth, client, finished, make_service, ready_session
 
 EMAIL = "alice.smith@example.com"
 PHONE = "+1 (415) 555-0134"
@@ -146,3 +147,25 @@ def test_cli_ask_redact(tmp_path: Path):
     out = json.loads(p.stdout)
     assert all(v in out["answer"] for v in SECRETS) and not any(v in logged for v in SECRETS)
     assert bad.returncode == 2 and "invalid redaction regex" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_service_execution_with_redact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    docs = _corpus(tmp_path)
+    with MockLLMServer(scripts=_script) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        svc = make_service(tmp_path / "h", allowed_paths=str(docs), service_models="openai:mock-root,openai:mock-sub")
+        k, _ = svc.keys.create("acme")
+        with client(svc) as c:
+            sid = ready_session(c, auth(k), [{"source_name": "d", "path": str(docs)}])["session_id"]
+            body = {"question": "Who is on call?", "models": {"root": "openai:mock-root", "sub": "openai:mock-sub"}}
+            bad = c.post(f"/v1/sessions/{sid}/executions", json={**body, "redact": ["emails,("]}, headers=auth(k))
+            assert bad.status_code == 400 and "invalid redaction regex" in bad.json()["detail"]
+            r = c.post(f"/v1/sessions/{sid}/executions", json={**body, "redact": [POLICY]}, headers=auth(k))
+            assert r.status_code == 202, r.text
+            e = finished(c, auth(k), r.json()["execution_id"])
+        svc.close()
+        logged = _logged(srv)
+    assert e["status"] == "COMPLETED", e
+    assert all(v in e["answer"] for v in SECRETS) and not any(v in logged for v in SECRETS)
+    assert e["usage"]["redaction"]["values"] == {"email": 1, "key": 2, "phone": 1, "regex": 1}

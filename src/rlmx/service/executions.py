@@ -13,6 +13,7 @@ from ..engine.schema import OutputSchema
 from ..engine.trace import load_trace
 from ..errors import ConfigError, NotFoundError
 from ..ids import new_id
+from ..lm.redact import RedactPolicy
 from ..store.base import ExecutionRecord, JobRecord, MetadataStore, ServiceExecutionRecord, utcnow
 from ..types import Status
 from .base import TERMINAL
@@ -58,7 +59,7 @@ class ExecutionsMixin(SessionsMixin):
         run_here: str | None = None,
         previous_id: str | None = None,
     ) -> dict[str, Any]:
-        """Queue an answerer execution: ``{question, models?, budgets?, output_schema?}``.
+        """Queue an answerer execution: ``{question, models?, budgets?, output_schema?, redact?}``.
         ``run_here``: a worker id that runs it right away (its job is created claimed);
         ``previous_id``: the execution it follows up (see :meth:`create_followup`)."""
         session, corpus = self._ready_corpus(tenant, session_id)
@@ -66,6 +67,7 @@ class ExecutionsMixin(SessionsMixin):
         if not question:
             raise BadRequest("the question is empty")
         self._check_schema(request.get("output_schema"))
+        self._check_redact(request.get("redact"))
         rlm = self.make_rlm(request.get("models"), request.get("budgets"), tenant=tenant)
         eid = new_id("exe")
         req = {**request, "question": question, "models": self.resolve_models(request.get("models"))}
@@ -97,6 +99,27 @@ class ExecutionsMixin(SessionsMixin):
         if run_here is None:
             self.queue.enqueue(job.job_id, job.kind, job.ref_id)
         return {"execution_id": eid, "status": Status.RUNNING.value}
+
+    @staticmethod
+    def _check_redact(redact: Any) -> None:
+        try:
+            RedactPolicy.parse(redact)
+        except ConfigError as e:
+            raise BadRequest(str(e)) from None
+
+    def estimate_execution(self, tenant: str, session_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """A dry run of :meth:`create_execution`: the same checks, then
+        :meth:`rlmx.api.RLM.estimate` (no model called, no execution, job or event created).
+        ``{"dry_run": True, "session_id", "estimate"}``."""
+        session, corpus = self._ready_corpus(tenant, session_id)
+        question = str(request.get("question") or "").strip()
+        if not question:
+            raise BadRequest("the question is empty")
+        self._check_schema(request.get("output_schema"))
+        self._check_redact(request.get("redact"))
+        rlm = self.make_rlm(request.get("models"), request.get("budgets"), tenant=tenant)
+        est = rlm.estimate(corpus, question, request.get("output_schema"))
+        return {"dry_run": True, "session_id": session.session_id, "estimate": est.to_dict()}
 
     def event_sink(self, root_id: str, meta: MetadataStore | None = None) -> EventWriter:
         """Where the events of the tree rooted at ``root_id`` go: ``meta`` (default the

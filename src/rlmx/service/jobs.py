@@ -20,6 +20,7 @@ from typing import Any
 from ..engine.state import TASK_CANCELLED
 from ..errors import ConfigError, NotFoundError, RlmxError
 from ..lm.base import LMClient
+from ..lm.redact import RedactPolicy
 from ..queue import Claim
 from ..queue.local import lease_claim
 from ..store import Store
@@ -161,6 +162,7 @@ class JobsMixin(ExecutionsMixin):
                 rlm = await asyncio.to_thread(
                     self.make_rlm, req.get("models"), req.get("budgets"), tenant=sx.tenant, on_event=sink, store=store
                 )
+                rlm.redact = RedactPolicy.parse(req.get("redact"))  # checked when the execution was created
                 resume = claim.attempt > 1 or bool(await asyncio.to_thread(self.meta.count_turns, eid))
                 await rlm.aask(
                     corpus,

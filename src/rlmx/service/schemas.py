@@ -207,6 +207,24 @@ class ExecutionCreate(BaseModel):
     models: ModelsIn | None = None
     budgets: Budgets | None = None
     output_schema: PlainJSON = Field(None, description="JSON Schema of SUBMIT(**fields).")
+    redact: list[Annotated[str, Field(min_length=1, max_length=1_000)]] | None = Field(
+        None,
+        max_length=16,
+        description="Mask these in every prompt sent to an LM: `emails`, `keys`, `phones` and/or a regex, "
+        'as `rlmx ask --redact` (e.g. `["emails,keys", "EMP-[0-9]{5}"]`); the answer shows the originals, '
+        "`usage.redaction` counts what was masked.",
+    )
+
+
+class ExecutionEstimate(BaseModel):
+    """The answer of a dry run: what the execution would cost, with nothing created."""
+
+    dry_run: Literal[True] = True
+    session_id: str
+    estimate: dict[str, Any] = Field(
+        description="`expected` (low, high) and `worst_case` tokens and USD, `notes`, the paper's cost figures "
+        "(see docs/estimate-and-redaction.md)."
+    )
 
 
 class RuntimeCreate(BaseModel):

@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..auth import Principal
 from ..core import Service
 from ..deps import BODY_ERRORS, ERRORS, auth, service
-from ..schemas import CancelOut, ExecutionAccepted, ExecutionCreate
+from ..schemas import CancelOut, ExecutionAccepted, ExecutionCreate, ExecutionEstimate
 
 __all__ = ["STATE_ERRORS", "router"]
 
@@ -32,11 +33,22 @@ STATE_ERRORS = {**BODY_ERRORS, 409: {"description": "Session not READY"}}
     status_code=202,
     response_model=ExecutionAccepted,
     tags=["executions"],
-    responses=STATE_ERRORS,
+    responses={**STATE_ERRORS, 200: {"model": ExecutionEstimate, "description": "`dry_run=true`: the estimate"}},
 )
-async def create_execution(session_id: str, body: ExecutionCreate, p: Principal = auth, svc: Service = service) -> Any:
-    """Answerer mode: the service drives the root LM; poll the execution or follow its events."""
-    return await asyncio.to_thread(svc.create_execution, p.tenant, session_id, body.model_dump(exclude_none=True))
+async def create_execution(
+    session_id: str,
+    body: ExecutionCreate,
+    dry_run: bool = Query(False, description="Only estimate tokens and USD (200); create nothing, call no model."),
+    p: Principal = auth,
+    svc: Service = service,
+) -> Any:
+    """Answerer mode: the service drives the root LM; poll the execution or follow its events.
+    With ``dry_run=true``: the pre-run cost estimate, and nothing is created."""
+    request = body.model_dump(exclude_none=True)
+    if dry_run:
+        out = await asyncio.to_thread(svc.estimate_execution, p.tenant, session_id, request)
+        return JSONResponse(ExecutionEstimate(**out).model_dump(mode="json"))
+    return await asyncio.to_thread(svc.create_execution, p.tenant, session_id, request)
 
 
 @router.post(
