@@ -26,9 +26,9 @@ Scenario figures (``T``, ``N``, ``a``, ``o``, ``s_in``, ``s_out``) and their sou
   ``a = 2,000`` (reasoning models bill hidden reasoning as output), ``o`` at its cap.
   Both are capped by the budgets.
 * Measured (``rlmx bench run`` with the offline ``baseline`` policies, see
-  ``docs/estimate-and-redaction.md``): root turns read 1,175–1,519 input tokens and wrote
-  42–1,824 output tokens; needle tasks made 0 sub-calls; aggregation tasks made exactly one
-  pass over the context (7 sub-calls at 31K characters, 56 at 252K, chunks of ≈ 4,500
+  ``docs/benchmarks.md``, 18 tasks): root turns read 1,117–4,413 input tokens (median
+  1,330) and wrote 42–1,892 output tokens (median 380); needle tasks made 0 sub-calls;
+  aggregation tasks made exactly one pass over the context (7 sub-calls at 31K characters, 56 at 252K, chunks of ≈ 4,500
   characters) — the ``high`` scenario's shape. The baseline policy is not a frontier model:
   the turn counts and per-turn outputs above are assumptions, not measurements.
 * Paper (Zhang, Kraska & Khattab, arXiv 2512.24601 v1, Table 1, mean ± standard deviation of
