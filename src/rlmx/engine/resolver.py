@@ -30,7 +30,7 @@ from ..corpus.index import SearchIndex
 from ..errors import ReplError
 from ..lm.base import Completion
 from ..sandbox.base import ContextSpec, ToolRequest
-from ..types import SpanRef
+from ..types import SpanRef, Status
 from .tools import ToolCallError
 
 if TYPE_CHECKING:
@@ -204,7 +204,8 @@ class ToolResolverImpl:
                     raise r
             return list(results)
         if req.kind == "rlm_query":
-            return await self._rlm(p["subcall_id"], str(p["prompt"]), p.get("context"))
+            failed_raises = bool(p.get("failed_raises"))  # rlm_query_batched: a failed child is its error
+            return await self._rlm(p["subcall_id"], str(p["prompt"]), p.get("context"), failed_raises)
         raise ValueError(f"unknown tool request {req.kind!r}")
 
     @property
@@ -237,9 +238,7 @@ class ToolResolverImpl:
             raise
         call = f"{name}(*{json.dumps(args, default=str)[:2000]}, **{json.dumps(kwargs, default=str)[:2000]})"
         response = json.dumps(value, ensure_ascii=False) if error is None else ""
-        await self._record(
-            sid, "tool", call, response, seconds=time.monotonic() - t0, tool=str(name), error=error
-        )
+        await self._record(sid, "tool", call, response, seconds=time.monotonic() - t0, tool=str(name), error=error)
         if error is not None:
             raise ToolCallError(error)
         return value
@@ -272,7 +271,9 @@ class ToolResolverImpl:
         )
         return completion.text
 
-    async def _rlm(self, subcall_id: str, prompt: str, context: dict[str, Any] | None) -> str:
+    async def _rlm(
+        self, subcall_id: str, prompt: str, context: dict[str, Any] | None, failed_raises: bool = False
+    ) -> str:
         st = self.state
         depth = st.depth + 1
         if depth > st.tree.budgets.max_depth:
@@ -307,6 +308,8 @@ class ToolResolverImpl:
         )
         if st.tree.tracker.exceeded is not None:
             raise st.tree.tracker.exceeded
+        if failed_raises and child.status in (Status.FAILED, Status.CANCELLED):
+            raise ToolCallError(f"the child RLM {child.execution_id} ended {child.status.value}: {child.error}")
         return child.text
 
     def _child_spec(self, context: dict[str, Any] | None) -> ContextSpec:

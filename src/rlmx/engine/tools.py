@@ -51,7 +51,10 @@ def _describe(fn: Callable[..., Any], name: str | None) -> Tool:
     if not tool_name.isidentifier() or tool_name.startswith("_"):
         raise ConfigError(f"tool name {tool_name!r} is not a public Python identifier: pass tools={{'name': fn}}")
     try:
-        signature = str(inspect.signature(fn))
+        try:  # string annotations (``from __future__ import annotations``) shown as written
+            signature = str(inspect.signature(fn, eval_str=True))
+        except NameError:
+            signature = str(inspect.signature(fn))
     except (TypeError, ValueError):
         signature = "(*args, **kwargs)"
     return Tool(tool_name, fn, signature, inspect.getdoc(fn) or "")

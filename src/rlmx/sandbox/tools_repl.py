@@ -54,7 +54,7 @@ class ExtraTools:
         payload = {"prompt": text, "model": None, "subcall_id": sid}
         return submit(self.channel, "llm_query", sid, payload, self._on_budget, _text)
 
-    def rlm_query_async(self, prompt: str, context: Any = None) -> Handle:
+    def rlm_query_async(self, prompt: str, context: Any = None, *, _failed_raises: bool = False) -> Handle:
         """Start ``rlm_query(prompt, context)`` (a child RLM) and return its handle at once."""
         text = _prompt_text(prompt, "rlm_query_async")
         spec = self.base._child_context(context)
@@ -62,7 +62,9 @@ class ExtraTools:
         self.base.log.tag(text, sid)
         if spec is not None and "text" in spec:
             self.base.log.tag(spec["text"], sid)
-        payload = {"prompt": text, "context": spec, "subcall_id": sid}
+        payload: dict[str, Any] = {"prompt": text, "context": spec, "subcall_id": sid}
+        if _failed_raises:
+            payload["failed_raises"] = True
         return submit(self.channel, "rlm_query", sid, payload, self._on_budget, _text)
 
     def rlm_query_batched(self, prompts: list[str], contexts: list[Any] | None = None) -> list[str]:
@@ -76,7 +78,7 @@ class ExtraTools:
         ctxs = [None] * len(prompts) if contexts is None else list(contexts)
         if len(ctxs) != len(prompts):
             raise ValueError(f"rlm_query_batched: {len(prompts)} prompts but {len(ctxs)} contexts")
-        handles = [self.rlm_query_async(p, c) for p, c in zip(prompts, ctxs, strict=True)]
+        handles = [self.rlm_query_async(p, c, _failed_raises=True) for p, c in zip(prompts, ctxs, strict=True)]
         out: list[str] = []
         spent: BudgetExceeded | None = None
         for h in handles:
