@@ -9,6 +9,7 @@ MAX_TURNS_EXCEEDED; 4 BUDGET_EXCEEDED; 5 FAILED or CANCELLED.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,21 @@ def _redact_policy(values: tuple[str, ...]) -> tuple[str, ...]:
     return values
 
 
+def _load_tools(specs: tuple[str, ...]) -> list[Any] | None:
+    """The functions named by ``--tool MODULE:FUNCTION`` (the current folder is importable);
+    bad ones exit 2 with the reason."""
+    if not specs:
+        return None
+    from ..engine.tools import load_tool
+
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return [load_tool(s) for s in specs]
+    except RlmxError as e:
+        raise click.BadParameter(str(e), param_hint="--tool") from None
+
+
 @cli.command()
 @click.argument("args", nargs=-1, required=True, metavar="PATH... QUESTION")
 @click.option(
@@ -137,6 +153,14 @@ def _redact_policy(values: tuple[str, ...]) -> tuple[str, ...]:
     help="Mask emails,keys,phones and/or a regex in every prompt sent to an LM (see docs/estimate-and-redaction.md).",
     callback=lambda _c, _p, v: _redact_policy(v),
 )
+@click.option(
+    "--tool",
+    "tools",
+    multiple=True,
+    metavar="MODULE:FUNCTION",
+    help="Expose a Python function to model code by name (repeatable; runs in this process, see docs/repl.md).",
+)
+@click.option("--max-tool-calls", type=click.IntRange(min=0), help="Custom tool-call budget of the whole tree.")
 def ask(
     args: tuple[str, ...],
     model: str | None,
@@ -155,6 +179,8 @@ def ask(
     exclude: tuple[str, ...] = (),
     estimate: bool = False,
     redact: tuple[str, ...] = (),
+    tools: tuple[str, ...] = (),
+    max_tool_calls: int | None = None,
 ) -> None:
     """Answer QUESTION over the documents in PATH... (files, folders, globs)."""
     from ..api import RLM, status_exit_code
@@ -173,6 +199,7 @@ def ask(
             "max_sub_calls": max_sub_calls,
             "max_total_tokens": max_tokens,
             "max_wall_seconds": max_seconds,
+            "max_tool_calls": max_tool_calls,
         }.items()
         if v is not None
     }
@@ -185,6 +212,7 @@ def ask(
             on_event=(progress := RunProgress(err, quiet=quiet)),
             notice=lambda m: err.print(m, markup=False),
             redact=list(redact),
+            tools=_load_tools(tools),
         )
         if not quiet:
             err.print(f"[dim]root {rlm.root_spec} · sub {rlm.sub_spec} · store {rlm.settings.home}[/]")
