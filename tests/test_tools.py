@@ -95,6 +95,8 @@ def test_tool_errors_reach_the_code(small_corpus: Path, monkeypatch: pytest.Monk
         _env(monkeypatch, srv)
         rlm = RLM(model="openai:root", tools=[boom, unjson, stuck], tool_timeout_s=0.5)
         ans = rlm.ask(small_corpus, "q?")
+    # the timed-out call's thread is still running: it did not hold up the end of ask()
+    assert any(t.name == "rlmx-tool" and t.is_alive() for t in threading.enumerate())
     never.set()
     assert ans.status is Status.COMPLETED, ans.error
     raised, not_json, timed_out, bad_args = ans.text.split(" || ")

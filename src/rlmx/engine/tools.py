@@ -15,6 +15,7 @@ import asyncio
 import importlib
 import inspect
 import json
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,30 @@ def _json(value: Any, what: str) -> Any:
         return json.loads(json.dumps(value, ensure_ascii=False, allow_nan=False))
     except (TypeError, ValueError) as e:
         raise ToolCallError(f"{what} must be JSON values (str, number, bool, None, list, dict): {e}") from None
+
+
+async def _in_thread(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """``fn(*args, **kwargs)`` in a daemon thread of its own: one that outlives its timeout
+    never holds up the event loop's shutdown (the default executor's threads would)."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not fut.done():
+            fut.set_result(value) if ok else fut.set_exception(value)
+
+    def run() -> None:
+        try:
+            ok, value = True, fn(*args, **kwargs)
+        except BaseException as e:  # handed to the awaiting call
+            ok, value = False, e
+        try:
+            loop.call_soon_threadsafe(settle, ok, value)
+        except RuntimeError:
+            pass  # the loop has closed: nobody waits any more
+
+    threading.Thread(target=run, name="rlmx-tool", daemon=True).start()
+    return await fut
 
 
 class ToolRegistry:
@@ -164,7 +189,7 @@ class ToolRegistry:
             if inspect.iscoroutinefunction(tool.fn):
                 result = await asyncio.wait_for(tool.fn(*args, **kwargs), self.timeout_s)
             else:
-                result = await asyncio.wait_for(asyncio.to_thread(tool.fn, *args, **kwargs), self.timeout_s)
+                result = await asyncio.wait_for(_in_thread(tool.fn, args, kwargs), self.timeout_s)
         except TimeoutError:
             raise ToolCallError(f"{tool.name} did not answer within {self.timeout_s:g} s") from None
         except Exception as e:
