@@ -112,3 +112,28 @@ def test_a_creating_session_reports_files_parsed_so_far(svc, key, small_corpus: 
         done = c.get(f"/v1/sessions/{sid}", headers=key).json()
         assert done["status"] == "READY" and done["documents_parsed"] == N_TEXTS + 2
         assert done["summary"]["kept"] == N_TEXTS
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def meta(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    from rlmx.store.sql import SQLMetadataStore
+
+    if request.param == "sqlite":
+        s = SQLMetadataStore(tmp_path / "meta.sqlite")
+    else:
+        s = SQLMetadataStore(request.getfixturevalue("pg_url"), migrate=True)
+    yield s
+    s.close()
+
+
+def test_ingest_rows_on_both_dialects(meta: Any):
+    assert meta.get_session_ingest([]) == {} and meta.get_session_ingest(["ses_x"]) == {}
+    meta.put_session_ingest("ses_a", documents_parsed=0, documents_total=None)
+    meta.put_session_ingest("ses_b", documents_parsed=2, documents_total=9)
+    meta.put_session_ingest(
+        "ses_a", documents_parsed=5, documents_total=5, summary={"kept": 4, "aliases": {"a": ["b"]}}
+    )
+    assert meta.get_session_ingest(["ses_a", "ses_b", "ses_c"]) == {
+        "ses_a": {"documents_parsed": 5, "documents_total": 5, "summary": {"kept": 4, "aliases": {"a": ["b"]}}},
+        "ses_b": {"documents_parsed": 2, "documents_total": 9, "summary": None},
+    }
