@@ -19,6 +19,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..errors import RlmxError
+from .lazy import LazyGroup
 from .summary import summary_lines
 
 __all__ = ["main"]
@@ -58,7 +59,7 @@ def _check_settings(command: str | None) -> None:
         sys.exit(2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rlmx")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -183,13 +184,17 @@ def ask(
     max_tool_calls: int | None = None,
 ) -> None:
     """Answer QUESTION over the documents in PATH... (files, folders, globs)."""
+    paths, question = _split_args(args, question_file)
+    if not estimate:  # the REPL's fork server starts on another core while the SDKs import
+        from ..sandbox.launch import prestart_zygote
+
+        prestart_zygote()
     from ..api import RLM, status_exit_code
     from ..types import Budgets
     from .progress_ingest import IngestProgress
     from .progress_run import RunProgress
     from .render import answer_json, print_answer
 
-    paths, question = _split_args(args, question_file)
     budgets: dict[str, Any] = {
         k: v
         for k, v in {
@@ -355,7 +360,7 @@ def executions_show(execution_id: str, as_json: bool) -> None:
         print_trace(trace, Console(highlight=False, soft_wrap=True))
 
 
-@cli.group()
+@cli.group(cls=LazyGroup)
 def dev() -> None:
     """Developer tools."""
 
@@ -378,48 +383,24 @@ def mock_llm(host: str, port: int, latency_ms: float, error_rate: float, script_
     serve(host, port, latency_ms, error_rate, script_file)
 
 
-from .cluster import cluster  # noqa: E402
-
-dev.add_command(cluster)
+dev.add_lazy_command("cluster", "rlmx.cli.cluster:cluster")  # type: ignore[attr-defined]
 
 
 def main() -> None:
     cli()
 
 
-from .bench import bench  # noqa: E402
-
-cli.add_command(bench)
-
-from .serve import serve, worker  # noqa: E402
-
-cli.add_command(serve)
-cli.add_command(worker)
-
-from .keys import keys  # noqa: E402
-
-cli.add_command(keys)
-
-from .db import db  # noqa: E402
-
-cli.add_command(db)
-
-from .mcp_cmd import mcp  # noqa: E402
-
-cli.add_command(mcp)
-
-from .doctor import doctor  # noqa: E402
-
-cli.add_command(doctor)
-
-from .view import view  # noqa: E402
-
-cli.add_command(view)
-
-from .export import export  # noqa: E402
-
-cli.add_command(export)
-
-from .chat import chat  # noqa: E402
-
-cli.add_command(chat)
+# Subcommands in their own modules load when they run (see rlmx.cli.lazy): NAME -> module:attr.
+for _name, _target in {
+    "bench": "rlmx.cli.bench:bench",
+    "serve": "rlmx.cli.serve:serve",
+    "worker": "rlmx.cli.serve:worker",
+    "keys": "rlmx.cli.keys:keys",
+    "db": "rlmx.cli.db:db",
+    "mcp": "rlmx.cli.mcp_cmd:mcp",
+    "doctor": "rlmx.cli.doctor:doctor",
+    "view": "rlmx.cli.view:view",
+    "export": "rlmx.cli.export:export",
+    "chat": "rlmx.cli.chat:chat",
+}.items():
+    cli.add_lazy_command(_name, _target)
