@@ -212,3 +212,30 @@ def test_cli_tool_option(small_corpus: Path, tmp_path: Path):
     assert bad.returncode == 2 and "has no 'nosuch'" in bad.stderr and "Traceback" not in bad.stderr
     bad = ask("--tool", "nocolon")
     assert bad.returncode == 2 and "MODULE:FUNCTION" in bad.stderr
+
+
+def test_operator_tools_in_the_service_runtime_mode(tmp_path: Path, small_corpus: Path):
+    # RLMX_SERVICE_TOOLS: the operator's tools reach every execution; in runtime mode with
+    # client-resolved sub-calls, a tool call is still the server's, never a waiting request
+    from service_support import auth, client, make_service, ready_session
+
+    CALLS.clear()
+    service = make_service(tmp_path / "home", allowed_paths=str(small_corpus), service_tools="test_tools:forecast")
+    try:
+        key = auth(service.keys.create("acme")[0])
+        with client(service) as c:
+            s = ready_session(c, key, [{"path": str(small_corpus)}])
+            body = c.post(
+                f"/v1/sessions/{s['session_id']}/executions/runtime", json={"sub_calls": "client"}, headers=key
+            ).json()
+            assert "`forecast(city: str, days: int = 3) -> dict`" in body["prompt"]
+            steps = f"/v1/executions/{body['execution_id']}/steps"
+            step = c.post(steps, json={"code": "r = forecast('Oslo', 1)\nprint(r['city'], r['pid'])"}, headers=key)
+            step = step.json()
+            assert step["success"] and not step.get("tool_requests"), step
+            assert f"Oslo {os.getpid()}" in step["observation"]
+            step = c.post(steps, json={"code": "FINAL(r['city'])"}, headers=key).json()
+            assert step["status"] == "COMPLETED" and step["answer"] == "Oslo"
+    finally:
+        service.close()
+    assert CALLS == [("Oslo", 1)]

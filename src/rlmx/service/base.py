@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from ..api import RLM
 from ..config import Settings
 from ..engine.runtime import RuntimeExecution
+from ..engine.tools import ToolRegistry, load_tool
 from ..errors import ConfigError, RlmxError
 from ..lm.registry import resolve_models
 from ..queue import WorkQueue, open_queue
@@ -54,6 +55,9 @@ class ServiceBase:
         self.default_models = (root, sub)
         extra = [m.strip() for m in self.settings.service_models.split(",") if m.strip()]
         self.offered = list(dict.fromkeys([root, sub, "baseline", *extra]))
+        tools = [load_tool(t.strip()) for t in self.settings.service_tools.split(",") if t.strip()]
+        self.tools = ToolRegistry(tools, timeout_s=self.settings.tool_timeout_seconds) if tools else None
+        """The operator's custom tools (``RLMX_SERVICE_TOOLS``), given to every execution."""
         self.runtimes: dict[str, RuntimeExecution] = {}
         self._runtime_slots: dict[str, str] = {}  # execution id -> tenant, REPLs live or starting
         self._runtime_locks: dict[str, asyncio.Lock] = {}
@@ -114,6 +118,7 @@ class ServiceBase:
             "on_event": on_event,
             "notice": lambda _m: None,
             "cache_namespace": "" if self.settings.shared_llm_cache else f"tenant:{tenant}",
+            "tools": self.tools,
         }
         try:
             rlm = RLM(budgets=checked, **kwargs)

@@ -20,6 +20,9 @@
 * ``RLMX_SHARED_LLM_CACHE`` — share the LLM cache between tenants (default false: a cached
   response is reused only within the tenant that paid for it, so a sub-call's ``cached`` flag
   never tells tenant B what tenant A asked). Opt in only when all tenants trust each other.
+* ``RLMX_SERVICE_TOOLS`` — ``,``-separated ``MODULE:FUNCTION`` custom tools the operator
+  exposes to model code of every execution (docs/repl.md; they run in the serving process,
+  API server or worker). ``RLMX_TOOL_TIMEOUT_SECONDS`` — seconds per tool call (default 60).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class ServiceSettings(EnvSettings):
     max_runtimes_per_tenant: int = Field(default=8, ge=1)
     events_poll_seconds: float = Field(default=0.25, gt=0)
     shared_llm_cache: bool = False
+    service_tools: str = ""
+    tool_timeout_seconds: float = Field(default=60.0, gt=0)
 
     def allowed_roots(self) -> list[Path]:
         """The allowed folders, each as written (absolute) and resolved (symlinks followed), so
