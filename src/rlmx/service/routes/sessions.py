@@ -172,7 +172,7 @@ async def get_session(
     session_id: str,
     documents: str | None = Query(
         None,
-        pattern=r"^[0-9]{1,9},[0-9]{1,4}$",
+        pattern=r"^[0-9]{1,9},([1-9][0-9]{0,2}|1000)$",
         description=f"A page of the per-document entries, `offset,limit` (default `0,{DOCUMENTS_PAGE}`; "
         f"limit at most {MAX_DOCUMENTS_PAGE}).",
     ),
