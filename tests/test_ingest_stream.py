@@ -173,3 +173,30 @@ def test_a_legacy_encoded_large_file_is_read_whole(tmp_path: Path, monkeypatch):
     assert doc.text_sha256 == plain.text_sha256 and "Caf" in store.blobs.get(doc.text_key).decode("utf-8")
     store.close()
     plain_store.close()
+
+
+def test_a_new_corpus_of_a_cached_large_text_indexes_it_in_blocks(tmp_path: Path, monkeypatch):
+    """A second corpus holding a cached large document reads its stored text in blocks
+    to build the new corpus's index: the same chunks as indexing it whole."""
+    from rlmx.corpus import corpus_index
+
+    text = _tricky_text(3000, 11)
+    big = tmp_path / "big.txt"
+    big.write_bytes(text.encode("utf-8"))
+    other = tmp_path / "other.txt"
+    other.write_text("Another document about the harvest.\n")
+    store = open_store(tmp_path / "h")
+    first = ingest([big], store)
+    monkeypatch.setattr(corpus_index, "LARGE_TEXT_BYTES", 1024)
+    both = ingest([big, other], store)
+    assert both.corpus_id != first.corpus_id
+    canonical = canonicalize(text)
+    doc = next(d for d in both.documents if d.name == "big.txt")
+    want = [(a, b) for a, b in chunk_spans(canonical)]
+    db = sqlite3.connect(store.blobs.local_path(index_key(both.corpus_id)))
+    got = [
+        (a, b) for a, b in db.execute('SELECT start, "end" FROM chunks WHERE doc_id=? ORDER BY start', (doc.doc_id,))
+    ]
+    db.close()
+    assert got == want
+    store.close()

@@ -16,9 +16,10 @@ blobs are simply no longer read. The decision and its measurements: ``docs/searc
 
 from __future__ import annotations
 
+import codecs
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -147,9 +148,29 @@ def publish_index_file(blobs: BlobAccess, key: str, path: Path) -> None:
     publish_index(blobs, key, path.read_bytes())
 
 
+LARGE_TEXT_BYTES = 32 * 1024 * 1024  # stored texts this large are indexed in blocks
+
+
+def _stored_chunks(path: Path) -> Iterator[tuple[int, int, str]]:
+    """The index chunks of a stored canonical text, read in 4 MiB blocks."""
+    from rlmx.corpus.stream import ChunkCutter
+
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    cutter = ChunkCutter()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            yield from cutter.feed(decoder.decode(block))
+    yield from cutter.feed(decoder.decode(b"", final=True))
+    yield from cutter.finish()
+
+
 def _fill(builder: IndexBuilder, docs: Iterable[DocumentRecord], blobs: BlobAccess) -> None:
     for d in docs:
-        if d.doc_id not in builder.doc_ids:
+        if d.doc_id in builder.doc_ids:
+            continue
+        if d.length_chars >= LARGE_TEXT_BYTES:  # never the whole text in memory
+            builder.add_chunks(d.doc_id, _stored_chunks(blobs.local_path(d.text_key)))
+        else:
             builder.add(d.doc_id, blobs.get(d.text_key).decode("utf-8"))
 
 
