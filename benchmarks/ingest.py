@@ -16,12 +16,14 @@ HTML pages under ``DIR`` instead (e.g. a Debian documentation package unpacked w
 ``--big-text SIZE`` (``300M``, ``1G``; MB = 10^6) writes one UTF-8 plain-text file of that
 size under the system's temporary folder (the text files of ``../shared/data`` repeated,
 decoded to UTF-8; removed afterwards) and ingests it: large files are streamed in blocks,
-so peak RSS stays far below the file's size.
+so peak RSS stays far below the file's size. The stored text's checksum is compared with
+one computed by the benchmark itself while it writes the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import resource
 import shutil
 import sys
@@ -80,15 +82,26 @@ def make_big_text(size: int, folder: Path) -> list[str]:
 
     data = ROOT.parent / "shared" / "data"
     parts = [decode_text(f.read_bytes())[0] for f in sorted(data.rglob("*.txt"))]
-    block = "\n\n".join(parts).encode("utf-8")
+    text = "\n\n".join(parts).replace("\r", "") + "\n"  # repeats cut after a newline
+    block = text.encode("utf-8")
+    from rlmx.corpus.canonical import canonicalize
+
+    canonical = canonicalize(text).encode("utf-8")
+    reference = hashlib.sha256()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "big.txt"
     with path.open("wb") as f:
         written = 0
         while written < size:
             f.write(block)
+            reference.update(canonical)
             written += len(block)
+    BIG_TEXT_REFERENCE[str(path)] = reference.hexdigest()
     return [str(path)]
+
+
+BIG_TEXT_REFERENCE: dict[str, str] = {}
+"""sha256 of each generated file's canonical text, computed here block by block."""
 
 
 def _size(text: str) -> int:
@@ -138,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         again = ingest(args.paths, store, workers=args.workers)
         second = time.perf_counter() - t0
         assert again.corpus_id == corpus.corpus_id
+        for d in corpus.documents:
+            if d.source_path in BIG_TEXT_REFERENCE:
+                ok = d.text_sha256 == BIG_TEXT_REFERENCE[d.source_path]
+                print(f"checksum:     text_sha256 {'matches' if ok else 'DIFFERS FROM'} the reference")
+                if not ok:
+                    return 1
         print(f"paths:        {' '.join(args.paths)}")
         print(f"files:        {n_files} ({len(corpus.documents)} documents, {len(corpus.failures)} failed)")
         print(f"size:         {mb:.2f} MB raw, {corpus.total_chars / 1e6:.2f} M characters")
