@@ -239,3 +239,54 @@ def test_operator_tools_in_the_service_runtime_mode(tmp_path: Path, small_corpus
     finally:
         service.close()
     assert CALLS == [("Oslo", 1)]
+
+
+MCP_SERVER = '''
+from mcp.server import MCPServer
+
+server = MCPServer("rlmx-test")
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@server.tool(name="fail-now")
+def fail_now() -> str:
+    """Always fails."""
+    raise ValueError("nope")
+
+
+server.run("stdio")
+'''
+
+
+def test_mcp_server_tools_through_the_loop_and_the_cli(small_corpus: Path, tmp_path: Path, monkeypatch):
+    # the tools of a real stdio MCP server (the official mcp package on both sides)
+    from rlmx.engine.mcp_tools import mcp_tools
+
+    srv_file = tmp_path / "mcp_srv.py"
+    srv_file.write_text(MCP_SERVER)
+    cmd = f"{sys.executable} {srv_file}"
+    tools = mcp_tools(cmd)
+    assert [(t.name, t.signature) for t in tools] == [("add", "(a: integer, b: integer)"), ("fail_now", "()")]
+    code = "try:\n    fail_now()\nexcept RuntimeError as e:\n    err = str(e)\nFINAL(str(add(2, b=40)) + ' ' + err)"
+    with MockLLMServer(scripts={"root": _turns(code)}) as srv:
+        _env(monkeypatch, srv)
+        ans = RLM(model="openai:root", tools=tools, tool_timeout_s=60).ask(small_corpus, "q?")
+        system = srv.requests[0].messages[0]["content"]
+    assert ans.status is Status.COMPLETED, ans.error
+    assert ans.text.startswith("42 ") and "fail-now" in ans.text and ans.usage.tool_calls == 2
+    assert "`add(a: integer, b: integer)`: Add two integers." in system
+
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps([repl("FINAL(str(add(1, 2)))")]))
+    argv = [sys.executable, "-m", "rlmx.cli", "ask", str(small_corpus), "q?", "--model", f"scripted:{script}"]
+    proc = subprocess.run([*argv, "--mcp-tools", cmd, "--json", "-q"], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["answer"] == "3"
+    not_mcp = f"{sys.executable} -c 'pass'"
+    bad = subprocess.run([*argv, "--mcp-tools", not_mcp], capture_output=True, text=True, timeout=180)
+    assert bad.returncode == 2 and "could not list its tools" in bad.stderr and "Traceback" not in bad.stderr

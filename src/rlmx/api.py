@@ -18,7 +18,7 @@ from .engine.estimate import Estimate, EstimateInputs, estimate_cost
 from .engine.followup import FollowUp, load_followup
 from .engine.orchestrator import Engine, EngineOptions, Tree
 from .engine.schema import OutputSchema
-from .engine.tools import DEFAULT_TOOL_TIMEOUT_S, ToolRegistry
+from .engine.tools import DEFAULT_TOOL_TIMEOUT_S, Tool, ToolRegistry
 from .errors import ConfigError
 from .lm.base import LMClient
 from .lm.pricing import PriceTable
@@ -56,7 +56,8 @@ class RLM:
     ``on_event(kind, data)`` receives progress events (turn_started, turn_finished,
     subcall, execution_started, execution_finished).
     ``tools``: custom tools, Python functions model code calls by name (a list, a
-    ``{name: function}`` mapping or a :class:`~rlmx.engine.tools.ToolRegistry`; they run in
+    ``{name: function}`` mapping or a :class:`~rlmx.engine.tools.ToolRegistry`; an MCP
+    server's: :func:`rlmx.engine.mcp_tools.mcp_tools`; they run in
     this process, each call under ``tool_timeout_s`` seconds and ``max_tool_calls``, with JSON
     arguments and results; see docs/repl.md). Raises ConfigError for an invalid tool name.
     ``redact``: an opt-in redaction policy (``"emails,keys,phones,REGEX"``, a list of such
@@ -86,7 +87,7 @@ class RLM:
         compaction_threshold: float | None = 0.8,
         root_window_tokens: int | None = None,
         redact: str | Sequence[str] | RedactPolicy | None = None,
-        tools: Sequence[Callable[..., Any]] | Mapping[str, Callable[..., Any]] | ToolRegistry | None = None,
+        tools: Sequence[Callable[..., Any] | Tool] | Mapping[str, Callable[..., Any]] | ToolRegistry | None = None,
         tool_timeout_s: float = DEFAULT_TOOL_TIMEOUT_S,
     ):
         self.settings = settings or Settings()

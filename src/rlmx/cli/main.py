@@ -103,19 +103,28 @@ def _redact_policy(values: tuple[str, ...]) -> tuple[str, ...]:
     return values
 
 
-def _load_tools(specs: tuple[str, ...]) -> list[Any] | None:
-    """The functions named by ``--tool MODULE:FUNCTION`` (the current folder is importable);
-    bad ones exit 2 with the reason."""
-    if not specs:
+def _load_tools(specs: tuple[str, ...], mcp_servers: tuple[str, ...] = ()) -> list[Any] | None:
+    """The functions named by ``--tool MODULE:FUNCTION`` (the current folder is importable)
+    and the tools of the ``--mcp-tools`` servers; bad ones exit 2 with the reason."""
+    if not specs and not mcp_servers:
         return None
     from ..engine.tools import load_tool
 
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        return [load_tool(s) for s in specs]
+        found: list[Any] = [load_tool(s) for s in specs]
     except RlmxError as e:
         raise click.BadParameter(str(e), param_hint="--tool") from None
+    if mcp_servers:
+        from ..engine.mcp_tools import mcp_tools
+
+        try:
+            for server in mcp_servers:
+                found += mcp_tools(server)
+        except RlmxError as e:
+            raise click.BadParameter(str(e), param_hint="--mcp-tools") from None
+    return found
 
 
 @cli.command()
@@ -161,6 +170,13 @@ def _load_tools(specs: tuple[str, ...]) -> list[Any] | None:
     metavar="MODULE:FUNCTION",
     help="Expose a Python function to model code by name (repeatable; runs in this process, see docs/repl.md).",
 )
+@click.option(
+    "--mcp-tools",
+    "mcp_servers",
+    multiple=True,
+    metavar="CMD|URL",
+    help="Expose the tools of an MCP server (a command line over stdio, or an http(s) URL) to model code.",
+)
 @click.option("--max-tool-calls", type=click.IntRange(min=0), help="Custom tool-call budget of the whole tree.")
 def ask(
     args: tuple[str, ...],
@@ -181,6 +197,7 @@ def ask(
     estimate: bool = False,
     redact: tuple[str, ...] = (),
     tools: tuple[str, ...] = (),
+    mcp_servers: tuple[str, ...] = (),
     max_tool_calls: int | None = None,
 ) -> None:
     """Answer QUESTION over the documents in PATH... (files, folders, globs)."""
@@ -217,7 +234,7 @@ def ask(
             on_event=(progress := RunProgress(err, quiet=quiet)),
             notice=lambda m: err.print(m, markup=False),
             redact=list(redact),
-            tools=_load_tools(tools),
+            tools=_load_tools(tools, mcp_servers),
         )
         if not quiet:
             err.print(f"[dim]root {rlm.root_spec} · sub {rlm.sub_spec} · store {rlm.settings.home}[/]")
