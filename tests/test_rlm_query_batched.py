@@ -99,3 +99,37 @@ def test_at_max_depth_children_are_sub_lm_calls(small_corpus: Path, monkeypatch:
         ans = RLM(model="openai:root", sub_model="openai:sub", budgets={"max_depth": 0}).ask(small_corpus, "q?")
     assert ans.status is Status.COMPLETED, ans.error
     assert ans.text == "sub says one / sub says two" and ans.usage.max_depth_reached == 0
+
+
+def test_parallel_children_are_bounded_per_depth(small_corpus: Path, monkeypatch: pytest.MonkeyPatch):
+    # RLMX_MAX_PARALLEL_CHILDREN=3: six children asked at once; no child's root call is
+    # answered before three are in flight together, and never more than three child
+    # executions are live at once (started, not finished: the engine's own events)
+    monkeypatch.setenv("RLMX_MAX_PARALLEL_CHILDREN", "3")
+    lock, three = threading.Lock(), threading.Event()
+    calls = {"now": 0}
+    live = {"now": 0, "peak": 0}
+
+    def on_event(kind: str, data: dict) -> None:
+        if data.get("depth") == 1 and kind in ("execution_started", "execution_finished"):
+            with lock:
+                live["now"] += 1 if kind == "execution_started" else -1
+                live["peak"] = max(live["peak"], live["now"])
+
+    def root(model: str, messages: list[dict]) -> str:
+        kid = re.search(r"kid\d", _question(messages))
+        if not kid:
+            return repl("FINAL(','.join(rlm_query_batched([f'kid{i}' for i in range(6)])))")
+        with lock:
+            calls["now"] += 1
+            if calls["now"] >= 3:
+                three.set()
+        assert three.wait(20), "three children were never in flight together"
+        return repl(f"FINAL('{kid.group()}')")
+
+    with MockLLMServer(scripts={"root": root}) as srv:
+        _env(monkeypatch, srv)
+        ans = RLM(model="openai:root", sub_model="openai:root", on_event=on_event).ask(small_corpus, "q?")
+    assert ans.status is Status.COMPLETED, ans.error
+    assert ans.text == ",".join(f"kid{i}" for i in range(6))
+    assert live["peak"] == 3 and live["now"] == 0

@@ -56,6 +56,7 @@ class BudgetTracker:
         self._inflight_tokens = 0
         self._inflight_cost = 0.0
         self.exceeded: BudgetExceededError | None = None
+        self._child_slots: dict[int, asyncio.Semaphore] = {}
 
     # -- limits ---------------------------------------------------------------
     def _fail(self, budget: str, message: str) -> BudgetExceededError:
@@ -141,6 +142,15 @@ class BudgetTracker:
     def release_tool_calls(self, n: int = 1) -> None:
         """Give back ``n`` reserved tool calls that never ran (cancelled before they started)."""
         self.tool_calls = max(0, self.tool_calls - n)
+
+    def child_slot(self, depth: int, limit: int) -> asyncio.Semaphore:
+        """The tree's bound on child executions running at once at ``depth`` (``limit``, fixed
+        when first asked): one semaphore per depth, so a parent holding its slot never waits
+        for one its own children need."""
+        sem = self._child_slots.get(depth)
+        if sem is None:
+            sem = self._child_slots[depth] = asyncio.Semaphore(limit)
+        return sem
 
     def note_depth(self, depth: int) -> None:
         self.max_depth_reached = max(self.max_depth_reached, depth)

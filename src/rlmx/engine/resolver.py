@@ -36,8 +36,17 @@ from .tools import ToolCallError
 if TYPE_CHECKING:
     from .state import ExecutionState
 
-__all__ = ["MAX_SEARCH_K", "ContextSearch", "ToolResolverImpl", "search_context"]
+__all__ = [
+    "MAX_PARALLEL_CHILDREN",
+    "MAX_SEARCH_K",
+    "ContextSearch",
+    "ToolResolverImpl",
+    "max_parallel_children",
+    "search_context",
+]
 
+MAX_PARALLEL_CHILDREN = 8
+"""Default of :func:`max_parallel_children`."""
 MAX_SEARCH_K = 10_000
 """The most hits one ``search`` request returns (a larger ``k`` is lowered to it)."""
 _MAX_FETCH = 1_000_000  # rows read from the index for one request, at most
@@ -165,6 +174,17 @@ class ContextSearch:
         return out[:k]
 
 
+def max_parallel_children() -> int:
+    """Child executions of one tree that run at once at each depth (``rlm_query_batched``,
+    ``rlm_query_async``, threads): ``RLMX_MAX_PARALLEL_CHILDREN``, default
+    :data:`MAX_PARALLEL_CHILDREN`. Each child is a REPL process; more wait their turn (their
+    sub-call is already reserved)."""
+    try:
+        return max(1, int(os.environ.get("RLMX_MAX_PARALLEL_CHILDREN", MAX_PARALLEL_CHILDREN)))
+    except ValueError:
+        return MAX_PARALLEL_CHILDREN
+
+
 def search_context(spec: ContextSpec, payload: Mapping[str, Any]) -> list[list[Any]] | None:
     """Answer one ``search`` request over ``spec`` (see :class:`ContextSearch`)."""
     return ContextSearch(spec)(payload)
@@ -283,20 +303,25 @@ class ToolResolverImpl:
         self._started(subcall_id, "rlm_query")
         t0 = time.monotonic()
         try:
-            child = await st.tree.engine.run_execution(
-                st.tree,
-                question=prompt,
-                spec=spec,
-                corpus_id=st.corpus_id,
-                depth=depth,
-                parent_id=st.execution_id,
-                root_id=st.root_id,
-                schema=None,
-            )
+            async with st.tree.tracker.child_slot(depth, max_parallel_children()):
+                child = await st.tree.engine.run_execution(
+                    st.tree,
+                    question=prompt,
+                    spec=spec,
+                    corpus_id=st.corpus_id,
+                    depth=depth,
+                    parent_id=st.execution_id,
+                    root_id=st.root_id,
+                    schema=None,
+                )
         except BaseException:
             st.tree.tracker.release_sub_calls()  # cancelled (or a bug) before it had an outcome
             raise
         self.child_citations[subcall_id] = child.citations
+        failed = None
+        if failed_raises and child.status in (Status.FAILED, Status.CANCELLED):
+            failed = f"the child RLM {child.execution_id} ended {child.status.value}: {child.error}"
+        failure: dict[str, Any] = {"error": failed} if failed else {}
         await self._record(
             subcall_id,
             "rlm_query",
@@ -305,11 +330,12 @@ class ToolResolverImpl:
             child_id=child.execution_id,
             seconds=time.monotonic() - t0,
             status=str(child.status),
+            **failure,
         )
         if st.tree.tracker.exceeded is not None:
             raise st.tree.tracker.exceeded
-        if failed_raises and child.status in (Status.FAILED, Status.CANCELLED):
-            raise ToolCallError(f"the child RLM {child.execution_id} ended {child.status.value}: {child.error}")
+        if failed:
+            raise ToolCallError(failed)  # rlm_query_batched: this child's answer is its error text
         return child.text
 
     def _child_spec(self, context: dict[str, Any] | None) -> ContextSpec:

@@ -204,6 +204,10 @@ class ReplayResolver:
                 raise RuntimeError(str(r["error"]))
             return json.loads(str(r.get("response") or "null"))
         elif str(p.get("subcall_id")) in self.recorded:
+            r = self.recorded[str(p["subcall_id"])]
+            if req.kind == "rlm_query" and p.get("failed_raises") and r.get("error"):
+                self.replayed += 1
+                raise RuntimeError(str(r["error"]))  # rlm_query_batched's failed child, again
             return self._answer(str(p["subcall_id"]))
         return await self.live(req)
 
