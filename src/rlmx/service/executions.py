@@ -191,6 +191,7 @@ class ExecutionsMixin(SessionsMixin):
                 "max_cost_usd": usage.get("cost_usd"),
                 "max_wall_seconds": usage.get("wall_seconds", 0.0),
                 "max_depth": usage.get("max_depth_reached", 0),
+                "max_tool_calls": usage.get("tool_calls", 0),
             },
             "last_turn": None
             if last is None
