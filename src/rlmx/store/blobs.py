@@ -145,8 +145,8 @@ class LocalBlobStore(BlobStore):
         """Store the file at ``source`` under ``key`` without reading it into memory (copied in
         1 MiB blocks to a temporary file, fsynced, then moved into place like :meth:`put`, or
         linked like :meth:`put_if_absent` when ``if_absent``). ``source`` is left as it is.
-        Returns True when this call wrote the blob. Raises ``StoreError`` (or ``OSError`` for
-        an unreadable ``source``)."""
+        Returns True when this call wrote the blob. Raises ``StoreError`` when ``source``
+        cannot be read or the folder cannot be written."""
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
