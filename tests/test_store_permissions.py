@@ -97,3 +97,30 @@ def test_the_sandbox_uid_reads_the_corpus_behind_a_0700_home(open_parent: Path):
         pytest.skip(f"the sandbox's uid layer is not active on this host ({uid.get('detail')}): the REPL ran as us")
     # the closed home is the folder the uid layer had to cover, binding the corpus files back
     assert str(home.resolve()) in uid["detail"] and "covered" in uid["detail"], uid["detail"]
+
+
+def test_tightening_an_open_database_keeps_this_processs_locks(tmp_path: Path):
+    """Opening a new connection must not open and close the database file itself: closing any
+    descriptor drops every POSIX lock the process holds on the file, which let a second
+    process checkpoint away the WAL under a live connection (lost turns under load, see
+    https://sqlite.org/howtocorrupt.html section 2.2)."""
+    import fcntl
+    import subprocess
+    import sys
+
+    from rlmx.store.sql_core import _make_private
+
+    db = tmp_path / "held.sqlite"
+    db.write_bytes(b"")
+    fd = os.open(db, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)  # as a SQLite connection of this process would hold it
+        _make_private(db)  # what every new connection runs
+        probe = (
+            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "try:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    sys.exit(0)\nsys.exit(1)"
+        )
+        done = subprocess.run([sys.executable, "-c", probe, str(db)], timeout=60)
+        assert done.returncode == 0, "another process could lock the file: this process's lock was dropped"
+    finally:
+        os.close(fd)

@@ -128,11 +128,22 @@ def _wal(cur: Any) -> None:
 
 def _make_private(path: Path) -> None:
     """Create the SQLite file ``0600`` when missing; tighten it and its ``-wal``/``-shm``
-    files (SQLite gives them the database file's mode) when we own them."""
+    files (SQLite gives them the database file's mode) when we own them.
+
+    An existing database file is never opened here: closing any descriptor of a file drops
+    every POSIX lock this process holds on it, so an ``open``/``close`` while another
+    connection of this process is in a transaction would silently release SQLite's locks
+    and let other processes overwrite its writes (https://sqlite.org/howtocorrupt.html,
+    section 2.2). A missing file is created exclusively (``O_EXCL``): nothing of ours holds
+    it yet."""
     try:
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600))
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        pass  # exists (or another process just made it): only its mode is tightened below
     except OSError:
         return  # not creatable here: SQLite reports the real error
+    else:
+        os.close(fd)
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
             st = p.lstat()
