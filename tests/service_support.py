@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx2 as httpx
 from fastapi.testclient import TestClient
 
 from rlmx.service.app import create_app
@@ -26,6 +33,53 @@ def wait_for(fn: Callable[[], T | None], what: str, limit_s: float = 90.0, every
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(every_s)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    """A running `rlmx serve`: its process and base URL."""
+
+    proc: subprocess.Popen[bytes]
+    base: str
+
+
+@contextmanager
+def rlmx_serve(env: dict[str, str], log: Path, *args: str) -> Iterator[Served]:
+    """A real `rlmx serve` process on 127.0.0.1 (its output in ``log``), ready when entered.
+    Stopped politely (SIGINT) on exit, killed after 30 s; ``proc.returncode`` says how it ended."""
+    port = free_port()
+    out = log.open("wb")
+    cmd = [sys.executable, "-m", "rlmx.cli", "serve", "--port", str(port), "--log-level", "warning", *args]
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    served = Served(proc, f"http://127.0.0.1:{port}")
+    try:
+        with httpx.Client(base_url=served.base, timeout=30) as c:
+
+            def up() -> bool:
+                if proc.poll() is not None:
+                    raise AssertionError(f"rlmx serve exited: {log.read_text()}")
+                try:
+                    return c.get("/health/ready").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_for(up, "rlmx serve to start", 60, 0.1)
+        yield served
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out.close()
 
 
 def make_service(home: Path, **settings: Any) -> Service:

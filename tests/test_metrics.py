@@ -16,8 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rlmx.errors import ConfigError
-from service_support import client, make_service, wait_for
-from test_service_live import _free_port
+from service_support import client, free_port, make_service, rlmx_serve, wait_for
 
 TENANT = "tenant-zebra-77"
 QUESTION = "What rebuilt Europe after the war?"
@@ -49,43 +48,20 @@ def test_metrics_count_a_finished_execution(tmp_path: Path, small_corpus: Path):
     created = subprocess.run([*rlmx, "keys", "create", "--tenant", TENANT], env=env, capture_output=True, text=True)
     assert created.returncode == 0, created.stderr
     h = {"Authorization": f"Bearer {created.stdout.strip()}"}
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [*rlmx, "serve", "--port", str(port), "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
-
-            def up() -> bool:
-                try:
-                    return c.get("/health/ready").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_for(up, "rlmx serve to start", 60, 0.1)
-            before = _samples(c.get("/metrics").text)
-            assert before[("rlmx_queue_depth", (("kind", "answerer"),))] == 0
-            sid = c.post("/v1/sessions", json={"docs": [{"path": str(small_corpus)}]}, headers=h).json()["session_id"]
-            wait_for(lambda: c.get(f"/v1/sessions/{sid}", headers=h).json()["status"] == "READY", "session")
-            r = c.post(
-                f"/v1/sessions/{sid}/executions", json={"question": QUESTION, "models": {"root": model}}, headers=h
-            )
-            assert r.status_code == 202, r.text
-            eid = r.json()["execution_id"]
-            with c.stream("GET", f"/v1/executions/{eid}/events", headers=h) as resp:
-                kinds = [ln[7:] for ln in resp.iter_lines() if ln.startswith("event: ")]
-            assert kinds[-1] == "final"
-            resp = c.get("/metrics")  # no API key
-            assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
-            text = resp.text
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with rlmx_serve(env, tmp_path / "serve.log") as served, httpx.Client(base_url=served.base, timeout=30) as c:
+        before = _samples(c.get("/metrics").text)
+        assert before[("rlmx_queue_depth", (("kind", "answerer"),))] == 0
+        sid = c.post("/v1/sessions", json={"docs": [{"path": str(small_corpus)}]}, headers=h).json()["session_id"]
+        wait_for(lambda: c.get(f"/v1/sessions/{sid}", headers=h).json()["status"] == "READY", "session")
+        r = c.post(f"/v1/sessions/{sid}/executions", json={"question": QUESTION, "models": {"root": model}}, headers=h)
+        assert r.status_code == 202, r.text
+        eid = r.json()["execution_id"]
+        with c.stream("GET", f"/v1/executions/{eid}/events", headers=h) as resp:
+            kinds = [ln[7:] for ln in resp.iter_lines() if ln.startswith("event: ")]
+        assert kinds[-1] == "final"
+        resp = c.get("/metrics")  # no API key
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+        text = resp.text
     m = _samples(text)
     assert m[("rlmx_executions_total", (("level", "root"), ("status", "COMPLETED")))] == 1
     assert ("rlmx_executions_total", (("level", "root"), ("status", "COMPLETED"))) not in before
@@ -126,7 +102,7 @@ def test_a_worker_serves_the_metrics_of_its_own_runs(tmp_path: Path, small_corpu
     svc = make_service(tmp_path / "home", allowed_paths=str(small_corpus), service_models=model)
     k, _ = svc.keys.create(TENANT)
     h = {"Authorization": f"Bearer {k}"}
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "worker.log").open("wb")
     rlmx = [sys.executable, "-m", "rlmx.cli"]
     proc = subprocess.Popen(

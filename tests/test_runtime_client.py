@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx2 as httpx
-
 from rlmx.dev import MockLLMServer
-from service_support import wait_for
+from service_support import rlmx_serve
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = """<html><head><title>{title}</title></head><body>
@@ -72,14 +69,6 @@ def _root(model: str, messages: list[dict]) -> str:
     return "```repl\nprint(context.names)\n```"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_an_http_only_client_answers_over_a_documentation_folder(tmp_path: Path):
     docs = _doc_folder(tmp_path)
     env = {**os.environ, "RLMX_HOME": str(tmp_path / "home"), "RLMX_ALLOWED_PATHS": str(docs)}
@@ -87,22 +76,8 @@ def test_an_http_only_client_answers_over_a_documentation_folder(tmp_path: Path)
     made = subprocess.run([*rlmx, "keys", "create", "--tenant", "acme"], env=env, capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    serve = subprocess.Popen(
-        [*rlmx, "serve", "--port", str(port), "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as c:
-
-            def up() -> bool:
-                try:
-                    return c.get("/health/ready").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_for(up, "rlmx serve to start", 60, 0.1)
+    with rlmx_serve(env, tmp_path / "serve.log") as served:
+        base = served.base
         with MockLLMServer(scripts={"root": _root}) as lm:
             client_env = {**env, "RLMX_KEY": key, "OPENAI_BASE_URL": lm.base_url, "OPENAI_API_KEY": "test"}
             cmd = [
@@ -135,10 +110,3 @@ def test_an_http_only_client_answers_over_a_documentation_folder(tmp_path: Path)
 
             bad = subprocess.run(cmd, env={**client_env, "RLMX_KEY": ""}, capture_output=True, text=True, timeout=60)
             assert bad.returncode == 2 and "RLMX_KEY" in bad.stderr and "Traceback" not in bad.stderr
-    finally:
-        serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()

@@ -5,21 +5,13 @@ then a polite stop."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx2 as httpx
 
-from service_support import wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from service_support import rlmx_serve, wait_for
 
 
 def test_real_server_round_trip(tmp_path: Path, small_corpus: Path):
@@ -29,23 +21,10 @@ def test_real_server_round_trip(tmp_path: Path, small_corpus: Path):
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     assert key.startswith("rlmx_") and "key_pepper" in created.stderr  # the generated pepper is announced
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [*rlmx, "serve", "--port", str(port), "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
     h = {"Authorization": f"Bearer {key}"}
-    try:
+    with rlmx_serve(env, tmp_path / "serve.log") as served:
+        base = served.base
         with httpx.Client(base_url=base, timeout=30) as c:
-
-            def up() -> bool:
-                try:
-                    return c.get("/health/ready").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_for(up, "rlmx serve to start", 60, 0.1)
             assert c.get("/v1/sessions").status_code == 401
             sid = c.post("/v1/sessions", json={"docs": [{"path": str(small_corpus)}]}, headers=h).json()["session_id"]
             wait_for(lambda: c.get(f"/v1/sessions/{sid}", headers=h).json()["status"] == "READY", "session")
@@ -70,11 +49,4 @@ def test_real_server_round_trip(tmp_path: Path, small_corpus: Path):
         assert revoked.returncode == 0
         with httpx.Client(base_url=base, timeout=30) as c:
             assert c.get("/v1/sessions", headers=h).status_code == 401
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
+    assert served.proc.returncode == 0, (tmp_path / "serve.log").read_text()  # a polite stop

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ import httpx2 as httpx
 import pytest
 
 from rlmx.viewer.model import dom_id
-from service_support import wait_for
+from service_support import rlmx_serve, wait_for
 from viewer_support import CITED, N_SUBCALLS, scripted_long_run, scripted_tree
 
 CHROMIUM = os.environ.get("RLMX_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -179,12 +177,6 @@ def test_a_long_run_stays_light(browser: Any, small_corpus: Path, tmp_path: Path
     page.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _sign_in(browser: Any, base: str, key: str, page_url: str) -> tuple[Any, Any]:
     context = browser.new_context()
     page = context.new_page()
@@ -204,23 +196,10 @@ def test_service_viewer_is_per_tenant(browser: Any, small_corpus: Path, tmp_path
         made = subprocess.run([*RLMX, "keys", "create", "--tenant", tenant], env=env, capture_output=True, text=True)
         assert made.returncode == 0, made.stderr
         keys.append(made.stdout.strip())
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [*RLMX, "serve", "--port", str(port), "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
     h = {"Authorization": f"Bearer {keys[0]}"}
-    try:
+    with rlmx_serve(env, tmp_path / "serve.log") as served:
+        base = served.base
         with httpx.Client(base_url=base, timeout=30) as c:
-
-            def up() -> bool:
-                try:
-                    return c.get("/health/ready").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_for(up, "rlmx serve to start", 60, 0.1)
             sid = c.post("/v1/sessions", json={"docs": [{"path": str(small_corpus)}]}, headers=h).json()["session_id"]
             wait_for(lambda: c.get(f"/v1/sessions/{sid}", headers=h).json()["status"] == "READY", "session")
             body = {"question": "What did Congress debate?", "models": {"root": "baseline"}}
@@ -248,10 +227,3 @@ def test_service_viewer_is_per_tenant(browser: Any, small_corpus: Path, tmp_path
         assert "What did Congress debate" not in page_b.content()
         assert re.search(r"not found", page_b.content())
         ctx_b.close()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
