@@ -89,6 +89,10 @@ def test_budget_is_reserved_at_submission(small_corpus: Path, monkeypatch: pytes
         ans = RLM(model="openai:root", sub_model="openai:sub", budgets={"max_sub_calls": 2}).ask(small_corpus, "q?")
         subs = _subs(srv)
     release.set()
+    seen.release()  # the helper may still wait for a second sub-call that was refused: end it,
+    seen.release()  # so that no thread of this test outlives it (forked parsing needs none)
+    helper.join(30)
+    assert not helper.is_alive()
     assert ans.status is Status.BUDGET_EXCEEDED
     assert len(subs) <= 2 and ans.usage.sub_calls <= 2
     assert "sub-call budget of 2" in (ans.error or "")
