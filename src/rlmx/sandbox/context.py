@@ -29,7 +29,7 @@ from typing import Any
 
 from rlmx.corpus.canonical import TextReader
 
-from . import _scan
+from . import _scan, regex_engine
 from ._readers import MAX_OPEN_READERS, ReaderPool, Source
 from .spanlog import SpanLog
 
@@ -139,19 +139,24 @@ class _Context:
 
 
 def _grep(views: list[DocView], pattern: str | re.Pattern[str], flags: int, max_hits: int) -> list[Hit]:
+    """Paths, fastest first (docs: rlmx.sandbox.regex_engine): a case-sensitive literal
+    prefilter over the raw bytes, else RE2 candidates checked by ``re``, else ``re`` alone."""
     regex = _scan.compile_pattern(pattern, flags)
     literal = _scan.required_literal(regex)
+    finder = None if literal is not None else regex_engine.compile_candidates(regex)
     hits: list[Hit] = []
     for v in views:
         left = int(max_hits) - len(hits)
         reader = None
-        if literal is not None:  # search the raw bytes for the literal every match contains
+        if literal is not None or finder is not None:  # search the raw bytes
             with contextlib.suppress(OSError, ValueError):
                 reader = TextReader(v._src.text_path, v._src.length, v._src.index_path)
         try:
             if reader is not None and literal is not None:
                 text, offset = literal
                 spans = _scan.grep_prefiltered(reader, v._src.read, regex, text, v._lo, v._hi, left, offset=offset)
+            elif reader is not None and finder is not None:
+                spans = regex_engine.grep_candidates(reader, v._src.read, regex, finder, v._lo, v._hi, left)
             else:
                 spans = _scan.grep(v._src.read, regex, v._lo, v._hi, left)
             for s, e in spans:

@@ -79,6 +79,7 @@ _PRELOAD = [
     "enum",
     "struct",
     "zlib",
+    "re2",  # context.grep's regex engine (rlmx.sandbox.regex_engine), when installed
 ]
 
 
