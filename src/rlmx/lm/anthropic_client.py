@@ -145,16 +145,20 @@ class AnthropicClient(LMClient):
         Raises ProviderError (``retryable`` for 408/409/429/5xx/529, timeouts, connection).
         """
         system, turns = to_anthropic_messages(messages)
+        # The turns go as extra_body (the same JSON, replacing ``messages``): the SDK's typed
+        # transform would walk the whole history on every call (see OpenAIClient.complete).
+        extra: dict[str, Any] = {"messages": turns}
         params: dict[str, Any] = {
             "model": self.model,
-            "messages": turns,
+            "messages": [],
             "max_tokens": max_tokens or self.max_tokens or DEFAULT_ANTHROPIC_MAX_TOKENS,
+            "extra_body": extra,
         }
         if system is not None:
             params["system"] = system
         temp = temperature if temperature is not None else self.temperature
         if temp is not None:
-            params["extra_body"] = {"temperature": temp}
+            extra["temperature"] = temp
         started = time.perf_counter()
         try:
             resp = await self._client().messages.create(**params)
