@@ -32,8 +32,8 @@ from rlmx.sandbox import ContextSpec, SandboxPolicy, ToolRequest, make_repl
 
 PATTERNS = [
     (r"needle-\d{6}", "literal prefilter"),
-    (r"(?i)needle-\d{6}", "RE2 candidates"),
-    (r"(?i)NEEDLE-\d+", "RE2 candidates"),
+    (r"(?i)needle-\d{6}", "anchor byte + RE2"),
+    (r"(?i)NEEDLE-\d+", "anchor byte + RE2"),
     (r"[a-z]+-\d{6}", "RE2 candidates"),
     (r"\d{6}", "RE2 candidates"),
     (r"(?i)needle-\d{6}(?=\w)", "Python re (lookahead)"),

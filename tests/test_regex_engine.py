@@ -22,7 +22,7 @@ from rlmx.sandbox.testing import spec_from_texts
 # what Python's re.IGNORECASE folds beyond ASCII: dotted/dotless i, long s, Kelvin, sharp s,
 # the sigmas, titlecase digraphs; Unicode digits and spaces for \d and \s
 ALPHABET = [*"ab AB\nkKsS09-_.é", "É", "İ", "ı", "ſ", "K", "ß", "ẞ", "Σ", "σ", "ς", "٣", "\u2003", "\xa0", "ǅ"]
-WORDS = ["needle-123456", "NEEDLE-654321", "NeEdLe-٣٣٣٣٣٣", "KELVIN", "ſtraße", "ΣΑΣ σας", "abc"]
+WORDS = ["ab-c", "AB-ΣK-", "needle-123456", "NEEDLE-654321", "NeEdLe-٣٣٣٣٣٣", "KELVIN", "ſtraße", "ΣΑΣ σας", "abc"]
 RE2_PATTERNS = [
     r"(?i)needle-\d{6}",
     r"\d{3,}",
@@ -48,6 +48,9 @@ RE2_PATTERNS = [
     r"(?i)[é-ê]+",
     r"x{150}|ab",
     r"(?x) a  b # c",
+    r"(?i)ab-\w",  # the anchor byte: "-" two characters after the start
+    r"(?i)k.-",
+    r"(?i)(?:σ|ς)[a-z]_?\d",
 ]
 PYTHON_ONLY = [r"^abc", r"abc$", r"\Aabc", r"abc\Z", r"a*", r"(\w)\1", r"a(?=b)", r"(a)?(?(1)b|c)"]
 
@@ -98,6 +101,15 @@ def test_ignorecase_classes_hold_what_python_folds() -> None:
             assert re.fullmatch(pattern, ch), (pattern, ch)
             assert candidates.fullmatch(ch), (pattern, ch, re2_pattern)
         assert not candidates.fullmatch("x")
+
+
+def test_a_case_invariant_byte_at_a_fixed_offset_anchors_the_search() -> None:
+    found = regex_engine.compile_candidates(re.compile(r"(?i)needle-\d{6}"))
+    assert found is not None and found.anchor is not None
+    assert found.anchor[:3] == (b"-", 6, 24)  # 6 characters: 6 to 24 bytes of UTF-8
+    for pattern in [r"(?i)needle", r"(?i)\w+-\d", r"(?i)(?m)^ab-"]:  # no such byte, or not at a fixed offset
+        found = regex_engine.compile_candidates(re.compile(pattern))
+        assert found is not None and found.anchor is None, pattern
 
 
 def test_patterns_re2_cannot_serve_take_the_python_path() -> None:

@@ -26,7 +26,10 @@ Which pattern takes which path (see ``context.grep`` in :mod:`rlmx.sandbox.conte
 
 * a case-sensitive literal of 3+ characters at a fixed offset in every match → the byte
   prefilter (:func:`rlmx.sandbox._scan.grep_prefiltered`);
-* otherwise, RE2 candidates (this module) when the translation exists: everything but a
+* otherwise, RE2 candidates (this module) — looked for only around a case-invariant ASCII
+  byte when every match has one a fixed number of characters after its start (the ``-``
+  of ``(?i)needle-\\d{6}``: :class:`Candidates`), else by RE2 over the whole range — when
+  the translation exists: everything but a
   pattern that can match the empty string, ``^``/``$`` without ``re.MULTILINE``, ``\\A``,
   ``\\Z``, a lookahead, a backreference, a conditional group ``(?(1)...)``, a pattern RE2
   refuses (too large), or a document without a memory-mapped text;
@@ -52,7 +55,7 @@ from ._scan import (
     grep,
 )
 
-__all__ = ["MAX_MISSES", "candidate_pattern", "compile_candidates", "grep_candidates", "re2_available"]
+__all__ = ["MAX_MISSES", "Candidates", "candidate_pattern", "compile_candidates", "grep_candidates", "re2_available"]
 
 MAX_MISSES = 20_000
 """Refused RE2 candidates before the rest of the range is scanned by Python ``re`` alone."""
@@ -275,13 +278,48 @@ def _compile_re2(pattern: str) -> Any:
         return None
 
 
-def compile_candidates(regex: re.Pattern[str]) -> Any | None:
+class Candidates:
+    """A compiled candidate finder: ``full`` (the RE2 translation) and, when every match has
+    a case-invariant ASCII byte (``-``, ``_``, a digit...) a fixed number of characters after
+    its start (``(?i)needle-\\d{6}``), ``anchor = (byte, min_bytes, max_bytes, prefix,
+    prefix_max_bytes)``: look for that byte with ``mmap.find`` (memchr) and ask RE2 only
+    around it (``prefix``: the translation up to that byte), as ripgrep does."""
+
+    def __init__(self, full: Any, anchor: tuple[bytes, int, int, Any, int] | None) -> None:
+        self.full = full
+        self.anchor = anchor
+
+
+def _anchor(regex: re.Pattern[str]) -> tuple[bytes, int, int, Any, int] | None:
+    try:
+        from re import _constants as c  # type: ignore[attr-defined]
+        from re import _parser  # type: ignore[attr-defined]
+
+        parsed = _parser.parse(regex.pattern, regex.flags)
+        flags = parsed.state.flags
+        items = list(parsed)
+        width = 0
+        for k, (op, av) in enumerate(items):
+            if op is c.LITERAL and av < 128 and _fold({av}, bool(flags & re.ASCII)) == {av} and width > 0:
+                prefix = _compile_re2(_tr(items[: k + 1], flags, c))
+                return None if prefix is None else (bytes([av]), width, 4 * width, prefix, 4 * (width + 1))
+            lo, hi = _parser.SubPattern(parsed.state, [(op, av)]).getwidth()
+            if lo != hi or op is c.AT:
+                return None
+            width += lo
+    except (_Untranslatable, re.error, RecursionError, AttributeError, TypeError):
+        return None
+    return None
+
+
+def compile_candidates(regex: re.Pattern[str]) -> Candidates | None:
     """The compiled RE2 candidate finder for ``regex``, or None (no ``re2``, no
     translation, or RE2 refused the translation)."""
     if not re2_available():
         return None
     pattern = candidate_pattern(regex)
-    return None if pattern is None else _compile_re2(pattern)
+    full = None if pattern is None else _compile_re2(pattern)
+    return None if full is None else Candidates(full, _anchor(regex))
 
 
 def _next_char(view: memoryview, i: int, end: int) -> int:
@@ -296,7 +334,7 @@ def grep_candidates(
     reader: Any,
     read: Reader,
     regex: re.Pattern[str],
-    finder: Any,
+    finder: Candidates,
     start: int,
     end: int,
     max_hits: int,
@@ -315,17 +353,44 @@ def grep_candidates(
     mm = reader._mm
     if mm is None:
         return
-    unanchored = re2._re2.RE2.Anchor.UNANCHORED
+    unanchored, anchored = re2._re2.RE2.Anchor.UNANCHORED, re2._re2.RE2.Anchor.ANCHOR_START
     b_start = reader.byte_offset(start)
     # RE2 sees the range as the whole text: ``(?m)^`` at its start, ``$`` at its end, as
     # Python's ``finditer`` over the range's text does
     view = memoryview(mm)[b_start : reader.byte_offset(end)]
     b_end = len(view)
-    pos = 0
+    pos = qpos = probes = 0
     found = misses = 0
     last_end = start
+    anchor = finder.anchor
+
+    def next_candidate() -> tuple[int, int]:
+        """The leftmost RE2 match at or after ``pos``: around the anchor byte while it is
+        rare enough, else by RE2 over the rest."""
+        nonlocal qpos, probes, anchor
+        while anchor is not None:
+            byte, min_b, max_b, prefix, prefix_b = anchor
+            q = mm.find(byte, b_start + max(qpos, pos + min_b), b_start + b_end) - b_start
+            if q < 0:
+                return -1, -1
+            lo, last_start = max(pos, q - max_b), q - min_b
+            if lo <= last_start:
+                i = prefix.Match(unanchored, view, lo, min(b_end, last_start + prefix_b))[0][0]
+                if 0 <= i <= last_start:
+                    qpos = q
+                    return i, finder.full.Match(anchored, view, i, b_end)[0][1]
+            qpos = q + 1
+            probes += 1
+            if probes > 1024 and q < 4096 * probes:  # the byte is common here
+                anchor = None
+        return finder.full.Match(unanchored, view, pos, b_end)[0]
+
     while pos <= b_end:
-        i, j = finder.Match(unanchored, view, pos, b_end)[0]
+        i, j = next_candidate()
+        if i >= 0 and j < 0:  # the prefix matched, the whole translation does not: no match
+            misses += 1
+            pos = _next_char(view, i, b_end)
+            continue
         if i < 0 or i >= b_end:  # none, or only an empty one at the very end
             return
         if view[i] & 0xC0 == 0x80:  # RE2 may start inside a character: no Python match there
