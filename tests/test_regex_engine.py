@@ -14,7 +14,7 @@ import pytest
 import re2
 
 from rlmx.corpus.canonical import TextReader, build_offset_index
-from rlmx.sandbox import ContextSpec, SandboxPolicy, ToolRequest, make_repl, regex_engine
+from rlmx.sandbox import ContextSpec, SandboxPolicy, ToolRequest, make_repl, regex_engine, regex_translate
 from rlmx.sandbox.context import ContextView, open_context
 from rlmx.sandbox.spanlog import SpanLog
 from rlmx.sandbox.testing import spec_from_texts
@@ -94,7 +94,7 @@ def test_re2_candidates_give_exactly_the_hits_of_python_re(tmp_path: Path, seed:
 
 def test_ignorecase_classes_hold_what_python_folds() -> None:
     for pattern, chars in [(r"(?i)k", "kKK"), (r"(?i)s", "sSſ"), (r"(?i)i", "iIİı"), (r"(?i)σ", "σςΣ")]:
-        re2_pattern = regex_engine.candidate_pattern(re.compile(pattern))
+        re2_pattern = regex_translate.candidate_pattern(re.compile(pattern))
         assert re2_pattern is not None
         candidates = re2.compile(re2_pattern)
         for ch in chars:
@@ -114,8 +114,8 @@ def test_a_case_invariant_byte_at_a_fixed_offset_anchors_the_search() -> None:
 
 def test_patterns_re2_cannot_serve_take_the_python_path() -> None:
     for pattern in PYTHON_ONLY:
-        assert regex_engine.candidate_pattern(re.compile(pattern)) is None, pattern
-    assert regex_engine.candidate_pattern(re.compile(r"(?m)^abc$")) == r"(?m:^)\x{61}\x{62}\x{63}(?m:$)"
+        assert regex_translate.candidate_pattern(re.compile(pattern)) is None, pattern
+    assert regex_translate.candidate_pattern(re.compile(r"(?m)^abc$")) == r"(?m:^)\x{61}\x{62}\x{63}(?m:$)"
 
 
 def test_context_grep_uses_re2_and_reports_code_point_offsets(tmp_path: Path) -> None:
