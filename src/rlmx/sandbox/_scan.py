@@ -28,6 +28,7 @@ __all__ = [
     "iter_blocks",
     "keyword_scores",
     "literal_prefix",
+    "match_at",
     "required_literal",
     "rfind",
 ]
@@ -152,6 +153,25 @@ def _grow(text_end: int, s: int, end: int) -> int:
     cannot grow."""
     want = text_end + max(text_end - s, GREP_OVERLAP_CHARS)
     return max(text_end, min(end, want, s + GREP_MAX_MATCH_CHARS))
+
+
+def match_at(read: Reader, regex: re.Pattern[str], c: int, w0: int, w1: int, end: int) -> tuple[int, int] | None:
+    """The non-empty match of ``regex`` starting exactly at absolute character ``c``, read
+    from the window ``[w0, w1)`` (``w0`` before ``c`` for lookbehind and ``\\b``) and re-read
+    longer while the match may owe its end to the window's cut (:func:`_near_cut`); its
+    absolute ``(start, end)`` in characters, else None."""
+    text = read(w0, w1)
+    m = regex.match(text, c - w0)
+    while m is not None and _near_cut(w1, w0 + m.end(), end):
+        grown = _grow(w1, c, end)
+        if grown == w1:
+            break
+        w1 = grown
+        text = read(w0, w1)
+        m = regex.match(text, c - w0)
+    if m is None or m.end() <= m.start():
+        return None
+    return w0 + m.start(), w0 + m.end()
 
 
 def grep(
@@ -333,23 +353,13 @@ def grep_prefiltered(
         if c < last_end:
             pos = i + 1
             continue
-        w0 = max(start, c - _GREP_PREFIX_CHARS)
-        w1 = min(end, c + overlap)
-        text = read(w0, w1)
-        m = regex.match(text, c - w0)
-        while m is not None and _near_cut(w1, w0 + m.end(), end):
-            grown = _grow(w1, c, end)
-            if grown == w1:
-                break
-            w1 = grown
-            text = read(w0, w1)
-            m = regex.match(text, c - w0)
-        if m is not None and m.end() > m.start():
-            yield w0 + m.start(), w0 + m.end()
+        hit = match_at(read, regex, c, max(start, c - _GREP_PREFIX_CHARS), min(end, c + overlap), end)
+        if hit is not None:
+            yield hit
             found += 1
             if found >= max_hits:
                 return
-            last_end = w0 + m.end()
+            last_end = hit[1]
             pos = reader.byte_offset(min(end, last_end + offset))
             continue
         misses += 1

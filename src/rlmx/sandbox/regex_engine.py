@@ -42,9 +42,8 @@ from ._scan import (
     GREP_MAX_MATCH_CHARS,
     GREP_OVERLAP_CHARS,
     Reader,
-    _grow,
-    _near_cut,
     grep,
+    match_at,
 )
 from .regex_translate import Untranslatable, candidate_pattern, fold, translate_items
 
@@ -204,21 +203,13 @@ def grep_candidates(
             # a class widened to "any character" makes it run to the end of the text)
             w1 = max(w1, min(reader.char_offset(b_start + j) + _GREP_SUFFIX_CHARS, c + 8 * overlap))
         w1 = min(end, w1, c + GREP_MAX_MATCH_CHARS)
-        text = read(w0, w1)
-        m = regex.match(text, c - w0)
-        while m is not None and _near_cut(w1, w0 + m.end(), end):
-            grown = _grow(w1, c, end)
-            if grown == w1:
-                break
-            w1 = grown
-            text = read(w0, w1)
-            m = regex.match(text, c - w0)
-        if m is not None and m.end() > m.start():
-            yield w0 + m.start(), w0 + m.end()
+        hit = match_at(read, regex, c, w0, w1, end)
+        if hit is not None:
+            yield hit
             found += 1
             if found >= max_hits:
                 return
-            last_end = w0 + m.end()
+            last_end = hit[1]
             pos = reader.byte_offset(last_end) - b_start
             continue
         misses += 1
