@@ -212,10 +212,8 @@ class ReplayResolver:
         return await self.live(req)
 
 
-async def replay_turns(st: ExecutionState, repl: REPL, turns: list[dict[str, Any]], resolver: ReplayResolver) -> str:
-    """Run the committed turns' code again in ``repl`` (span logs go to ``st``); returns
-    the last printed output."""
-    last_output = ""
+async def replay_turns(st: ExecutionState, repl: REPL, turns: list[dict[str, Any]], resolver: ReplayResolver) -> None:
+    """Run the committed turns' code again in ``repl`` (span logs go to ``st``)."""
     for t in turns:
         st.turn = int(t["turn"])
         code = t.get("code")
@@ -225,24 +223,16 @@ async def replay_turns(st: ExecutionState, repl: REPL, turns: list[dict[str, Any
         elif code:
             step = await repl.run(str(code), turn=st.turn, resolver=resolver)
             st.log_spans(step.span_log)
-        if t.get("stdout"):
-            last_output = str(t["stdout"])
-    return last_output
 
 
-def restore_logs(st: ExecutionState, turns: list[dict[str, Any]], recorded: ReplayResolver) -> str:
+def restore_logs(st: ExecutionState, turns: list[dict[str, Any]], recorded: ReplayResolver) -> None:
     """Bring back what citations need without running code: each committed turn's span log
-    (into ``st``) and every recorded sub-call answer (into the live resolver); returns the
-    last printed output."""
-    last_output = ""
+    (into ``st``) and every recorded sub-call answer (into the live resolver)."""
     for t in turns:
         st.turn = int(t["turn"])
         st.log_spans([SpanEvent.model_validate(e) for e in t.get("span_log") or []])
-        if t.get("stdout"):
-            last_output = str(t["stdout"])
     for sid in recorded.recorded:
         recorded._answer(sid)
-    return last_output
 
 
 class ReplayResumer:
@@ -268,10 +258,10 @@ class ReplayResumer:
         if st.restored_turn and st.restored_turn == self.last_turn:
             # The REPL came back from its snapshot of the last committed turn: no code runs
             # again; the span logs and sub-call answers that citations need come from the trace.
-            last_output = restore_logs(st, self.turns, replay)
+            restore_logs(st, self.turns, replay)
             how = "snapshot"
         else:
-            last_output = await replay_turns(st, repl, self.turns, replay)
+            await replay_turns(st, repl, self.turns, replay)
             how = "replay"
         st.tree.emit(
             "execution_resumed", execution_id=st.execution_id, depth=st.depth, turns=len(self.turns), restored=how
@@ -281,7 +271,7 @@ class ReplayResumer:
             final = FinalSignal.model_validate(last["final"])
             status = Status.MAX_TURNS_EXCEEDED if last.get("final_request") else Status.COMPLETED
             fields = schema.fields_or_none(final) if schema is not None else None
-            return ResumePoint([], st.turn, last_output, engine._finish(st, resolver, final, status, fields))
+            return ResumePoint([], st.turn, engine._finish(st, resolver, final, status, fields))
         messages: list[Message] = list(self.turns[0]["prompt"])
         for t in self.turns:
             if t.get("final_request"):
@@ -290,4 +280,4 @@ class ReplayResumer:
                 {"role": "assistant", "content": str(t.get("response") or "")},
                 {"role": "user", "content": str(t.get("observation") or "")},
             ]
-        return ResumePoint(messages, st.turn + 1, last_output)
+        return ResumePoint(messages, st.turn + 1)

@@ -111,12 +111,11 @@ class Tree:
 
 @dataclass
 class ResumePoint:
-    """Where a resumed execution goes on: the root messages so far, the next turn, the last
-    printed output; or ``outcome`` when its committed turns already ended it."""
+    """Where a resumed execution goes on: the root messages so far and the next turn; or
+    ``outcome`` when its committed turns already ended it."""
 
     messages: list[Message]
     next_turn: int
-    last_output: str = ""
     outcome: ExecutionOutcome | None = None
 
 
