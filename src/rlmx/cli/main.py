@@ -342,41 +342,6 @@ def ingest_cmd(
         err.print(line, markup=False, highlight=False)
 
 
-@cli.group()
-def executions() -> None:
-    """Inspect stored executions and their traces."""
-
-
-@executions.command("list")
-@click.option("--limit", default=20, show_default=True)
-def executions_list(limit: int) -> None:
-    """List recent root executions, newest first."""
-    from ..store import open_store
-
-    for e in open_store().meta.list_executions(limit=limit):
-        click.echo(f"{e.execution_id}  {e.status:<18} {e.created_at:%Y-%m-%d %H:%M}  {e.question[:70]}")
-
-
-@executions.command("show")
-@click.argument("execution_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the trajectory as JSON.")
-def executions_show(execution_id: str, as_json: bool) -> None:
-    """Print the trace of EXECUTION_ID (turns, code, outputs, sub-calls, children)."""
-    from ..engine.trace import load_trace
-    from ..store import open_store
-    from .render import print_trace
-
-    try:
-        trace = load_trace(open_store().meta, execution_id)
-    except RlmxError as e:
-        _fail(e)
-        return
-    if as_json:
-        click.echo(json.dumps(trace, ensure_ascii=False, indent=2, default=str))
-    else:
-        print_trace(trace, Console(highlight=False, soft_wrap=True))
-
-
 @cli.group(cls=LazyGroup)
 def dev() -> None:
     """Developer tools."""
@@ -419,5 +384,6 @@ for _name, _target in {
     "view": "rlmx.cli.view:view",
     "export": "rlmx.cli.export:export",
     "chat": "rlmx.cli.chat:chat",
+    "executions": "rlmx.cli.executions:executions",
 }.items():
     cli.add_lazy_command(_name, _target)
