@@ -48,6 +48,14 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+def expect(locator: Any) -> Any:
+    """Playwright's auto-waiting assertions (imported here: the ``browser`` fixture is what
+    reports a missing playwright package)."""
+    from playwright.sync_api import expect as pw_expect
+
+    return pw_expect(locator)
+
+
 def _tree(corpus: Path, run: Any = scripted_tree) -> tuple[Any, Any]:
     """``run(corpus)`` in a thread of its own: Playwright's sync API keeps an event loop
     running in this one, and the engine runs its own."""
@@ -107,7 +115,8 @@ def test_served_viewer_of_a_tree_with_a_child(browser: Any, small_corpus: Path, 
         subcalls = body.locator("details.subcall")
         assert subcalls.count() == 50
         body.locator("button.more").click()
-        assert subcalls.count() == N_SUBCALLS + 1 and body.locator("button.more").count() == 0
+        expect(subcalls).to_have_count(N_SUBCALLS + 1)
+        expect(body.locator("button.more")).to_have_count(0)
         first = subcalls.first
         first.locator("summary").click()
         assert "Summarise passage 0" in first.locator("pre.prompt").inner_text()
@@ -170,7 +179,8 @@ def test_a_long_run_stays_light(browser: Any, small_corpus: Path, tmp_path: Path
     assert turns.count() == 120 and page.locator("details.subcall").count() == 0
     assert page.evaluate("document.getElementsByTagName('*').length") < 3000
     turns.nth(118).locator("summary").click()
-    assert turns.nth(118).locator("details.subcall").count() == 9
+    # the body is built by a 'toggle' handler, which the browser fires as a task after the click
+    expect(turns.nth(118).locator("details.subcall")).to_have_count(9)
     last = turns.nth(118).locator("details.subcall").nth(8)
     last.locator(":scope > summary").click()
     assert "part 8 of turn 119: xxx" in last.locator("details.long.prompt > summary").inner_text()
