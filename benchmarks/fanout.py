@@ -71,7 +71,7 @@ def mock_server(latency_ms: float, in_process: bool) -> Iterator[str]:
             yield srv.base_url
         return
     port = _free_port()
-    cmd = [sys.executable, "-m", "rlmx.cli", "dev", "mock-llm", "--port", str(port), "--latency-ms", str(latency_ms)]
+    cmd = [sys.executable, "-m", "rlmx.cli", "dev", "mock-llm", "--quiet", "--port", str(port), "--latency-ms", str(latency_ms)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     try:

@@ -236,6 +236,7 @@ def test_cache_failures_show_in_usage_and_trace(tmp_path: Path, monkeypatch: pyt
         raise RuntimeError("database is locked")
 
     monkeypatch.setattr(rlm.store.meta, "cache_get", broken)
+    monkeypatch.setattr(rlm.store.meta, "cache_get_many", broken)  # what CachedLM calls, batched
     answer = rlm.ask(rlm.texts("some text"), "q?")
     assert answer.text == "sub answer"
     assert answer.usage.cache_errors == 2  # the root call's lookup and the sub-call's

@@ -358,11 +358,14 @@ def dev() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help='JSON {"MODEL": ["reply", ...]} of scripted replies; echo otherwise.',
 )
-def mock_llm(host: str, port: int, latency_ms: float, error_rate: float, script_file: str | None) -> None:
+@click.option("--quiet", is_flag=True, help="No line per request (benchmarks: logging costs CPU).")
+def mock_llm(
+    host: str, port: int, latency_ms: float, error_rate: float, script_file: str | None, quiet: bool
+) -> None:
     """Run a local OpenAI-compatible chat-completions server (scripted or echo replies)."""
     from ..dev.mock_llm import serve
 
-    serve(host, port, latency_ms, error_rate, script_file)
+    serve(host, port, latency_ms, error_rate, script_file, verbose=not quiet)
 
 
 dev.add_lazy_command("cluster", "rlmx.cli.cluster:cluster")  # type: ignore[attr-defined]

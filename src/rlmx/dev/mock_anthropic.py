@@ -36,11 +36,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rlmx.dev._http import BackgroundServer, Reply, Server, content_text
+from rlmx.dev._http import BackgroundServer, Reply, content_text
 from rlmx.dev.mock_llm import MockRequest
 
 __all__ = ["AnthropicScriptFn", "MockAnthropicServer"]
@@ -118,8 +117,7 @@ class MockAnthropicServer(BackgroundServer):
                 self._queues[model] = list(replies)
         self._requests: list[MockRequest] = []
         self._counter = 0
-        self._httpd: Server | None = None
-        self._thread: threading.Thread | None = None
+        BackgroundServer.__init__(self)
 
     def add_faults(self, *statuses: int) -> None:
         """Queue HTTP statuses for the next requests."""
@@ -133,13 +131,16 @@ class MockAnthropicServer(BackgroundServer):
             return list(self._requests)
 
     @property
+    def handlers_may_block(self) -> bool:  # type: ignore[override]
+        """True when a script function is set (it may block): requests then run in threads."""
+        return self._fn is not None
+
+    @property
     def url(self) -> str:
         """``http://HOST:PORT``, the value for ``ANTHROPIC_BASE_URL`` (the SDK adds ``/v1``).
 
         Raises RuntimeError if stopped."""
-        if self._httpd is None:
-            raise RuntimeError("MockAnthropicServer is not running; call start() or use `with`")
-        host, port = self._httpd.server_address[:2]
+        host, port = self.address
         return f"http://{host!s}:{port}"
 
     # request handling (called from handler threads) --------------------------------
@@ -172,8 +173,6 @@ class MockAnthropicServer(BackgroundServer):
             return answer(404, anthropic_error(404, f"no route POST {path}"))
         if bad_json:
             return answer(400, anthropic_error(400, bad_json))
-        if self.latency_ms:
-            time.sleep(self.latency_ms / 1000.0)
         with self._lock:
             fault = self._faults.pop(0) if self._faults else None
         if fault is not None:

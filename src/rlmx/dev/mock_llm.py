@@ -1,7 +1,8 @@
 """A local HTTP server speaking the OpenAI chat-completions protocol, for tests and demos.
 
-It is a real server on ``127.0.0.1`` (stdlib ``ThreadingHTTPServer`` in a background
-thread), so the real ``openai`` SDK path, retries and usage accounting are exercised::
+It is a real server on ``127.0.0.1`` (uvicorn + Starlette on a background thread;
+:mod:`rlmx.dev._http`), so the real HTTP client path, retries and usage accounting are
+exercised; ``latency_ms`` is an asynchronous wait, so thousands of requests may wait at once::
 
     with MockLLMServer(scripts={"root": ["```repl\\nFINAL('x')\\n```"]}, faults=[429]) as srv:
         client = OpenAIClient("root", base_url=srv.base_url, api_key="test")
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlmx.dev._http import BackgroundServer, Reply, Server, content_text, error_body
+from rlmx.dev._http import BackgroundServer, Reply, content_text, error_body
 
 __all__ = ["MockLLMServer", "MockRequest", "ScriptFn", "load_script_file", "serve"]
 
@@ -126,13 +127,15 @@ class MockLLMServer(BackgroundServer):
                 self.set_script(model, script)
         self._requests: list[MockRequest] = []
         self._counter = 0
-        self._in_flight = 0
-        self.peak_in_flight = 0
-        """Most chat requests handled at the same time so far."""
-        self._httpd: Server | None = None
-        self._thread: threading.Thread | None = None
+        BackgroundServer.__init__(self)
 
     # configuration --------------------------------------------------------------
+    @property
+    def handlers_may_block(self) -> bool:  # type: ignore[override]
+        """True when a script function is set (it may block): requests then run in threads."""
+        with self._lock:
+            return self._fn is not None or bool(self._fns)
+
     def set_script(self, model: str, script: Sequence[str] | ScriptFn) -> None:
         """Replace the replies for ``model`` (``"*"``: any model without its own script)."""
         with self._lock:
@@ -169,9 +172,7 @@ class MockLLMServer(BackgroundServer):
     @property
     def url(self) -> str:
         """``http://HOST:PORT`` (also the Azure endpoint). Raises RuntimeError if stopped."""
-        if self._httpd is None:
-            raise RuntimeError("MockLLMServer is not running; call start() or use `with`")
-        host, port = self._httpd.server_address[:2]
+        host, port = self.address
         return f"http://{host!s}:{port}"
 
     @property
@@ -200,14 +201,7 @@ class MockLLMServer(BackgroundServer):
         return 200, {"object": "list", "data": models}, {}
 
     def handle_post(self, path: str, raw: bytes, headers: dict[str, str]) -> Reply:
-        with self._lock:
-            self._in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
-        try:
-            return self._post(path.rstrip("/"), raw, headers)
-        finally:
-            with self._lock:
-                self._in_flight -= 1
+        return self._post(path.rstrip("/"), raw, headers)
 
     def _post(self, path: str, raw: bytes, headers: dict[str, str]) -> Reply:
         azure = _AZURE_PATH.match(path)
@@ -229,8 +223,6 @@ class MockLLMServer(BackgroundServer):
             self._record(MockRequest(path, model, msgs, status, body, headers))
             return status, payload, extra or {}
 
-        if self.latency_ms:
-            time.sleep(self.latency_ms / 1000.0)
         with self._lock:
             fault = self._faults.pop(0) if self._faults else None
             if fault is None and self.error_rate and self._rng.random() < self.error_rate:
@@ -344,10 +336,11 @@ def serve(
     default: str = "echo",
     seed: int = 0,
     faults: Sequence[int] | None = None,
+    verbose: bool = True,
 ) -> None:
     """Run a :class:`MockLLMServer` in the foreground until Ctrl-C (``rlmx dev mock-llm``).
 
-    Prints the base URL and how to point rlmx at it on stderr.
+    Prints the base URL and how to point rlmx at it on stderr; ``verbose``: a line per request.
     """
     scripts = load_script_file(script_file) if script_file else None
     srv = MockLLMServer(
@@ -359,7 +352,7 @@ def serve(
         scripts=scripts,
         default=default,
         seed=seed,
-        verbose=True,
+        verbose=verbose,
     )
     model = next((m for m in scripts or {} if m != "*"), "mock")
     with srv:

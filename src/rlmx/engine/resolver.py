@@ -32,6 +32,7 @@ from ..lm.base import Completion
 from ..sandbox.base import ContextSpec, ToolRequest
 from ..types import SpanRef, Status
 from .tools import ToolCallError
+from .trace import record_subcall
 
 if TYPE_CHECKING:
     from .state import ExecutionState
@@ -389,8 +390,8 @@ class ToolResolverImpl:
                 cache_error=completion.raw.get("cache_error"),
                 cost_usd=completion.raw.get("cost_usd"),
             )
-        # a store write: off the event loop (issue 8: no blocking I/O on event loops)
-        await asyncio.to_thread(self.state.tree.engine.store.meta.add_subcall, self.state.execution_id, data)
+        # a store write, off the event loop and batched with the other sub-calls' (issue 10)
+        await record_subcall(self.state.tree.engine.store.meta, self.state.execution_id, data)
         numbers = ("turn", "seconds", "model", "input_tokens", "output_tokens", "cost_usd", "child_id", "status")
         self.state.tree.emit(
             "subcall",

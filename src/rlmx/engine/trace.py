@@ -12,11 +12,40 @@ come in the order the REPL made them (their ids ``t{turn}.{n}``), not the order 
 from __future__ import annotations
 
 import re
+import weakref
 from typing import Any
 
+from ..aio_batch import ThreadBatcher
 from ..store.base import MetadataStore
 
-__all__ = ["load_trace", "subcall_order"]
+__all__ = ["load_trace", "record_subcall", "subcall_order"]
+
+_WRITERS: weakref.WeakKeyDictionary[MetadataStore, ThreadBatcher[tuple[str, dict[str, Any]], None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _writer(meta: MetadataStore) -> ThreadBatcher[tuple[str, dict[str, Any]], None]:
+    writer = _WRITERS.get(meta)
+    if writer is None:
+        ref = weakref.ref(meta)  # the batcher must not keep its store (the dict's key) alive
+
+        def write(rows: list[tuple[str, dict[str, Any]]]) -> list[None]:
+            store = ref()
+            if store is not None:
+                store.add_subcalls(rows)
+            return [None] * len(rows)
+
+        writer = _WRITERS[meta] = ThreadBatcher(write)
+    return writer
+
+
+async def record_subcall(meta: MetadataStore, execution_id: str, data: dict[str, Any]) -> None:
+    """Append a sub-call record to the trace, off the event loop: the records of the sub-calls
+    that finish at the same moment (a fan-out) go in one worker-thread hop and one
+    transaction (:meth:`MetadataStore.add_subcalls`). Raises what the store raises
+    (StoreError)."""
+    await _writer(meta).submit((execution_id, data))
 
 _ID = re.compile(r"t(\d+)\.(\d+)")
 

@@ -1,13 +1,20 @@
-"""OpenAI and Azure OpenAI chat models through the official ``openai`` SDK.
+"""OpenAI and Azure OpenAI chat models over HTTP (the chat-completions wire format).
 
 * :class:`OpenAIClient` (``openai:MODEL``) talks to api.openai.com or to any
   OpenAI-compatible server (vLLM, llama.cpp server, Ollama, OpenRouter...) through
   ``OPENAI_BASE_URL``. The key comes from ``OPENAI_API_KEY``; a compatible server that
-  needs no key gets the placeholder ``"EMPTY"``.
+  needs no key gets the placeholder ``"EMPTY"``. ``OPENAI_ORG_ID`` and
+  ``OPENAI_PROJECT_ID``, when set, go as the ``OpenAI-Organization``/``OpenAI-Project``
+  headers, as the official SDK sends them.
 * :class:`AzureOpenAIClient` (``azure:DEPLOYMENT``) uses ``AZURE_OPENAI_ENDPOINT``,
-  ``AZURE_OPENAI_API_KEY`` and ``OPENAI_API_VERSION``; the model is the deployment name.
+  ``AZURE_OPENAI_API_KEY`` and ``OPENAI_API_VERSION``; the model is the deployment name
+  (``POST {endpoint}/openai/deployments/{deployment}/chat/completions?api-version=V`` with an
+  ``api-key`` header).
 
-The SDK's own retries are off (``max_retries=0``): retrying is the job of
+Requests go through :class:`rlmx.lm._chat_http.JsonPoster` (``aiohttp``, one keep-alive
+pool per event loop), not the ``openai`` SDK: the SDK costs ≈ 7× the CPU per request and
+0.8 s of import (docs/benchmarks.md, "fan-out"); the JSON on the wire is the same.
+There are no transport-level retries: retrying is the job of
 :class:`~rlmx.lm.wrappers.RetryingLM`, which uses the ``retryable`` flag and the
 ``retry_after_s`` hint of the :class:`~rlmx.errors.ProviderError` raised here.
 
@@ -21,31 +28,25 @@ OpenAI-compatible servers (vLLM, llama.cpp, Ollama) have always accepted; pass
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from typing import Any, Literal
-
-import openai
+from urllib.parse import quote
 
 from rlmx.errors import ConfigError, ProviderError
-from rlmx.lm._errors import http_error, parse_retry_after, transport_error
+from rlmx.lm._chat_http import JsonPoster, JsonResponse, error_detail
+from rlmx.lm._errors import http_error, parse_retry_after
 from rlmx.lm.base import Completion, LMClient, Message, estimate_tokens
 
 __all__ = ["AzureOpenAIClient", "OpenAIClient"]
 
 MaxTokensParam = Literal["max_tokens", "max_completion_tokens"]
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_USER_AGENT = "rlmx (chat-completions; aiohttp)"
 
 
-def _error_detail(exc: openai.APIStatusError) -> str:
-    """The server's own error message (``{"error": {"message": ...}}``), else the SDK's."""
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return exc.message
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class _OpenAICompatible(LMClient):
@@ -55,12 +56,18 @@ class _OpenAICompatible(LMClient):
     timeout_s: float = 120.0
 
     def __init__(self) -> None:
-        self._sdk: openai.AsyncOpenAI | None = None
-        self._sdk_loop: asyncio.AbstractEventLoop | None = None
+        self._poster: JsonPoster | None = None
 
     # subclasses -----------------------------------------------------------------
-    def _make_sdk(self) -> openai.AsyncOpenAI:
+    def _url(self) -> str:
         raise NotImplementedError
+
+    def _headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _body_model(self) -> dict[str, Any]:
+        """The ``model`` field of the request body (Azure names the deployment in the URL)."""
+        return {"model": self.model}
 
     def _label(self) -> str:
         raise NotImplementedError
@@ -69,15 +76,11 @@ class _OpenAICompatible(LMClient):
         raise NotImplementedError
 
     # plumbing -------------------------------------------------------------------
-    async def _client(self) -> openai.AsyncOpenAI:
-        # An SDK client's connection pool belongs to one event loop; make a new client
-        # when called from another loop (e.g. a second ``asyncio.run``). Making one loads
-        # certificates and modules (~0.1 s): in a thread, not on the event loop.
-        loop = asyncio.get_running_loop()
-        if self._sdk is None or self._sdk_loop is not loop:
-            self._sdk = await asyncio.to_thread(self._make_sdk)
-            self._sdk_loop = loop
-        return self._sdk
+    @property
+    def poster(self) -> JsonPoster:
+        if self._poster is None:
+            self._poster = JsonPoster(self._label(), self.timeout_s)
+        return self._poster
 
     def _params(self, max_tokens: int | None, temperature: float | None) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -89,22 +92,21 @@ class _OpenAICompatible(LMClient):
             params[self.max_tokens_param] = cap
         return params
 
-    def _map_error(self, exc: openai.OpenAIError) -> ProviderError:
-        label = self._label()
-        if isinstance(exc, openai.APITimeoutError):
-            return transport_error(label, exc, timeout=True)
-        if isinstance(exc, openai.APIConnectionError):
-            return transport_error(label, exc, timeout=False)
-        if isinstance(exc, openai.APIStatusError):
-            headers = dict(exc.response.headers.items())
-            return http_error(
-                label,
-                exc.status_code,
-                _error_detail(exc),
-                hints=self._hints(),
-                retry_after_s=parse_retry_after(headers),
-            )
-        return ProviderError(f"{label}: {type(exc).__name__}: {exc}", retryable=False)
+    def _status_error(self, resp: JsonResponse) -> ProviderError:
+        return http_error(
+            self._label(),
+            resp.status,
+            error_detail(resp),
+            hints=self._hints(),
+            retry_after_s=parse_retry_after(resp.headers),
+        )
+
+    def _malformed(self, why: str) -> ProviderError:
+        return ProviderError(
+            f"{self._label()}: the response is not a chat completion ({why}); check that the "
+            "base URL is an OpenAI-compatible /v1 endpoint",
+            retryable=True,
+        )
 
     async def complete(
         self,
@@ -113,46 +115,54 @@ class _OpenAICompatible(LMClient):
         max_tokens: int | None = None,
         temperature: float | None = None,
     ) -> Completion:
-        """One chat completion.
+        """One chat completion (``POST .../chat/completions``).
 
         ``messages``: ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``;
         ``max_tokens`` (output tokens) and ``temperature`` override the client defaults.
         Returns a Completion with provider-reported tokens (estimated at ≈ 4 characters a
         token only when the server reports no usage; ``raw["usage_estimated"]`` says so).
-        Raises ProviderError (``retryable`` for 408/409/429/5xx, timeouts, connection).
+        Raises ProviderError (``retryable`` for 408/409/429/5xx, timeouts, connection
+        failures and malformed responses).
         """
         started = time.perf_counter()
-        try:
-            # The messages go as extra_body (sent as they are, replacing ``messages``): the SDK's
-            # typed transform walks every message of the history on each call, ≈ 0.4 ms a turn
-            # of history — the root's whole per-turn cost by turn 100 (docs/benchmarks.md).
-            resp = await (await self._client()).chat.completions.create(
-                model=self.model,
-                messages=[],
-                extra_body={"messages": messages},
-                **self._params(max_tokens, temperature),
-            )
-        except openai.OpenAIError as exc:
-            raise self._map_error(exc) from exc
+        body = {**self._body_model(), "messages": messages, **self._params(max_tokens, temperature)}
+        resp = await self.poster.request("POST", self._url(), headers=self._headers(), payload=body)
+        if resp.status >= 400:
+            raise self._status_error(resp)
         latency = time.perf_counter() - started
-        if not resp.choices:
-            raise ProviderError(f"{self._label()}: response has no choices", retryable=True)
-        choice = resp.choices[0]
-        text = choice.message.content or choice.message.refusal or ""
-        usage = resp.usage
-        if usage is not None:
-            input_tokens, output_tokens = usage.prompt_tokens, usage.completion_tokens
-        else:
-            input_tokens = estimate_tokens("".join(m.get("content", "") for m in messages))
-            output_tokens = estimate_tokens(text)
+        data = resp.body
+        if not isinstance(data, dict):
+            raise self._malformed("not a JSON object")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise self._malformed("no choices")
+        choice = choices[0]
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            message = {}
+        text = message.get("content") or message.get("refusal") or ""
+        if not isinstance(text, str):
+            raise self._malformed("message content is not text")
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            usage = None
+        prompt_tokens = _int(usage.get("prompt_tokens")) if usage else None
+        completion_tokens = _int(usage.get("completion_tokens")) if usage else None
+        estimated = prompt_tokens is None or completion_tokens is None
+        input_tokens = (
+            prompt_tokens
+            if prompt_tokens is not None
+            else estimate_tokens("".join(m.get("content", "") for m in messages))
+        )
+        output_tokens = completion_tokens if completion_tokens is not None else estimate_tokens(text)
         raw: dict[str, Any] = {
-            "id": resp.id,
-            "finish_reason": choice.finish_reason,
-            "response_model": resp.model,
-            "usage_estimated": usage is None,
+            "id": data.get("id"),
+            "finish_reason": choice.get("finish_reason"),
+            "response_model": data.get("model"),
+            "usage_estimated": estimated,
         }
         if usage is not None:
-            raw["usage"] = usage.model_dump(exclude_none=True)
+            raw["usage"] = {k: v for k, v in usage.items() if v is not None}
         return Completion(
             text=text,
             input_tokens=input_tokens,
@@ -164,16 +174,10 @@ class _OpenAICompatible(LMClient):
         )
 
     async def aclose(self) -> None:
-        """Close the SDK's HTTP connection pool (when it belongs to the running loop)."""
-        sdk, self._sdk = self._sdk, None
-        if sdk is not None:
-            try:
-                same_loop = asyncio.get_running_loop() is self._sdk_loop
-            except RuntimeError:
-                same_loop = False
-            if same_loop:
-                await sdk.close()
-        self._sdk_loop = None
+        """Close the HTTP connection pool (when it belongs to the running loop)."""
+        poster, self._poster = self._poster, None
+        if poster is not None:
+            await poster.aclose()
 
 
 class OpenAIClient(_OpenAICompatible):
@@ -220,13 +224,15 @@ class OpenAIClient(_OpenAICompatible):
         self.max_tokens = max_tokens
         self.max_tokens_param = max_tokens_param or ("max_completion_tokens" if official else "max_tokens")
 
-    def _make_sdk(self) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            api_key=self._api_key,
-            base_url=self.base_url,
-            timeout=self.timeout_s,
-            max_retries=0,
-        )
+    def _url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self._api_key}", "User-Agent": _USER_AGENT}
+        for env, name in (("OPENAI_ORG_ID", "OpenAI-Organization"), ("OPENAI_PROJECT_ID", "OpenAI-Project")):
+            if os.environ.get(env):
+                headers[name] = os.environ[env]
+        return headers
 
     def _label(self) -> str:
         return f"openai:{self.model} at {self.base_url}"
@@ -298,15 +304,16 @@ class AzureOpenAIClient(_OpenAICompatible):
         self.max_tokens = max_tokens
         self.max_tokens_param = max_tokens_param or "max_completion_tokens"
 
-    def _make_sdk(self) -> openai.AsyncOpenAI:
-        return openai.AsyncAzureOpenAI(
-            azure_endpoint=self.endpoint,
-            azure_deployment=self.model,
-            api_key=self._api_key,
-            api_version=self.api_version,
-            timeout=self.timeout_s,
-            max_retries=0,
-        )
+    def _url(self) -> str:
+        deployment = quote(self.model, safe="")
+        version = quote(self.api_version, safe="")
+        return f"{self.endpoint}/openai/deployments/{deployment}/chat/completions?api-version={version}"
+
+    def _headers(self) -> dict[str, str]:
+        return {"api-key": self._api_key, "User-Agent": _USER_AGENT}
+
+    def _body_model(self) -> dict[str, Any]:
+        return {}
 
     def _label(self) -> str:
         return f"azure:{self.model} at {self.endpoint}"

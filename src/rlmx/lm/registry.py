@@ -81,17 +81,20 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 
 def _server_model(timeout_s: float) -> str:
-    """The first model id listed by the server at ``OPENAI_BASE_URL`` (``GET /models``).
-    Raises ConfigError when it cannot be listed."""
-    import openai
+    """The first model id listed by the server at ``OPENAI_BASE_URL`` (``GET /models``, a
+    blocking request of at most 15 s). Raises ConfigError when it cannot be listed."""
+    import json
+    import urllib.error
+    import urllib.request
 
-    base_url = os.environ.get("OPENAI_BASE_URL")
+    base_url = (os.environ.get("OPENAI_BASE_URL") or "").rstrip("/")
+    key = os.environ.get("OPENAI_API_KEY") or "EMPTY"
+    req = urllib.request.Request(f"{base_url}/models", headers={"Authorization": f"Bearer {key}"})
     try:
-        client = openai.OpenAI(
-            base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY", timeout=min(timeout_s, 15.0)
-        )
-        ids = [m.id for m in client.models.list()]
-    except openai.OpenAIError as e:
+        with urllib.request.urlopen(req, timeout=min(timeout_s, 15.0)) as resp:
+            listing = json.loads(resp.read())
+        ids = [str(m["id"]) for m in listing.get("data", []) if isinstance(m, dict) and "id" in m]
+    except (OSError, ValueError, AttributeError) as e:  # URLError/HTTPError are OSErrors
         raise ConfigError(
             f"could not list the models of OPENAI_BASE_URL={base_url} ({e}); pass --model openai:NAME"
         ) from e

@@ -17,22 +17,19 @@ this module does not import the store.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import random
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tenacity
 
+from rlmx.aio_batch import ThreadBatcher
 from rlmx.errors import ProviderError
 from rlmx.lm._errors import retry_after_of
 from rlmx.lm.base import Completion, LMClient, Message
-
-if TYPE_CHECKING:
-    from rlmx.lm.cache import CacheBackend
+from rlmx.lm.cache import CacheBackend, cache_key
 
 __all__ = [
     "CachedLM",
@@ -184,36 +181,6 @@ class ConcurrencyLimitedLM(WrapperLM):
                 self.in_flight -= 1
 
 
-def cache_key(
-    provider: str,
-    model: str,
-    temperature: float | None,
-    max_tokens: int | None,
-    messages: list[Message],
-    namespace: str = "",
-) -> str:
-    """The LLM-cache key: ``"sha256:" + hex`` over canonical JSON of the inputs.
-
-    Canonical JSON: sorted keys, no whitespace, UTF-8 (``ensure_ascii=False``). Any change
-    in provider, model, temperature, max_tokens (output tokens), messages or ``namespace``
-    changes the key. ``namespace`` partitions the cache (the service uses
-    ``"tenant:<tenant>"``, so a ``cached`` flag never tells one tenant what another asked);
-    ``""`` (the local user's own cache) leaves it out of the JSON, so keys made before
-    namespaces existed still hit.
-    """
-    payload: dict[str, Any] = {
-        "provider": provider,
-        "model": model,
-        "temperature": temperature,
-        "max_tokens": max_tokens,
-        "messages": [dict(m) for m in messages],
-    }
-    if namespace:
-        payload["namespace"] = namespace
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
 class CachedLM(WrapperLM):
     """An LLM cache in a :class:`~rlmx.lm.cache.CacheBackend` (``cache_get``/``cache_put``;
     the metadata store is one). ``CachedLM(inner, backend, namespace="")``.
@@ -231,7 +198,9 @@ class CachedLM(WrapperLM):
     the inner client and the others wait for it and get its result marked ``cached=True``
     (if that call fails, they get the same error). Across processes two identical
     concurrent requests may both miss and both pay; the second store simply overwrites.
-    Backend calls run in a thread unless the backend says it never blocks. A failing backend
+    Backend calls run in a worker thread, the lookups (and the stores) of the calls made at
+    the same moment batched into one hop and one ``cache_get_many``/``cache_put_many`` when
+    the backend has them, unless the backend says it never blocks. A failing backend
     is not fatal, and not silent either: the failure is logged (``rlmx.lm`` logger, warning),
     counted in :attr:`errors`, and noted on the completion (``raw["cache_error"]``), which the
     budget tracker counts in ``Usage.cache_errors`` and the engine writes into the trace.
@@ -242,6 +211,8 @@ class CachedLM(WrapperLM):
         self.store = meta_store
         self.namespace = namespace
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
+        self._lookups: ThreadBatcher[str, dict[str, Any] | str | None] = ThreadBatcher(self._lookup_batch)
+        self._stores: ThreadBatcher[tuple[str, dict[str, Any]], str | None] = ThreadBatcher(self._store_batch)
         self.hits = 0
         self.misses = 0
         self.errors = 0
@@ -258,29 +229,47 @@ class CachedLM(WrapperLM):
             self.namespace,
         )
 
-    async def _io(self, fn: Any, *args: Any) -> Any:
-        """Call the backend: in a thread unless it says it never blocks
-        (``cache_blocking = False``, e.g. :class:`~rlmx.lm.cache.MemoryCache`), so a database
-        behind it never stalls the event loop."""
+    async def _io(self, batcher: ThreadBatcher[Any, Any], item: Any) -> Any:
+        """One backend call: batched into one worker-thread hop with the other calls of this
+        moment (:class:`~rlmx.aio_batch.ThreadBatcher`: a fan-out's lookups are one hop and
+        one read) unless the backend says it never blocks (``cache_blocking = False``, e.g.
+        :class:`~rlmx.lm.cache.MemoryCache`): then it is called on the event loop."""
         if getattr(self.store, "cache_blocking", True):
-            return await asyncio.to_thread(fn, *args)
-        return fn(*args)
+            return await batcher.submit(item)
+        return batcher.run_batch([item])[0]
 
-    def _failed(self, what: str, key: str, e: Exception) -> str:
-        """A cache failure: logged, counted (:attr:`errors`), and returned as the note the
-        completion carries (``raw["cache_error"]``: usage and the trace show it)."""
-        self.errors += 1
+    def _failed(self, what: str, key: str, e: Exception, n: int = 1) -> str:
+        """A cache failure of ``n`` calls: logged once, counted ``n`` times (:attr:`errors`),
+        and returned as the note each completion carries (``raw["cache_error"]``: usage and
+        the trace show it)."""
+        self.errors += n
         note = f"LLM cache {what} failed: {type(e).__name__}: {e}"
-        log.warning("%s (key %s…); the call goes on without the cache", note, key[:12])
+        more = f" and {n - 1} more" if n > 1 else ""
+        log.warning("%s (key %s…%s); the call goes on without the cache", note, key[:12], more)
         return note
 
-    def _lookup(self, key: str, started: float) -> Completion | str | None:
+    def _lookup_batch(self, keys: list[str]) -> list[dict[str, Any] | str | None]:
+        """Entries of ``keys`` (in a worker thread): dicts, None for misses, or a failure note."""
         try:
-            value = self.store.cache_get(key)
+            many = getattr(self.store, "cache_get_many", None)
+            return list(many(keys)) if many is not None else [self.store.cache_get(k) for k in keys]
         except Exception as e:  # a broken cache must not break the call: it is reported instead
-            return self._failed("lookup", key, e)
-        if not value:
-            return None
+            return [self._failed("lookup", keys[0], e, len(keys))] * len(keys)
+
+    def _store_batch(self, items: list[tuple[str, dict[str, Any]]]) -> list[str | None]:
+        """Store ``(key, entry)`` pairs (in a worker thread): None each, or a failure note."""
+        try:
+            many = getattr(self.store, "cache_put_many", None)
+            if many is not None:
+                many(items)
+            else:
+                for key, value in items:
+                    self.store.cache_put(key, value)
+        except Exception as e:  # not fatal: the calls succeeded, only future hits are lost
+            return [self._failed("store", items[0][0], e, len(items))] * len(items)
+        return [None] * len(items)
+
+    def _hit(self, key: str, value: dict[str, Any], started: float) -> Completion | None:
         try:
             raw = dict(value.get("raw") or {})
             raw.update(cache_key=key, original_latency_s=value.get("latency_s", 0.0))
@@ -294,11 +283,12 @@ class CachedLM(WrapperLM):
                 latency_s=time.perf_counter() - started,
                 raw=raw,
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None  # an entry in an older or foreign shape: treat as a miss
 
-    def _store(self, key: str, c: Completion) -> str | None:
-        value: dict[str, Any] = {
+    @staticmethod
+    def _entry(c: Completion) -> dict[str, Any]:
+        return {
             "text": c.text,
             "input_tokens": c.input_tokens,
             "output_tokens": c.output_tokens,
@@ -308,11 +298,6 @@ class CachedLM(WrapperLM):
             "raw": c.raw,
             "created_at": time.time(),
         }
-        try:
-            self.store.cache_put(key, value)
-        except Exception as e:  # not fatal: the call succeeded, only future hits are lost
-            return self._failed("store", key, e)
-        return None
 
     async def complete(
         self,
@@ -323,9 +308,10 @@ class CachedLM(WrapperLM):
     ) -> Completion:
         started = time.perf_counter()
         key = self.key_for(messages, max_tokens, temperature)
-        hit = await self._io(self._lookup, key, started)
-        lookup_error = hit if isinstance(hit, str) else None
-        if isinstance(hit, Completion):
+        found = await self._io(self._lookups, key)
+        lookup_error = found if isinstance(found, str) else None
+        hit = self._hit(key, found, started) if isinstance(found, dict) else None
+        if hit is not None:
             self.hits += 1
             return hit
         leader = self._inflight.get(key)
@@ -354,7 +340,7 @@ class CachedLM(WrapperLM):
                 future.exception()  # mark retrieved: no "never retrieved" warning
                 raise
             future.set_result(result)  # callers of the same key get it now, while it is stored
-            store_error = await self._io(self._store, key, result)
+            store_error = await self._io(self._stores, (key, self._entry(result)))
             errors = [e for e in (lookup_error, store_error) if e]
             if errors:
                 result = replace(result, raw={**result.raw, "cache_error": "; ".join(errors)})

@@ -233,6 +233,12 @@ class MetadataStore(ABC):
     @abstractmethod
     def add_subcall(self, execution_id: str, data: dict[str, Any]) -> None: ...
 
+    def add_subcalls(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        """Append ``(execution_id, data)`` sub-call records in order (stores may use one
+        transaction: the trace of one ``llm_query_batched``)."""
+        for execution_id, data in rows:
+            self.add_subcall(execution_id, data)
+
     @abstractmethod
     def get_subcalls(self, execution_id: str) -> list[dict[str, Any]]: ...
 
@@ -242,6 +248,15 @@ class MetadataStore(ABC):
 
     @abstractmethod
     def cache_put(self, key: str, value: dict[str, Any]) -> None: ...
+
+    def cache_get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        """The cached values of ``keys``, in order (None where absent)."""
+        return [self.cache_get(k) for k in keys]
+
+    def cache_put_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Store (or replace) ``(key, value)`` pairs (stores may use one transaction)."""
+        for key, value in items:
+            self.cache_put(key, value)
 
     # --- service (issue 4): optional, implemented by the SQL store -------------------------
     # API keys

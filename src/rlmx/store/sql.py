@@ -248,6 +248,14 @@ class SQLMetadataStore(ServiceMixin, JobsMixin):
         with self._write() as conn:
             conn.execute(t.subcalls.insert().values(execution_id=execution_id, data=data, created_at=utcnow()))
 
+    def add_subcalls(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        """Append ``(execution_id, data)`` sub-call records in order, in one transaction."""
+        if not rows:
+            return
+        now = utcnow()
+        with self._write() as conn:
+            conn.execute(t.subcalls.insert(), [{"execution_id": e, "data": d, "created_at": now} for e, d in rows])
+
     def get_subcalls(self, execution_id: str) -> list[dict[str, Any]]:
         """The execution's sub-call records in the order they were added."""
         s = t.subcalls
@@ -264,5 +272,22 @@ class SQLMetadataStore(ServiceMixin, JobsMixin):
 
     def cache_put(self, key: str, value: dict[str, Any]) -> None:
         """Store (or replace) the cached value for ``key``."""
+        self.cache_put_many([(key, value)])
+
+    def cache_get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        """The cached values of ``keys`` in order (None where absent), in one read."""
+        found: dict[str, dict[str, Any]] = {}
+        with self._read() as conn:
+            for i in range(0, len(keys), 500):  # bound the IN list (SQLite's variable limit)
+                q = select(t.llm_cache.c.key, t.llm_cache.c.value).where(t.llm_cache.c.key.in_(keys[i : i + 500]))
+                found.update((r.key, r.value) for r in conn.execute(q))
+        return [found.get(k) for k in keys]
+
+    def cache_put_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Store (or replace) ``(key, value)`` pairs, in one transaction."""
+        if not items:
+            return
+        now = utcnow()
         with self._write() as conn:
-            self._upsert(conn, t.llm_cache, {"key": key, "value": value, "created_at": utcnow()}, ["key"])
+            for key, value in items:
+                self._upsert(conn, t.llm_cache, {"key": key, "value": value, "created_at": now}, ["key"])
