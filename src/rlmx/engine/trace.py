@@ -47,6 +47,7 @@ async def record_subcall(meta: MetadataStore, execution_id: str, data: dict[str,
     (StoreError)."""
     await _writer(meta).submit((execution_id, data))
 
+
 _ID = re.compile(r"t(\d+)\.(\d+)")
 
 
