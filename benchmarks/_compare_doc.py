@@ -38,6 +38,18 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def tree() -> str:
+    """The commit measured, and how many files under src/ differ from it (uncommitted work)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
+
+    dirty = [ln for ln in git("status", "--porcelain", "--", "src").splitlines() if ln.strip()]
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return f"commit `{head}`" + (f" + uncommitted changes in {len(dirty)} file(s) under src/" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
     """nproc, 1/5/15-minute load averages, CPU model and the time (UTC), for the doc."""
     cpu = ""
@@ -51,6 +63,7 @@ def machine() -> dict[str, Any]:
         "load": [round(x, 2) for x in os.getloadavg()],
         "cpu": cpu,
         "utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "tree": tree(),
     }
 
 
@@ -134,7 +147,8 @@ def render(
         "",
         f"Machine: {start['nproc']} cores ({start['cpu']}), shared with other work; load average (1/5/15 min) "
         f"{' / '.join(map(str, start['load']))} at the start, {' / '.join(map(str, end['load']))} at the end "
-        f"({start['utc']} → {end['utc']} UTC, {took_s / 60:.1f} min). Python {platform.python_version()}; "
+        f"({start['utc']} → {end['utc']} UTC, {took_s / 60:.1f} min); rlmx at {start['tree']}. "
+        f"Python {platform.python_version()}; "
         f"{side}{f', version {rlms_version}' if rlms_version else ''}. Repeats: {args.repeat} for start-up, "
         f"{args.repeat_long} for the others, interleaved (rlmx then rlms, then the other way round).",
         "",

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RLMX_PY = sys.executable
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""An opener that ignores ``http_proxy``: every request here goes to 127.0.0.1."""
 
 
 def _free_port() -> int:
@@ -38,24 +40,26 @@ def mock_server(scripts: dict[str, list[str]], latency_ms: float = 0) -> Iterato
         json.dump(scripts, f)
     port = _free_port()
     cmd = [RLMX_PY, "-m", "rlmx.cli", "dev", "mock-llm", "--port", str(port), "--latency-ms", str(latency_ms)]
-    proc = subprocess.Popen([*cmd, "--script", f.name], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/models", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    raise SystemExit(f"the mock server did not start: {err[-2000:]}") from None
-                time.sleep(0.05)  # polling a starting server's port; no event to wait on
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        os.unlink(f.name)
+    # stderr to a file, not a pipe: a server that logs each request never blocks on it
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([*cmd, "--script", f.name], stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    _LOCAL.open(url + "/models", timeout=1).read()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        raise SystemExit(f"the mock server did not start: {log.read().decode()[-2000:]}") from None
+                    time.sleep(0.05)  # polling a starting server's port; no event to wait on
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            os.unlink(f.name)
 
 
 @dataclass
@@ -185,7 +189,7 @@ def stamping_proxy(target: str) -> Iterator[tuple[str, list[float]]]:
             req = urllib.request.Request(origin + self.path, data=body, method=self.command)
             req.add_header("Content-Type", self.headers.get("Content-Type", "application/json"))
             try:
-                with urllib.request.urlopen(req, timeout=600) as r:
+                with _LOCAL.open(req, timeout=600) as r:
                     status, data = r.status, r.read()
             except urllib.error.HTTPError as e:
                 status, data = e.code, e.read()

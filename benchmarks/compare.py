@@ -18,7 +18,7 @@ rlmx. Measures (rows):
              (``shared/data/tinyshakespeare.txt``, 1.1 MB): ``rlmx ask --no-cache`` on the file
              already ingested into the run's ``RLMX_HOME`` vs ``_rlms_side.py startup`` (reads
              the file, ``RLM.completion``).
-``turns``    seconds per root turn at 0 ms LM through the real ``openai`` SDK and HTTP, a
+``turns``    seconds per root turn at 0 ms LM through each side's real client and HTTP, a
              ``--turns`` run (default 100), median per run, and flatness: the median of the last
              10 turns over the first 10 (``_compare_rlmx.py`` / ``_rlms_side.py turns``).
 ``fanout``   ``--prompts`` sub-calls (default 1,000) at 100 ms, concurrency 64 and 16, through
@@ -175,7 +175,9 @@ class Bench:
         med = {k: [statistics.median(r) * 1e3 for r in v] for k, v in per_run.items()}
         flat = {k: [statistics.median(r[-10:]) / statistics.median(r[:10]) for r in v] for k, v in per_run.items()}
         return [
-            Row(f"time per root turn at 0 ms LM, real SDK + HTTP ({t}-turn run, median)", "ms", med, target="≤ 4 ms"),
+            Row(
+                f"time per root turn at 0 ms LM, real client + HTTP ({t}-turn run, median)", "ms", med, target="≤ 4 ms"
+            ),
             Row("flatness: median of last 10 turns / first 10", "×", flat, target="≈ 1", ratio=False),
         ]
 
