@@ -1,7 +1,8 @@
 """rlmx side by side with the official ``rlms`` library, interleaved (issue 10, item 6).
 
 Usage: ``sh benchmarks/compare.sh [--quick] [--repeat N] [--write-doc] [--only startup,turns,...]``
-(the same options as ``.venv/bin/python benchmarks/compare.py``). The official library
+(the same options as ``.venv/bin/python benchmarks/compare.py``; about 5 min on 2 cores,
+``--quick`` about 1 min). The official library
 (PyPI ``rlms==0.1.3``, import name ``rlm``) runs from its own venv: ``$RLMS_PYTHON``, else
 ``.bench/rlms-venv/bin/python`` (``sh benchmarks/compare.sh --setup-rlms`` creates it); without
 it only rlmx's side runs and the table says so.
@@ -13,11 +14,11 @@ separate process started per measure with a script of replies per root model (``
 way; rlmx accepts it beside ``FINAL``). Each repeat runs rlmx then rlms, the next one rlms then
 rlmx. Measures (rows):
 
-``startup``  spawn → first root call at the server (through a stamping pass-through proxy in this
-             process), and the whole process, spawn → exit, of a run that ends on turn 1 over a small text
-             (``shared/data/tinyshakespeare.txt``, 1.1 MB): ``rlmx ask --no-cache`` on the file
-             already ingested into the run's ``RLMX_HOME`` vs ``_rlms_side.py startup`` (reads
-             the file, ``RLM.completion``).
+``startup``  spawn → first root call at the server (stamped by a pass-through proxy in this
+             process, on the spawn's clock), and the whole process, spawn → exit, of a run that
+             ends on turn 1 over a small text (``shared/data/tinyshakespeare.txt``, 1.1 MB):
+             ``rlmx ask --no-cache`` on the file already ingested into the run's ``RLMX_HOME``
+             vs ``_rlms_side.py startup`` (reads the file, ``RLM.completion``).
 ``turns``    seconds per root turn at 0 ms LM through each side's real client and HTTP, a
              ``--turns`` run (default 100), median per run, and flatness: the median of the last
              10 turns over the first 10 (``_compare_rlmx.py`` / ``_rlms_side.py turns``).

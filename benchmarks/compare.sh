@@ -6,7 +6,7 @@
 # --setup-rlms  create .bench/rlms-venv with PyPI rlms==0.1.3 (git-ignored), then run.
 # RLMS_PYTHON   the rlms venv's python, instead of .bench/rlms-venv/bin/python.
 # Without the official library, only rlmx's side runs and the table says so.
-# Default run about 10 min on 2 cores; --quick about 3 min. See benchmarks/compare.py.
+# Default run about 5 min on 2 cores; --quick about 1 min. See benchmarks/compare.py.
 set -eu
 cd "$(dirname "$0")/.."
 setup=0
