@@ -2,7 +2,7 @@
 
 Usage: ``.venv/bin/python benchmarks/turn_overhead.py [--turns 100] [--corpus PATH] [--http]``.
 
-``--http``: the root LM is ``openai:mock`` through the real ``openai`` SDK and HTTP to a local
+``--http``: the root LM is ``openai:mock`` through rlmx's OpenAI client and HTTP to a local
 :class:`rlmx.dev.MockLLMServer` (0 ms), the way a user's run goes; also prints the whole
 time per turn (consecutive ``turn_started`` events) for the first and the last 10 turns.
 
