@@ -22,7 +22,7 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-def test_fanout_through_the_openai_sdk_and_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+def test_fanout_through_http_and_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     fanout = _load("fanout")
     r = fanout.run(prompts=40, latency_ms=5, concurrency=8, in_process=True)
     assert r["sub_calls"] == 40 and r["ideal_s"] == pytest.approx(0.025)
