@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import socket
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -60,7 +61,10 @@ class ServiceBase:
         """The operator's custom tools (``RLMX_SERVICE_TOOLS``), given to every execution."""
         self.runtimes: dict[str, RuntimeExecution] = {}
         self._runtime_slots: dict[str, str] = {}  # execution id -> tenant, REPLs live or starting
-        self._runtime_locks: dict[str, asyncio.Lock] = {}
+        self._runtime_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        """Execution id -> the lock that serialises this server's requests of that runtime
+        execution; an entry lives while a request holds or awaits its lock (weak values), so
+        a server that served many runtime executions keeps no lock per execution it served."""
         self._step_leases: dict[str, Any] = {}  # execution id -> runtimes.StepLease this server holds
         self.server_id = f"api:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         """This process's name in step leases of runtime executions."""

@@ -310,7 +310,6 @@ class RuntimesMixin(ExecutionsMixin):
         rt.use_store(self.store)
         if done or drop:
             self._forget_runtime(eid)
-            self._runtime_locks.pop(eid, None)
             await rt.close()
             rt.engine.close()
         if done:
