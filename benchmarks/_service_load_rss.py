@@ -7,6 +7,7 @@ Units: MiB (2**20 bytes), seconds, MiB per minute.
 
 from __future__ import annotations
 
+import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,17 @@ PLATEAU_RULE = (
 
 @dataclass
 class Sample:
-    """One reading, ``t_s`` seconds after the measurement began: the server's RSS, and its
+    """One reading, ``t_s`` seconds after the measurement began: the server's RSS (and of
+    it, anonymous memory and mapped files), threads and open file descriptors, and its
     descendants' count, RSS sum and PSS sum (PSS shares the pages forked children hold in
     common, so it adds up; an RSS sum counts shared pages once per child)."""
 
     t_s: float
     server_rss_mib: float
+    server_anon_mib: float
+    server_file_mib: float
+    server_threads: int
+    server_fds: int
     children: int
     children_rss_mib: float
     children_pss_mib: float
@@ -40,7 +46,8 @@ class Sample:
 
 
 def _kib(path: Path, field: str) -> int | None:
-    """The ``field:`` line of a ``/proc`` status-like file, in KiB (None if gone)."""
+    """The number on the ``field:`` line of a ``/proc`` status-like file (KiB for sizes;
+    None if the process is gone)."""
     try:
         for line in path.read_text().splitlines():
             if line.startswith(field + ":"):
@@ -74,9 +81,15 @@ def _descendants(pid: int) -> list[int]:
 
 def sample_tree(pid: int, t_s: float) -> Sample | None:
     """A :class:`Sample` of ``pid`` and its descendants now; None if ``pid`` is gone."""
-    rss = _kib(Path(f"/proc/{pid}/status"), "VmRSS")
-    if rss is None:
+    status = Path(f"/proc/{pid}/status")
+    rss, anon, file = _kib(status, "VmRSS"), _kib(status, "RssAnon"), _kib(status, "RssFile")
+    threads = _kib(status, "Threads")
+    if rss is None or anon is None or file is None or threads is None:
         return None
+    try:
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        fds = -1
     n, c_rss, c_pss = 0, 0, 0
     for c in _descendants(pid):
         r = _kib(Path(f"/proc/{c}/status"), "VmRSS")
@@ -84,7 +97,7 @@ def sample_tree(pid: int, t_s: float) -> Sample | None:
         if r is None:
             continue
         n, c_rss, c_pss = n + 1, c_rss + r, c_pss + (p or 0)
-    return Sample(t_s, rss / 1024, n, c_rss / 1024, c_pss / 1024)
+    return Sample(t_s, rss / 1024, anon / 1024, file / 1024, threads, fds, n, c_rss / 1024, c_pss / 1024)
 
 
 def _slope_per_min(ts: list[float], ys: list[float]) -> float:

@@ -12,7 +12,7 @@ Everything is a real process on 127.0.0.1, driven over HTTP (httpx):
   ``context.grep``, slices, one ``llm_query``, one ``llm_query_batched`` of 2, ``FINAL``).
 * one ``rlmx serve`` as a user runs it: embedded SQLite + local blobs in a fresh
   ``RLMX_HOME``, its in-process worker (``RLMX_WORKER_CONCURRENCY``, default 4), a session on
-  ``../shared/data/state_union``.
+  ``--corpus`` (default ``../shared/data/state_union``).
 * ``--clients`` tasks, each in a loop until ``--duration-s`` has passed: create an answerer
   execution; follow it to its end — even-numbered clients poll ``GET /v1/executions/{id}``
   every ``--poll-s``, odd ones read its server-sent events up to ``final``; fetch the
@@ -90,13 +90,14 @@ class Load:
         mock = self.procs.spawn("mock-llm", [*argv, "--latency-ms", str(a.latency_ms)], dict(os.environ))
         await wait_ready(self.mock_url + "/stats", mock, "mock LM server")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RLMX_", "OPENAI_"))}
+        corpus = str(Path(a.corpus).resolve())
         env |= {
             "PYTHONUNBUFFERED": "1",
             "RLMX_HOME": str(self.tmp / "home"),
             "OPENAI_BASE_URL": self.mock_url + "/v1",
             "OPENAI_API_KEY": "x",
             "RLMX_SERVICE_MODELS": "openai:root,openai:sub",
-            "RLMX_ALLOWED_PATHS": str(CORPUS),
+            "RLMX_ALLOWED_PATHS": corpus,
             "RLMX_RATE_LIMIT_PER_MINUTE": "100000000",
         }
         made = subprocess.run([*RLMX, "keys", "create", "--tenant", "load"], env=env, capture_output=True, text=True)
@@ -114,7 +115,7 @@ class Load:
         limits = httpx.Limits(max_connections=4 * a.clients, max_keepalive_connections=4 * a.clients)
         headers = {"Authorization": f"Bearer {made.stdout.strip()}"}
         self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{sport}", headers=headers, timeout=60, limits=limits)
-        r = await self.http.post("/v1/sessions", json={"docs": [{"path": str(CORPUS)}]})
+        r = await self.http.post("/v1/sessions", json={"docs": [{"path": corpus}]})
         r.raise_for_status()
         self.sid = r.json()["session_id"]
         deadline = time.monotonic() + 120
@@ -311,12 +312,14 @@ def tables(res: dict[str, Any]) -> str:
         lines.append(f"| `{k}` | {r['n']} | {r['p50_ms']} ms | {r['p99_ms']} ms | {r['max_ms']} ms | {r['codes']} |")
     lines += [
         "",
-        "| at | server RSS | REPL children | children RSS (sum) | children PSS (sum) |",
-        "|---|---|---|---|---|",
+        "| at | server RSS | of it anon / file | threads / fds | REPL children | children RSS (sum) "
+        "| children PSS (sum) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for k, s in res["memory_at"].items():
         lines.append(
-            f"| {k} | {s['server_rss_mib']} MiB | {s['children']} | {s['children_rss_mib']} MiB | "
+            f"| {k} | {s['server_rss_mib']} MiB | {s['server_anon_mib']} / {s['server_file_mib']} MiB | "
+            f"{s['server_threads']} / {s['server_fds']} | {s['children']} | {s['children_rss_mib']} MiB | "
             f"{s['children_pss_mib']} MiB |"
         )
     lines += ["", res["plateau_rule"] + ":"]
@@ -340,6 +343,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration-s", type=float, default=600, help="seconds of load (the measured window)")
+    ap.add_argument("--corpus", default=str(CORPUS), help="the session's folder (default ../shared/data/state_union)")
     ap.add_argument("--clients", type=int, default=20, help="concurrent clients")
     ap.add_argument("--latency-ms", type=float, default=50, help="the mock LM's latency per call")
     ap.add_argument("--poll-s", type=float, default=0.5, help="interval of a polling client's status reads")
