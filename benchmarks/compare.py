@@ -18,7 +18,8 @@ rlmx. Measures (rows):
              process, on the spawn's clock), and the whole process, spawn → exit, of a run that
              ends on turn 1 over a small text (``shared/data/tinyshakespeare.txt``, 1.1 MB):
              ``rlmx ask --no-cache`` on the file already ingested into the run's ``RLMX_HOME``
-             vs ``_rlms_side.py startup`` (reads the file, ``RLM.completion``).
+             vs ``_rlms_side.py startup`` (reads the file, ``RLM.completion``); one untimed
+             run per side first.
 ``turns``    seconds per root turn at 0 ms LM through each side's real client and HTTP, a
              ``--turns`` run (default 100), median per run, and flatness: the median of the last
              10 turns over the first 10 (``_compare_rlmx.py`` / ``_rlms_side.py turns``).
@@ -137,7 +138,7 @@ class Bench:
         self.n = self.a.repeat
         self.ingest(SMALL)
         with (
-            mock_server({"rlmx-root": [END] * self.n, "rlms-root": [END] * self.n}) as target,
+            mock_server({"rlmx-root": [END] * (self.n + 1), "rlms-root": [END] * (self.n + 1)}) as target,
             stamping_proxy(target) as (url, stamps),
         ):
 
@@ -148,10 +149,16 @@ class Bench:
                     raise SystemExit(f"{cmd[0]}: expected one root call, the server saw {len(stamps) - n}")
                 return stamps[n] - r.started, r.wall_s
 
-            got = self.sides(
-                lambda: timed(self.ask_cmd(SMALL, "start-up benchmark"), self.rlmx_env(url)),
-                lambda: timed(self.rlms_cmd("startup", url, str(SMALL)), self.env),
-            )
+            def rlmx() -> tuple[float, float]:
+                return timed(self.ask_cmd(SMALL, "start-up benchmark"), self.rlmx_env(url))
+
+            def rlms() -> tuple[float, float]:
+                return timed(self.rlms_cmd("startup", url, str(SMALL)), self.env)
+
+            rlmx()  # one untimed run per side: bytecode compiled, files in the page cache
+            if self.rlms:
+                rlms()
+            got = self.sides(rlmx, rlms)
         first = {k: [x[0] for x in v] for k, v in got.items()}
         wall = {k: [x[1] for x in v] for k, v in got.items()}
         return [
