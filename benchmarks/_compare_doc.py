@@ -130,7 +130,7 @@ def render(
 ) -> str:
     """The markdown that goes between the markers: command, machine, sentence, table."""
     side = (
-        "official `rlms` 0.1.3 (its own venv: `" + os.path.relpath(rlms, Path(__file__).resolve().parents[1]) + "`)"
+        "official `rlms` (its own venv: `" + os.path.relpath(rlms, Path(__file__).resolve().parents[1]) + "`)"
         if rlms
         else "official `rlms`: **not installed, rlmx side only** (`sh benchmarks/compare.sh --setup-rlms`)"
     )
