@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel, ValidationError
-from referencing.exceptions import Unresolvable
 
 from ..errors import ConfigError, SchemaError
 from ..sandbox.base import FinalSignal
@@ -93,6 +91,8 @@ class OutputSchema:
             self.model = schema
             self.json_schema: dict[str, Any] = schema.model_json_schema()
         elif isinstance(schema, dict):
+            import jsonschema  # ≈ 60 ms: only runs that have a dict schema pay it (issue 10, start-up)
+
             _check_safe(schema)
             _check_acyclic(schema)
             try:
@@ -139,6 +139,9 @@ class OutputSchema:
                 return self.model.model_validate(fields).model_dump(mode="json")
             except ValidationError as e:
                 raise SchemaError(f"SUBMIT fields do not match the schema: {e}") from None
+        import jsonschema
+        from referencing.exceptions import Unresolvable
+
         try:
             errors = sorted(jsonschema.Draft202012Validator(self.json_schema).iter_errors(fields), key=str)
         except (RecursionError, jsonschema.exceptions.ValidationError, Unresolvable, LookupError, ValueError) as e:
