@@ -53,7 +53,7 @@ from typing import Any
 import httpx2 as httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cluster_procs import RLMX, Procs, free_port, pct, wait_ready
+from _cluster_procs import RLMX, Procs, cpu_by_role, cpu_delta, free_port, pct, system_cpu, wait_ready
 from _service_load_rss import PLATEAU_RULE, Sample, plateau, sample_tree
 from _service_load_server import report
 
@@ -80,6 +80,8 @@ class Load:
         self.runs: list[dict[str, Any]] = []
         self.samples: list[Sample] = []
         self.first_error: str | None = None
+        self.t_end = 0.0
+        """When the window ends (``time.monotonic()``); SIGINT or SIGTERM brings it to now."""
 
     # -- processes --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -181,9 +183,9 @@ class Load:
         return None
 
     # -- a client ---------------------------------------------------------------------------
-    async def client(self, c: int, t_end: float) -> None:
+    async def client(self, c: int) -> None:
         a, k = self.args, 0
-        while time.monotonic() < t_end:
+        while time.monotonic() < self.t_end:
             k += 1
             tag = f"c{c}-{k}"
             run: dict[str, Any] = {"client": c, "tag": tag, "t_submit": time.monotonic(), "status": "NOT_CREATED"}
@@ -224,7 +226,7 @@ class Load:
             )
 
     # -- memory -----------------------------------------------------------------------------
-    async def sampler(self, t0: float, t_end: float) -> None:
+    async def sampler(self, t0: float) -> None:
         a = self.args
         marks = [a.duration_s / 3, a.duration_s] if a.tracemalloc else []
         while True:
@@ -235,9 +237,9 @@ class Load:
             if marks and now - t0 >= marks[0] - a.sample_s / 2:
                 marks.pop(0)
                 await self.dump_heap()
-            if now >= t_end:
+            if now >= self.t_end:
                 return
-            await asyncio.sleep(max(0.0, min(a.sample_s - (time.monotonic() - now), t_end - time.monotonic())))
+            await asyncio.sleep(max(0.0, min(a.sample_s - (time.monotonic() - now), self.t_end - time.monotonic())))
 
     async def dump_heap(self) -> None:
         folder = Path(self.args.tracemalloc).resolve()
@@ -249,11 +251,23 @@ class Load:
     async def run(self) -> dict[str, Any]:
         a = self.args
         t0 = time.monotonic()
-        t_end = t0 + a.duration_s
-        sampler = asyncio.create_task(self.sampler(t0, t_end))
-        await asyncio.gather(*(self.client(c, t_end) for c in range(a.clients)))
+        self.t_end = t0 + a.duration_s
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a polite stop: the window ends now
+            loop.add_signal_handler(sig, lambda: setattr(self, "t_end", min(self.t_end, time.monotonic())))
+        sampler = asyncio.create_task(self.sampler(t0))
+        cpu0 = self.cpu()
+        await asyncio.gather(*(self.client(c) for c in range(a.clients)))
         await sampler
-        return self.summary(t0, t_end)
+        self.cpu_s = self.cpu(cpu0)
+        return self.summary(t0, self.t_end)
+
+    def cpu(self, before: dict[str, float] | None = None) -> dict[str, float]:
+        """CPU seconds so far by role (``serve``: the server and its REPLs, one process group;
+        ``mock-llm``; ``driver``: this script; ``host busy``: all CPUs); with ``before``, since then."""
+        roles = {p.pid: n for n, p in self.procs.procs.items()}
+        now = cpu_by_role(roles, {os.getpid(): "driver"}, {}) | {"host busy": system_cpu()[0]}
+        return now if before is None else cpu_delta(before, now)
 
     # -- figures ----------------------------------------------------------------------------
     def summary(self, t0: float, t_end: float) -> dict[str, Any]:
@@ -261,7 +275,8 @@ class Load:
         done = [r for r in self.runs if r["status"] == "COMPLETED"]
         inside = [r for r in done if r["t_done"] <= t_end]
         lat = [r["t_done"] - r["t_submit"] for r in done]
-        per_min = [0] * max(1, int(a.duration_s // 60))
+        window = t_end - t0
+        per_min = [0] * max(1, int(window // 60))
         for r in inside:
             per_min[min(len(per_min) - 1, int((r["t_done"] - t0) // 60))] += 1
         ms = lambda xs, q: round(1000 * (pct(xs, q) or 0), 1)  # noqa: E731
@@ -273,7 +288,7 @@ class Load:
         ts = [s.t_s for s in self.samples]
         at = {}
         for m in MARKS_MIN:
-            if m * 60 <= a.duration_s + a.sample_s:
+            if m * 60 <= window + a.sample_s and self.samples:
                 near = min(self.samples, key=lambda s: abs(s.t_s - 60 * m))
                 at[f"{m} min"] = near.row()
         out = {
@@ -283,10 +298,12 @@ class Load:
             "completed_in_window": len(inside),
             "lost": len([r for r in self.runs if r["status"] not in ("COMPLETED", "NOT_CREATED")]),
             "not_created": len([r for r in self.runs if r["status"] == "NOT_CREATED"]),
-            "executions_per_s": round(len(inside) / a.duration_s, 3),
+            "window_s": round(window, 1),
+            "executions_per_s": round(len(inside) / window, 3),
             "executions_per_s_by_minute": [round(n / 60, 3) for n in per_min],
             "execution_latency_s": {"p50": round(pct(lat, 0.5) or 0, 3), "p99": round(pct(lat, 0.99) or 0, 3),
                                     "mean": round(statistics.fmean(lat), 3) if lat else None},
+            "cpu_s": self.cpu_s, "cpus": os.cpu_count(),
             "errors": self.errors, "first_error": self.first_error, "routes": routes,
             "memory_at": at, "plateau_rule": PLATEAU_RULE,
             "plateau_server_rss": plateau(ts, [s.server_rss_mib for s in self.samples]),
@@ -301,9 +318,11 @@ class Load:
 def tables(res: dict[str, Any]) -> str:
     lines = [
         f"executions/s **{res['executions_per_s']}** ({res['completed_in_window']} completed in "
-        f"{res['args']['duration_s']:.0f} s; per minute {res['executions_per_s_by_minute']}); execution latency "
+        f"{res['window_s']:.0f} s; per minute {res['executions_per_s_by_minute']}); execution latency "
         f"p50 {res['execution_latency_s']['p50']} s, p99 {res['execution_latency_s']['p99']} s; lost {res['lost']}; "
         f"errors {res['errors']}",
+        f"CPU seconds over the window by role: {res['cpu_s']} (the host's {res['cpus']} CPUs x the window: "
+        f"{round(res['cpus'] * res['window_s'])} s)",
         "",
         "| route | requests | p50 | p99 | max | status codes |",
         "|---|---|---|---|---|---|",
