@@ -34,7 +34,7 @@ PATTERNS = [
     (r"needle-\d{6}", "literal prefilter"),
     (r"(?i)needle-\d{6}", "anchor byte + RE2"),
     (r"(?i)NEEDLE-\d+", "anchor byte + RE2"),
-    (r"[a-z]+-\d{6}", "RE2 candidates"),
+    (r"[a-z]+-\d{6}", "inner byte + RE2"),
     (r"\d{6}", "RE2 candidates"),
     (r"(?i)needle-\d{6}(?=\w)", "Python re (lookahead)"),
 ]

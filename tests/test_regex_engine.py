@@ -51,6 +51,12 @@ RE2_PATTERNS = [
     r"(?i)ab-\w",  # the anchor byte: "-" two characters after the start
     r"(?i)k.-",
     r"(?i)(?:σ|ς)[a-z]_?\d",
+    r"[a-k]+-\w",  # the inner byte: "-" after a part of variable width (a backward run scan)
+    r"(?i)[a-z]+-\d+",
+    r"[^\s]+-",
+    r"(?:ab|k)+_\w",
+    r"\S*?-\S",
+    r"é+\.\w",
 ]
 PYTHON_ONLY = [r"^abc", r"abc$", r"\Aabc", r"abc\Z", r"a*", r"(\w)\1", r"a(?=b)", r"(a)?(?(1)b|c)"]
 
@@ -110,6 +116,22 @@ def test_a_case_invariant_byte_at_a_fixed_offset_anchors_the_search() -> None:
     for pattern in [r"(?i)needle", r"(?i)\w+-\d", r"(?i)(?m)^ab-"]:  # no such byte, or not at a fixed offset
         found = regex_engine.compile_candidates(re.compile(pattern))
         assert found is not None and found.anchor is None, pattern
+
+
+def test_a_case_invariant_byte_after_a_variable_part_anchors_the_search(tmp_path: Path) -> None:
+    found = regex_engine.compile_candidates(re.compile(r"[a-z]+-\d{6}"))
+    assert found is not None and found.anchor is None and found.inner is not None
+    byte, run, min_bytes, _ = found.inner
+    assert (byte, min_bytes) == (b"-", 1) and set(run) == set(range(ord("a"), ord("z") + 1))
+    wide = regex_engine.compile_candidates(re.compile(r"\w+-\d"))
+    assert wide is not None and wide.inner is not None and set(range(128, 256)) <= set(wide.inner[1])
+    # a run far longer than one backward step, and runs that hold no match
+    text = "z" * 70_000 + "-123456 ab-12 " + "é" * 300 + "q-654321 -999999 x-1234567"
+    reader = _reader(tmp_path, text)
+    regex = re.compile(r"[a-z]+-\d{6}")
+    want = [(m.start(), m.end()) for m in regex.finditer(text)]
+    assert len(want) == 3 and want[0] == (0, 70_007)
+    assert list(regex_engine.grep_candidates(reader, reader.read, regex, found, 0, len(text), 100)) == want
 
 
 def test_patterns_re2_cannot_serve_take_the_python_path() -> None:

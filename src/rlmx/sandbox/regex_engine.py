@@ -83,11 +83,25 @@ class Candidates:
     a case-invariant ASCII byte (``-``, ``_``, a digit...) a fixed number of characters after
     its start (``(?i)needle-\\d{6}``), ``anchor = (byte, min_bytes, max_bytes, prefix,
     prefix_max_bytes)``: look for that byte with ``mmap.find`` (memchr) and ask RE2 only
-    around it (``prefix``: the translation up to that byte), as ripgrep does."""
+    around it (``prefix``: the translation up to that byte), as ripgrep does.
 
-    def __init__(self, full: Any, anchor: tuple[bytes, int, int, Any, int] | None) -> None:
+    ``inner = (byte, run_bytes, min_bytes, prefix)``: when that byte follows a part of
+    variable width instead (``[a-z]+-\\d{6}``), every character before it in a match is one
+    of a known set; ``run_bytes`` holds the UTF-8 bytes such characters may have (all of
+    0x80-0xFF when the set has a non-ASCII character). A match through a byte found at ``q``
+    starts inside the run of such bytes that ends at ``q``: RE2 (``prefix``) looks only there.
+    This is ripgrep's inner-literal search, with a backward scan over a byte set in place of
+    its reverse regex."""
+
+    def __init__(
+        self,
+        full: Any,
+        anchor: tuple[bytes, int, int, Any, int] | None,
+        inner: tuple[bytes, bytes, int, Any] | None = None,
+    ) -> None:
         self.full = full
         self.anchor = anchor
+        self.inner = inner
 
 
 def _anchor(regex: re.Pattern[str]) -> tuple[bytes, int, int, Any, int] | None:
@@ -112,6 +126,78 @@ def _anchor(regex: re.Pattern[str]) -> tuple[bytes, int, int, Any, int] | None:
     return None
 
 
+def _atoms(items: Any, c: Any, out: list[Any]) -> bool:
+    """Collect the one-character items of ``items`` (through repeats, plain groups and
+    branches) into ``out``; False when a part is anything else (lookarounds, backreferences,
+    groups that change flags)."""
+    for op, av in items:
+        if op in (c.LITERAL, c.NOT_LITERAL, c.IN, c.ANY):
+            out.append((op, av))
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+            if not _atoms(av[2], c, out):
+                return False
+        elif op is c.SUBPATTERN:
+            if av[1] or av[2] or not _atoms(av[3], c, out):  # (group, add_flags, del_flags, p)
+                return False
+        elif op is c.ATOMIC_GROUP:
+            if not _atoms(av, c, out):
+                return False
+        elif op is c.BRANCH:
+            if not all(_atoms(branch, c, out) for branch in av[1]):
+                return False
+        elif op is not c.AT:  # \b and the like consume nothing
+            return False
+    return True
+
+
+def _ascii_atom(op: Any, av: Any, flags: int, c: Any) -> bool:
+    """Whether the one-character item matches ASCII characters only."""
+    chars: set[int] = set()
+    if op is c.LITERAL:
+        chars = {av}
+    elif op is c.IN:
+        for o, a in av:
+            if o is c.LITERAL:
+                chars.add(a)
+            elif o is c.RANGE and a[1] < 128:
+                chars.update(range(a[0], a[1] + 1))
+            else:  # NEGATE, CATEGORY, a range past ASCII
+                return False
+    else:  # ANY, NOT_LITERAL
+        return False
+    if flags & re.IGNORECASE:
+        chars = fold(chars, bool(flags & re.ASCII))
+    return max(chars, default=0) < 128
+
+
+def _inner_anchor(regex: re.Pattern[str]) -> tuple[bytes, bytes, int, Any] | None:
+    try:
+        from re import _compiler, _parser  # type: ignore[attr-defined]
+        from re import _constants as c  # type: ignore[attr-defined]
+
+        parsed = _parser.parse(regex.pattern, regex.flags)
+        flags = parsed.state.flags
+        items = list(parsed)
+        for k, (op, av) in enumerate(items):
+            if k == 0 or op is not c.LITERAL or av >= 128 or fold({av}, bool(flags & re.ASCII)) != {av}:
+                continue
+            atoms: list[Any] = []
+            if not _atoms(items[:k], c, atoms) or not atoms:
+                return None
+            run = bytearray()
+            for atom in atoms:
+                one = _compiler.compile(_parser.SubPattern(parsed.state, [atom]), flags)
+                run.extend(b for b in range(128) if b not in run and one.fullmatch(chr(b)))
+            if not all(_ascii_atom(op_, av_, flags, c) for op_, av_ in atoms):
+                run.extend(range(128, 256))
+            min_chars = _parser.SubPattern(parsed.state, items[:k]).getwidth()[0]
+            prefix = _compile_re2(translate_items(items[: k + 1], flags, c))
+            return None if prefix is None else (bytes([av]), bytes(run), min_chars, prefix)
+    except (Untranslatable, re.error, RecursionError, AttributeError, TypeError):
+        return None
+    return None
+
+
 def compile_candidates(regex: re.Pattern[str]) -> Candidates | None:
     """The compiled RE2 candidate finder for ``regex``, or None (no ``re2``, no
     translation, or RE2 refused the translation)."""
@@ -119,7 +205,22 @@ def compile_candidates(regex: re.Pattern[str]) -> Candidates | None:
         return None
     pattern = candidate_pattern(regex)
     full = None if pattern is None else _compile_re2(pattern)
-    return None if full is None else Candidates(full, _anchor(regex))
+    if full is None:
+        return None
+    anchor = _anchor(regex)
+    return Candidates(full, anchor, None if anchor is not None else _inner_anchor(regex))
+
+
+def _run_start(view: memoryview, q: int, floor: int, run: bytes) -> int:
+    """The start of the run of bytes in ``run`` that ends at ``q`` (not before ``floor``)."""
+    hi, step = q, 64
+    while hi > floor:
+        lo = max(floor, hi - step)
+        kept = len(bytes(view[lo:hi]).rstrip(run))
+        if kept:
+            return lo + kept
+        hi, step = lo, min(step * 4, 1 << 16)
+    return floor
 
 
 def _next_char(view: memoryview, i: int, end: int) -> int:
@@ -162,12 +263,25 @@ def grep_candidates(
     pos = qpos = probes = 0
     found = misses = 0
     last_end = start
-    anchor = finder.anchor
+    anchor, inner = finder.anchor, finder.inner
 
     def next_candidate() -> tuple[int, int]:
         """The leftmost RE2 match at or after ``pos``: around the anchor byte while it is
         rare enough, else by RE2 over the rest."""
-        nonlocal qpos, probes, anchor
+        nonlocal qpos, probes, anchor, inner
+        while inner is not None:
+            byte, run, min_b, prefix = inner
+            q = mm.find(byte, b_start + max(qpos, pos + min_b), b_start + b_end) - b_start
+            if q < 0:
+                return -1, -1
+            i = prefix.Match(unanchored, view, _run_start(view, q, pos, run), q + 1)[0][0]
+            if i >= 0:
+                qpos = q
+                return i, finder.full.Match(anchored, view, i, b_end)[0][1]
+            qpos = q + 1
+            probes += 1
+            if probes > 1024 and q < 4096 * probes:  # the byte is common here
+                inner = None
         while anchor is not None:
             byte, min_b, max_b, prefix, prefix_b = anchor
             q = mm.find(byte, b_start + max(qpos, pos + min_b), b_start + b_end) - b_start
@@ -199,11 +313,15 @@ def grep_candidates(
         c = reader.char_offset(b_start + i)
         w0 = max(start, c - _GREP_PREFIX_CHARS)
         w1 = c + overlap
-        if j - i > overlap - _GREP_SUFFIX_CHARS:  # the window holds RE2's match (within reason:
-            # a class widened to "any character" makes it run to the end of the text)
-            w1 = max(w1, min(reader.char_offset(b_start + j) + _GREP_SUFFIX_CHARS, c + 8 * overlap))
+        whole = w1  # a window that holds all of RE2's match
+        if j - i > overlap - _GREP_SUFFIX_CHARS:
+            whole = min(end, reader.char_offset(b_start + j) + _GREP_SUFFIX_CHARS, c + GREP_MAX_MATCH_CHARS)
+            # first within reason: a class widened to "any character" makes RE2's match run on
+            w1 = max(w1, min(whole, c + 8 * overlap))
         w1 = min(end, w1, c + GREP_MAX_MATCH_CHARS)
         hit = match_at(read, regex, c, w0, w1, end)
+        if hit is None and min(whole, end) > w1:  # a long match (a 40,000-letter word) needs all of it
+            hit = match_at(read, regex, c, w0, whole, end)
         if hit is not None:
             yield hit
             found += 1
