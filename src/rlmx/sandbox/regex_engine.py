@@ -23,7 +23,9 @@ Which pattern takes which path (see ``context.grep`` in :mod:`rlmx.sandbox.conte
   prefilter (:func:`rlmx.sandbox._scan.grep_prefiltered`);
 * otherwise, RE2 candidates (this module) — looked for only around a case-invariant ASCII
   byte when every match has one a fixed number of characters after its start (the ``-``
-  of ``(?i)needle-\\d{6}``: :class:`Candidates`), else by RE2 over the whole range — when
+  of ``(?i)needle-\\d{6}``: :class:`Candidates`), or after a part of variable width made of
+  characters of a known set (the ``-`` of ``[a-z]+-\\d{6}``: ``Candidates.inner``, a backward
+  scan over that set's bytes), else by RE2 over the whole range — when
   the translation exists and RE2 accepts it (not too large);
 * otherwise, and after ``MAX_MISSES`` refused candidates, Python ``re`` block by block
   (:func:`rlmx.sandbox._scan.grep`).
