@@ -26,7 +26,8 @@ rlmx. Measures (rows):
 ``fanout``   ``--prompts`` sub-calls (default 1,000) at 100 ms, concurrency 64 and 16, through
              HTTP: the REPL step's wall time over the ideal ``ceil(N / C) × 0.1 s``. rlmx:
              ``benchmarks/fanout.py --json`` (its own mock server process); rlms: one REPL
-             block ``llm_query_batched`` with ``LMHandler.batch_max_concurrent`` set to C.
+             block ``llm_query_batched`` with ``LMHandler.batch_max_concurrent`` set to C; beside
+             them, interleaved, ``fanout.py --bare-sdk`` and ``--server-ceiling`` (no rlmx).
 ``grep``     ``benchmarks/grep.py`` (``context.grep`` over ``--grep-mb`` MB vs ``rg``); rlms has
              no grep, so that row compares with ripgrep only.
 ``rss``      a 2-turn run (``print(len(context))``, then the end) over a ``--rss-mb`` MiB text:
@@ -212,20 +213,26 @@ class Bench:
                     raise SystemExit(f"rlms fan-out answered {answer!r}")
                 return float(secs)
 
-            def floor(c: int = c) -> float:
-                bare = [RLMX_PY, str(BENCH / "fanout.py"), "--bare-sdk", "--prompts", str(p), "--concurrency", str(c)]
-                figures = last_json(run([*bare, "--latency-ms", "100", "--repeat", "1", "--json"], self.env).stdout)
+            def bare(flag: str, c: int = c) -> float:
+                cmd = [RLMX_PY, str(BENCH / "fanout.py"), flag, "--prompts", str(p), "--concurrency", str(c)]
+                figures = last_json(run([*cmd, "--latency-ms", "100", "--repeat", "1", "--json"], self.env).stdout)
                 assert isinstance(figures["runs"], list)
                 return float(figures["runs"][0]["step_s"])
 
-            fns = {"rlmx": rlmx, "rlms": rlms, "floor": floor} if self.rlms else {"rlmx": rlmx, "floor": floor}
+            fns: dict[str, Callable[[], float]] = {"rlmx": rlmx}
+            if self.rlms:
+                fns["rlms"] = rlms
+            fns["sdk"] = lambda: bare("--bare-sdk")
+            fns["ceiling"] = lambda: bare("--server-ceiling")
             got = interleave(self.n, fns)
-            floor_s = got.pop("floor")
-            med = statistics.median(floor_s)
+            refs = []
+            for key, what in (("sdk", "the `openai` SDK alone"), ("ceiling", "the server's ceiling (bare aiohttp)")):
+                xs = got.pop(key)
+                med = statistics.median(xs)
+                refs.append(f"{what} {min(xs):.2f} / **{med:.2f}** / {max(xs):.2f} s ({med / ideal:.2f}× ideal)")
             note = (
-                f"floor: the `openai` SDK alone against the same server (`fanout.py --bare-sdk`), "
-                f"{min(floor_s):.2f} / **{med:.2f}** / {max(floor_s):.2f} s ({med / ideal:.2f}× ideal); rlms bounds "
-                f"a batch by `LMHandler.batch_max_concurrent` (16, not an `RLM` argument), set to {c} here"
+                f"same server, without rlmx (`fanout.py --bare-sdk`, `--server-ceiling`): {'; '.join(refs)}. "
+                f"rlms bounds a batch by `LMHandler.batch_max_concurrent` (16, not an `RLM` argument), set to {c} here"
             )
             target = "≤ 1.2× ideal" if c == 64 else "≤ 1.05× ideal"
             name = f"{p:,} sub-calls at 100 ms, concurrency {c}, HTTP (ideal {ideal:.1f} s)"
