@@ -5,7 +5,9 @@ Callers use only these interfaces; the embedded implementations are SQLite
 implementations can replace them without touching callers.
 
 :class:`DocumentRecord`, :class:`FailedDocument`, :class:`CorpusRecord` and :func:`utcnow`
-live in :mod:`rlmx.corpus.records` (the corpus layer makes them); they are re-exported here.
+live in :mod:`rlmx.corpus.records` (the corpus layer makes them), the service's records
+(:class:`ApiKeyRecord`, :class:`SessionRecord`, :class:`ServiceExecutionRecord`,
+:class:`JobRecord`) in :mod:`rlmx.store.service_records`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from rlmx.corpus.records import CorpusRecord, DocumentRecord, FailedDocument, utcnow
+from rlmx.store.service_records import ApiKeyRecord, JobRecord, ServiceExecutionRecord, SessionRecord
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -62,73 +65,6 @@ class ExecutionRecord(BaseModel):
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
-
-
-class ApiKeyRecord(BaseModel):
-    """An API key of the service: only ``key_hmac`` (HMAC-SHA256 with the server's pepper,
-    hex) is stored, never the key. ``key_id`` names it for listing and revocation."""
-
-    key_id: str
-    tenant: str
-    key_hmac: str
-    name: str = ""
-    created_at: datetime = Field(default_factory=utcnow)
-    revoked_at: datetime | None = None
-
-
-class SessionRecord(BaseModel):
-    """A service session: a tenant's corpus plus configuration (DESIGN.md vocabulary).
-
-    ``status``: ``CREATING``, ``READY`` or ``FAILED``. ``inputs``: what was asked for
-    (``{"source_name", "path"}``); ``documents``: per-document status
-    (``{"source_name", "path", "status": READY|FAILED, "doc_id"?, "name"?, "chars"?,
-    "error"?}``). ``upload_dir``: folder of uploaded files (removed on delete).
-    ``deleted_at`` set: the session is gone for its tenant (404).
-    """
-
-    session_id: str
-    tenant: str
-    status: str = "CREATING"
-    corpus_id: str | None = None
-    inputs: list[dict[str, Any]] = Field(default_factory=list)
-    documents: list[dict[str, Any]] = Field(default_factory=list)
-    options: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = None
-    upload_dir: str | None = None
-    expires_at: datetime | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-    deleted_at: datetime | None = None
-
-
-class ServiceExecutionRecord(BaseModel):
-    """Which tenant and session a root execution belongs to, and the request that made it
-    (``mode``: ``answerer`` or ``runtime``)."""
-
-    execution_id: str
-    tenant: str
-    session_id: str
-    mode: str
-    request: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime = Field(default_factory=utcnow)
-
-
-class JobRecord(BaseModel):
-    """A unit of work in the queue. ``kind``: ``ingest`` (``ref_id`` = session id) or
-    ``answerer`` (``ref_id`` = execution id). ``state``: ``QUEUED``, ``RUNNING`` (leased by
-    ``lease_owner`` until ``lease_expires_at``) or ``DONE``. ``attempts`` counts claims."""
-
-    job_id: str
-    kind: str
-    ref_id: str
-    state: str = "QUEUED"
-    lease_owner: str | None = None
-    lease_expires_at: datetime | None = None
-    attempts: int = 0
-    cancel_requested: bool = False
-    error: str | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
 
 
 @runtime_checkable
