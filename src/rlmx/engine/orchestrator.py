@@ -16,7 +16,6 @@ from typing import Any
 from ..corpus.canonical import TextReader
 from ..errors import BudgetExceededError, ExecutionCancelled, RlmxError, SchemaError
 from ..ids import new_id
-from ..lm.base import Message
 from ..sandbox.base import REPL, ContextSpec, FinalSignal, StepResult
 from ..sandbox.policy import layer_failures
 from ..store import Store
@@ -24,6 +23,7 @@ from ..store.base import ExecutionRecord, utcnow
 from ..types import Status
 from .answer import outcome
 from .blocks import parse_response
+from .closing import closing_step
 from .compaction import make_compactor
 from .followup import FollowUp
 from .observation import budget_note, final_request, no_code_observation, observation_text
@@ -354,54 +354,7 @@ class Engine:
                 {"role": "assistant", "content": completion.text},
                 {"role": "user", "content": observation},
             ]
-        return await self._final_call(st, repl, resolver, messages, question, schema)
-
-    async def _final_call(
-        self,
-        st: ExecutionState,
-        repl: REPL,
-        resolver: ToolResolverImpl,
-        messages: list[Message],
-        question: str,
-        schema: OutputSchema | None,
-    ) -> ExecutionOutcome:
-        """Max turns spent: one last root call answers the closing request that ends the last
-        observation in ``messages`` (:func:`.observation.observation_text`). Its answer is
-        the model's: a ``FINAL`` (in text or code), else its prose — never the REPL's output."""
-        await st.tree.acheck_stop()
-        ask = final_request(max_turns=st.tree.budgets.max_turns, question=question)
-        last = messages[-1] if messages else None
-        if last is None or last.get("role") != "user" or ask not in str(last.get("content") or ""):
-            messages = [*messages, {"role": "user", "content": ask}]  # a trace from before the request was inlined
-        completion = await st.tree.root_lm.complete(messages)
-        parsed = parse_response(completion.text)
-        final: FinalSignal | None = None
-        code = parsed.code or (f"FINAL_VAR({parsed.final_var!r})" if parsed.final_var else None)
-        if parsed.final_text is not None:
-            final = FinalSignal(kind="FINAL", answer=parsed.final_text)
-        elif code is not None:
-            step = await repl.run(code, turn=st.turn + 1, resolver=resolver)
-            st.log_spans(step.span_log)
-            final = step.final
-        if final is None:
-            final = FinalSignal(kind="FINAL", answer=(parsed.prose or "").strip())  # no prose: no answer
-        record = {
-            "turn": st.turn + 1,
-            "depth": st.depth,
-            "final_request": ask,
-            "response": completion.text,
-            "final": final.model_dump(),
-            "root_model": completion.spec,
-            "cached": completion.cached,
-            "input_tokens": completion.input_tokens,
-            "output_tokens": completion.output_tokens,
-            "cost_usd": completion.raw.get("cost_usd"),
-        }
-        await asyncio.to_thread(self.store.meta.add_turn, st.execution_id, st.turn + 1, record)
-        st.tree.emit(
-            "turn_finished", {"input": messages[-1:], "output": completion.text}, **turn_event(st.execution_id, record)
-        )
-        fields = schema.fields_or_none(final) if schema is not None else None
+        final, fields = await closing_step(st, repl, resolver, messages, question, schema, self.store.meta)
         return self._finish(st, resolver, final, Status.MAX_TURNS_EXCEEDED, fields)
 
     def _finish(
