@@ -16,7 +16,8 @@ import pytest
 from rlmx.corpus.canonical import CHECKPOINT, canonicalize
 from rlmx.engine.resolver import ContextSearch
 from rlmx.sandbox import _scan
-from rlmx.sandbox.context import ContextView, DocView, Hit, open_context
+from rlmx.sandbox.context import ContextView, open_context
+from rlmx.sandbox.docview import DocView, Hit
 from rlmx.sandbox.spanlog import SpanLog
 from rlmx.sandbox.testing import spec_from_texts
 

@@ -21,7 +21,8 @@ from rlmx.engine.resolver import ContextSearch, ToolResolverImpl, search_context
 from rlmx.engine.trace import load_trace
 from rlmx.lm import ScriptedLM
 from rlmx.sandbox import ContextSpec, SandboxPolicy, ToolRequest, make_repl
-from rlmx.sandbox.context import ContextView, DocView, open_context
+from rlmx.sandbox.context import ContextView, open_context
+from rlmx.sandbox.docview import DocView
 from rlmx.sandbox.spanlog import SpanLog
 from rlmx.sandbox.testing import spec_from_texts
 from rlmx.store import open_store

@@ -24,7 +24,8 @@ from typing import Any
 
 import cloudpickle
 
-from .context import DocView, Hit, _Context
+from .context import _Context
+from .docview import DocView, Hit
 
 __all__ = ["Persister"]
 

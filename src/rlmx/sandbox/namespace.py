@@ -22,7 +22,8 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .context import ContextView, DocView, Hit, _Context, context_state
+from .context import ContextView, _Context, context_state
+from .docview import DocView, Hit
 from .spanlog import SpanLog
 
 __all__ = [
