@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._scan import (
@@ -265,40 +265,40 @@ def grep_candidates(
     pos = qpos = probes = 0
     found = misses = 0
     last_end = start
-    anchor, inner = finder.anchor, finder.inner
+    # the byte every match holds, the least bytes before it, RE2 up to it, and where a match
+    # through the byte at q may start: [lo, last_start], RE2 asked over [lo, hi)
+    byte_search: tuple[bytes, int, Any, Callable[[int], tuple[int, int, int]]] | None = None
+    if finder.inner is not None:
+        byte, run, min_b, prefix = finder.inner
+        byte_search = (byte, min_b, prefix, lambda q: (_run_start(view, q, pos, run), q + 1, q))
+    elif finder.anchor is not None:
+        byte, min_b, max_b, prefix, prefix_b = finder.anchor
+        byte_search = (
+            byte,
+            min_b,
+            prefix,
+            lambda q: (max(pos, q - max_b), min(b_end, q - min_b + prefix_b), q - min_b),
+        )
 
     def next_candidate() -> tuple[int, int]:
         """The leftmost RE2 match at or after ``pos``: around the anchor byte while it is
         rare enough, else by RE2 over the rest."""
-        nonlocal qpos, probes, anchor, inner
-        while inner is not None:
-            byte, run, min_b, prefix = inner
+        nonlocal qpos, probes, byte_search
+        while byte_search is not None:
+            byte, min_b, prefix, window = byte_search
             q = mm.find(byte, b_start + max(qpos, pos + min_b), b_start + b_end) - b_start
             if q < 0:
                 return -1, -1
-            i = prefix.Match(unanchored, view, _run_start(view, q, pos, run), q + 1)[0][0]
-            if i >= 0:
-                qpos = q
-                return i, finder.full.Match(anchored, view, i, b_end)[0][1]
-            qpos = q + 1
-            probes += 1
-            if probes > 1024 and q < 4096 * probes:  # the byte is common here
-                inner = None
-        while anchor is not None:
-            byte, min_b, max_b, prefix, prefix_b = anchor
-            q = mm.find(byte, b_start + max(qpos, pos + min_b), b_start + b_end) - b_start
-            if q < 0:
-                return -1, -1
-            lo, last_start = max(pos, q - max_b), q - min_b
+            lo, hi, last_start = window(q)
             if lo <= last_start:
-                i = prefix.Match(unanchored, view, lo, min(b_end, last_start + prefix_b))[0][0]
+                i = prefix.Match(unanchored, view, lo, hi)[0][0]
                 if 0 <= i <= last_start:
                     qpos = q
                     return i, finder.full.Match(anchored, view, i, b_end)[0][1]
             qpos = q + 1
             probes += 1
             if probes > 1024 and q < 4096 * probes:  # the byte is common here
-                anchor = None
+                byte_search = None
         return finder.full.Match(unanchored, view, pos, b_end)[0]
 
     while pos <= b_end:
