@@ -115,7 +115,7 @@ def _verdict(row: Row) -> str:
         got = row.rg[2]
     else:
         got = med
-    return f"{t}: met ({got:.2f})" if got <= limit else f"{t}: **missed** ({got:.2f}, {got / limit:.2f}× the target)"
+    return f"{t}: met ({got:.2f})" if got <= limit else f"{t}: **missed** ({got:.3f}, {got / limit:.2f}× the target)"
 
 
 def render(
@@ -190,6 +190,14 @@ def write_doc(path: Path, text: str) -> None:
     path.write_text(doc, encoding="utf-8")
 
 
-def write_json(path: Path, rows: list[Row], start: dict[str, Any], end: dict[str, Any]) -> None:
-    """Every figure of the run, for a later look (``.bench/compare-last.json``)."""
-    path.write_text(json.dumps({"start": start, "end": end, "rows": [asdict(r) for r in rows]}, indent=1))
+def write_json(path: Path, rows: list[Row], start: dict[str, Any], end: dict[str, Any], run: dict[str, Any]) -> None:
+    """Every figure of the run and what :func:`render` needs, for a later look or a re-render
+    (``.bench/compare-last.json``; ``compare.py --from-json``)."""
+    data = {"start": start, "end": end, "rows": [asdict(r) for r in rows], **run}
+    path.write_text(json.dumps(data, indent=1))
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """What :func:`write_json` wrote."""
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data

@@ -57,7 +57,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _compare_doc import Row, machine, render, write_doc, write_json
+from _compare_doc import Row, machine, read_json, render, write_doc, write_json
 from _compare_procs import RLMX_PY, last_json, mock_server, run, stamping_proxy, write_text_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -298,7 +298,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(MEASURES), help=f"comma-separated subset of {','.join(MEASURES)}")
     ap.add_argument("--rlms-python", default=None, help="python of the rlms venv (default $RLMS_PYTHON or .bench/)")
     ap.add_argument("--write-doc", action="store_true", help="write the table into docs/benchmarks.md")
+    ap.add_argument("--from-json", type=Path, help="re-render a saved run (.bench/compare-last.json), measure nothing")
     a = ap.parse_args(argv)
+    if a.from_json:
+        saved = read_json(a.from_json)
+        a.repeat, a.repeat_long = saved["repeat"], saved["repeat_long"]
+        rows = [Row(**r) for r in saved["rows"]]
+        kw = {k: saved[k] for k in ("command", "rlms", "start", "end", "took_s")}
+        text = render(rows, args=a, **kw)
+        print(text)
+        if a.write_doc:
+            write_doc(ROOT / "docs" / "benchmarks.md", text)
+        return 0
     q = a.quick
     a.repeat = a.repeat or (3 if q else 5)
     a.repeat_long = a.repeat_long or (1 if q else 3)
@@ -325,9 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     end = machine()
     shown = [x for x in (sys.argv[1:] if argv is None else argv) if x != "--write-doc"]
     command = " ".join(["sh benchmarks/compare.sh", *shown])
-    text = render(rows, command=command, rlms=rlms, start=start, end=end, took_s=time.monotonic() - t0, args=a)
+    took = time.monotonic() - t0
+    text = render(rows, command=command, rlms=rlms, start=start, end=end, took_s=took, args=a)
     print(text)
-    write_json(ROOT / ".bench" / "compare-last.json", rows, start, end)
+    run_info = {"command": command, "rlms": rlms, "took_s": took, "repeat": a.repeat, "repeat_long": a.repeat_long}
+    write_json(ROOT / ".bench" / "compare-last.json", rows, start, end, run_info)
     if a.write_doc:
         write_doc(ROOT / "docs" / "benchmarks.md", text)
         print("wrote docs/benchmarks.md", file=sys.stderr)
