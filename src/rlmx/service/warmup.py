@@ -16,7 +16,6 @@ WARM_IMPORTS = (
     "rlmx.engine.resume",
     "rlmx.engine.verify",
     "rlmx.lm.openai_client",
-    "rlmx.lm.anthropic_client",
     "aiohttp",
     "aiohttp.client_proto",
     "aiohttp.http_parser",
