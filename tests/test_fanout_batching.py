@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from rlmx.aio_batch import ThreadBatcher
+from rlmx.dev._http import BackgroundServer
 from rlmx.errors import ProviderError
 from rlmx.lm import CachedLM, Completion, LMClient, Message, OpenAIClient
 from rlmx.lm._chat_http import proxy_for
@@ -171,3 +172,45 @@ def test_proxies_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch)
     assert proxy_for("https://internal.example/v1/chat/completions") is None
     monkeypatch.delenv("HTTPS_PROXY")
     assert proxy_for("https://api.openai.com/v1/chat/completions") is None
+
+
+class _OddServer(BackgroundServer):
+    """An OpenAI-compatible endpoint that answers every POST 200 with ``payload``."""
+
+    host, port, latency_ms = "127.0.0.1", 0, 0.0
+
+    def __init__(self, payload: Any) -> None:
+        BackgroundServer.__init__(self)
+        self.payload = payload
+
+    def handle_get(self, path: str) -> Any:
+        return 404, {}, {}
+
+    def handle_post(self, path: str, raw: bytes, headers: dict[str, str]) -> Any:
+        return 200, self.payload, {}
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        ("just text", "not a JSON object"),
+        ({"id": "x", "choices": []}, "no choices"),
+        ({"choices": [{"message": {"content": 42}}]}, "message content is not text"),
+    ],
+)
+def test_a_200_that_is_not_a_chat_completion_is_a_retryable_error(payload: Any, why: str) -> None:
+    with _OddServer(payload) as srv:
+        host, port = srv.address
+        client = OpenAIClient("m", base_url=f"http://{host}:{port}/v1", api_key="k")
+        with pytest.raises(ProviderError) as info:
+            asyncio.run(client.complete(MSGS))
+    assert info.value.retryable and why in str(info.value)
+    assert "OpenAI-compatible /v1 endpoint" in str(info.value)  # says how to fix it
+
+
+def test_usage_without_token_counts_is_estimated() -> None:
+    reply = {"id": "x", "model": "m", "choices": [{"message": {"content": "four"}, "finish_reason": "stop"}]}
+    with _OddServer({**reply, "usage": {"total_tokens": 9}}) as srv:
+        host, port = srv.address
+        c = asyncio.run(OpenAIClient("m", base_url=f"http://{host}:{port}/v1", api_key="k").complete(MSGS))
+    assert c.text == "four" and c.raw["usage_estimated"] and c.output_tokens == 1
