@@ -58,24 +58,23 @@ def _kib(path: Path, field: str) -> int | None:
 
 
 def _descendants(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (children, grandchildren, ...), from ``/proc/*/stat``."""
-    parent: dict[int, int] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
+    """Every live descendant of ``pid`` (children, grandchildren, ...), from the
+    ``/proc/P/task/T/children`` lists of each process's threads (a child belongs to the
+    thread that forked it)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
         try:
-            stat = (d / "stat").read_text()
+            threads = os.listdir(f"/proc/{p}/task")
         except OSError:
             continue
-        parent[int(d.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-    kids: dict[int, list[int]] = {}
-    for c, p in parent.items():
-        kids.setdefault(p, []).append(c)
-    out, todo = [], list(kids.get(pid, []))
-    while todo:
-        c = todo.pop()
-        out.append(c)
-        todo += kids.get(c, [])
+        for t in threads:
+            try:
+                kids = [int(x) for x in Path(f"/proc/{p}/task/{t}/children").read_text().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
     return out
 
 
