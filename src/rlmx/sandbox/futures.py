@@ -1,7 +1,7 @@
 """Futures for sub-calls inside the REPL process (docs/repl.md, "Futures").
 
 :func:`submit` sends a tool request over the worker's channel
-(:class:`rlmx.sandbox.worker._Channel`) **without waiting** and returns a :class:`Handle`;
+(:class:`rlmx.sandbox.channel.Channel`) **without waiting** and returns a :class:`Handle`;
 the channel's reader thread (which already routes every ``tool_result`` to its waiting
 slot) completes it. No thread is started here: the orchestrator resolves the requests
 concurrently, and the code keeps running until it asks for a result.

@@ -49,7 +49,6 @@ import io
 import json
 import linecache
 import os
-import queue
 import resource
 import signal
 import socket
@@ -61,8 +60,9 @@ from collections import deque
 from typing import Any
 
 from . import compat_answer
+from .channel import Channel, read_message
 from .context import context_state, open_context
-from .namespace import BudgetExceeded, FinalAnswer, ReplSignal, ReplTools, ToolError, user_variables
+from .namespace import FinalAnswer, ReplSignal, ReplTools, user_variables
 from .spanlog import SpanLog
 from .tools_repl import ExtraTools
 
@@ -131,94 +131,6 @@ class CappedOutput(io.TextIOBase):
             return "".join(self._head) + mid + "".join(self._tail)
 
 
-class _Channel:
-    """JSON lines over the socket: a reader thread routes ``tool_result``s to the waiting
-    caller and everything else to :attr:`inbox`; :meth:`send` is thread-safe. A message
-    with ``"_bytes": n`` carries ``n`` raw bytes after its line, as ``msg["_data"]``."""
-
-    def __init__(self, sock: socket.socket, rfile: Any = None) -> None:
-        self.sock = sock
-        self.rfile = rfile if rfile is not None else sock.makefile("rb")
-        self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._send_lock = threading.Lock()
-        self._lock = threading.Lock()
-        self._waiting: dict[str, list[Any]] = {}  # id -> [Event, message]
-        self._closed = False
-        threading.Thread(target=self._read_loop, name="rlmx-channel", daemon=True).start()
-
-    def _read_loop(self) -> None:
-        try:
-            while True:
-                msg = read_message(self.rfile)
-                if msg is None:
-                    break
-                if msg.get("type") == "tool_result":
-                    with self._lock:
-                        slot = self._waiting.pop(str(msg.get("id")), None)
-                    if slot is not None:
-                        slot[1] = msg
-                        slot[0].set()
-                else:
-                    self.inbox.put(msg)
-        except (OSError, ValueError):
-            pass
-        with self._lock:
-            self._closed = True
-            slots, self._waiting = list(self._waiting.values()), {}
-        for slot in slots:
-            slot[0].set()
-        self.inbox.put({"type": "eof"})
-
-    def send(self, msg: dict[str, Any], data: list[bytes] | None = None) -> None:
-        if data:
-            msg = {**msg, "_bytes": sum(len(d) for d in data)}
-        line = json.dumps(msg, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
-        with self._send_lock:
-            self.sock.sendall(line)
-            for d in data or ():
-                self.sock.sendall(d)
-
-    def request(self, kind: str, rid: str, payload: dict[str, Any]) -> Any:
-        """Send a tool request and block until its result; raise its error inside the code."""
-        slot: list[Any] = [threading.Event(), None]
-        with self._lock:
-            if self._closed:
-                raise ToolError(f"{kind}: the orchestrator is gone")
-            self._waiting[rid] = slot
-        try:
-            self.send({"type": "tool_request", "id": rid, "kind": kind, "payload": payload})
-        except (TypeError, ValueError) as e:
-            with self._lock:
-                self._waiting.pop(rid, None)
-            raise TypeError(f"{kind}: arguments must be JSON values: {e}") from None
-        slot[0].wait()
-        msg = slot[1]
-        if msg is None:
-            raise ToolError(f"{kind}: the orchestrator is gone")
-        if "error" in msg:
-            if msg.get("error_type") == "BudgetExceededError":
-                raise BudgetExceeded(f"BudgetExceededError: {msg['error']}")
-            raise ToolError(f"{kind} failed: {msg['error']}")
-        return msg.get("value")
-
-
-def read_message(rfile: Any) -> dict[str, Any] | None:
-    """One message from the buffered socket file (None at EOF); raises ValueError."""
-    line = rfile.readline()
-    if not line:
-        return None
-    msg = json.loads(line.decode("utf-8", "surrogatepass"))
-    if not isinstance(msg, dict):
-        raise ValueError("malformed message")
-    n = msg.get("_bytes")
-    if n:
-        data = rfile.read(int(n))
-        if len(data) != int(n):
-            return None
-        msg["_data"] = data
-    return msg
-
-
 _TB_HEAD, _TB_TAIL = 8, 24
 
 
@@ -260,7 +172,7 @@ class Worker:
     def __init__(
         self,
         spec: dict[str, Any],
-        channel: _Channel,
+        channel: Channel,
         output_cap: int,
         schema_fields: list[str] | None,
         snapshot_max_bytes: int | None = None,
@@ -405,7 +317,7 @@ def serve(fd: int, *, outside: dict[str, Any] | None = None) -> int:
         send({"type": "fatal", "error": f"{type(e).__name__}: {e}"})
         return 2
     signal.signal(signal.SIGXCPU, _on_sigxcpu)
-    channel = _Channel(sock, rfile)
+    channel = Channel(sock, rfile)
     try:
         worker = Worker(
             init["spec"],
