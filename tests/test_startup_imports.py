@@ -13,7 +13,17 @@ from click.testing import CliRunner
 
 from rlmx.cli.lazy import LazyGroup
 
-HEAVY = ("fastapi", "openai", "aiohttp", "anthropic", "lxml", "matplotlib", "playwright", "prometheus_client", "opentelemetry")
+HEAVY = (
+    "fastapi",
+    "openai",
+    "aiohttp",
+    "anthropic",
+    "lxml",
+    "matplotlib",
+    "playwright",
+    "prometheus_client",
+    "opentelemetry",
+)
 
 
 def _loaded_after(code: str, *args: str) -> set[str]:

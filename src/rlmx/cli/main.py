@@ -359,9 +359,7 @@ def dev() -> None:
     help='JSON {"MODEL": ["reply", ...]} of scripted replies; echo otherwise.',
 )
 @click.option("--quiet", is_flag=True, help="No line per request (benchmarks: logging costs CPU).")
-def mock_llm(
-    host: str, port: int, latency_ms: float, error_rate: float, script_file: str | None, quiet: bool
-) -> None:
+def mock_llm(host: str, port: int, latency_ms: float, error_rate: float, script_file: str | None, quiet: bool) -> None:
     """Run a local OpenAI-compatible chat-completions server (scripted or echo replies)."""
     from ..dev.mock_llm import serve
 
