@@ -274,7 +274,7 @@ def test_prefiltered_grep_finds_exactly_what_block_grep_finds(tmp_path, unicode)
     import re
 
     from rlmx.corpus.canonical import TextReader, build_offset_index
-    from rlmx.sandbox import _scan
+    from rlmx.sandbox import _prefilter, _scan
 
     rnd = random.Random(7)
     alphabet = "ab \n" + ("éß" if unicode else "xy")
@@ -291,23 +291,23 @@ def test_prefiltered_grep_finds_exactly_what_block_grep_finds(tmp_path, unicode)
     patterns = [r"abba-\d+", r"abba-(abba-)?\d*", r"abb(?=a)", r"abba-\w+y", r"\babba", r"[ax]bba-\d+", r"\w{2}ba-\d"]
     for pattern in [*patterns, r"(a|x)bba-", r"b\nabb", r"é?abba-"]:
         regex = re.compile(pattern)
-        literal = _scan.required_literal(regex, min_chars=1)
+        literal = _prefilter.required_literal(regex, min_chars=1)
         for lo, hi in [(0, len(text)), (17, len(text) - 33), (len(text) // 3, len(text) // 2)]:
             want = list(_scan.grep(reader.read, regex, lo, hi, 10**6, block=4096, overlap=256))
             if literal is None:
                 continue
             got = list(
-                _scan.grep_prefiltered(
+                _prefilter.grep_prefiltered(
                     reader, reader.read, regex, literal[0], lo, hi, 10**6, offset=literal[1], overlap=256
                 )
             )
             assert got == want, (pattern, lo, hi)
             assert want == [(m.start() + lo, m.end() + lo) for m in regex.finditer(text[lo:hi]) if m.end() > m.start()]
-    assert _scan.literal_prefix(re.compile(r"abba-\d")) == "abba-"
-    assert _scan.literal_prefix(re.compile(r"abba", re.I)) == ""
-    assert _scan.literal_prefix(re.compile(r"\babba")) == "abba"
-    assert _scan.required_literal(re.compile(r"[Nn]eedle-\d+")) == ("eedle-", 1)
-    assert _scan.required_literal(re.compile(r"\w+needle")) is None  # variable width before it
+    assert _prefilter.literal_prefix(re.compile(r"abba-\d")) == "abba-"
+    assert _prefilter.literal_prefix(re.compile(r"abba", re.I)) == ""
+    assert _prefilter.literal_prefix(re.compile(r"\babba")) == "abba"
+    assert _prefilter.required_literal(re.compile(r"[Nn]eedle-\d+")) == ("eedle-", 1)
+    assert _prefilter.required_literal(re.compile(r"\w+needle")) is None  # variable width before it
 
 
 def test_grep_matches_are_not_cut_at_window_ends(tmp_path):
@@ -318,7 +318,7 @@ def test_grep_matches_are_not_cut_at_window_ends(tmp_path):
     import re
 
     from rlmx.corpus.canonical import TextReader, build_offset_index
-    from rlmx.sandbox import _scan
+    from rlmx.sandbox import _prefilter, _scan
 
     rnd = random.Random(11)
     lines = ["abc" + "x" * 5000, "more", "abc" + "x" * 4093, "abc" + "x" * 4092 + " y"]  # the reviewer's case first
@@ -351,11 +351,11 @@ def test_grep_matches_are_not_cut_at_window_ends(tmp_path):
                 for block, overlap in [(256, 64), (4096, 100), (_scan.BLOCK_CHARS, _scan.GREP_OVERLAP_CHARS)]:
                     got = list(_scan.grep(reader.read, regex, lo, hi, 10**6, block=block, overlap=overlap))
                     assert got == want, (pattern, lo, hi, block, overlap)
-                literal = _scan.required_literal(regex)
+                literal = _prefilter.required_literal(regex)
                 if literal is not None:
                     for overlap in (64, _scan.GREP_OVERLAP_CHARS):
                         got = list(
-                            _scan.grep_prefiltered(
+                            _prefilter.grep_prefiltered(
                                 reader,
                                 reader.read,
                                 regex,

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from rlmx.corpus.canonical import TextReader
 
-from . import _scan, regex_engine
+from . import _prefilter, _scan, regex_engine
 from ._readers import Source
 from .spanlog import SpanLog
 
@@ -49,7 +49,7 @@ def grep_views(views: list[DocView], pattern: str | re.Pattern[str], flags: int,
     case-sensitive literal prefilter over the raw bytes, else RE2 candidates checked by
     ``re``, else ``re`` alone."""
     regex = _scan.compile_pattern(pattern, flags)
-    literal = _scan.required_literal(regex)
+    literal = _prefilter.required_literal(regex)
     finder = None if literal is not None else regex_engine.compile_candidates(regex)
     hits: list[Hit] = []
     for v in views:
@@ -61,7 +61,7 @@ def grep_views(views: list[DocView], pattern: str | re.Pattern[str], flags: int,
         try:
             if reader is not None and literal is not None:
                 text, offset = literal
-                spans = _scan.grep_prefiltered(reader, v._src.read, regex, text, v._lo, v._hi, left, offset=offset)
+                spans = _prefilter.grep_prefiltered(reader, v._src.read, regex, text, v._lo, v._hi, left, offset=offset)
             elif reader is not None and finder is not None:
                 spans = regex_engine.grep_candidates(reader, v._src.read, regex, finder, v._lo, v._hi, left)
             else:

@@ -13,14 +13,14 @@ order, offsets in code points — because RE2 only proposes where a match may st
    its byte offset to a code point (:meth:`~rlmx.corpus.canonical.TextReader.char_offset`),
    and runs the Python regex there (``regex.match`` on a small decoded window that holds at
    least RE2's own match, re-read larger while a match ends near its edge, as
-   :func:`rlmx.sandbox._scan.grep_prefiltered` does). A match is a hit, and the search
+   :func:`rlmx.sandbox._prefilter.grep_prefiltered` does). A match is a hit, and the search
    resumes at its end; a refusal moves on to the next character. Since
    every Python match is a candidate, the first accepted candidate is Python's leftmost match.
 
-Which pattern takes which path (see ``context.grep`` in :mod:`rlmx.sandbox.context`):
+Which pattern takes which path (see ``context.grep``: :func:`rlmx.sandbox.docview.grep_views`):
 
 * a case-sensitive literal of 3+ characters at a fixed offset in every match → the byte
-  prefilter (:func:`rlmx.sandbox._scan.grep_prefiltered`);
+  prefilter (:func:`rlmx.sandbox._prefilter.grep_prefiltered`);
 * otherwise, RE2 candidates (this module) — looked for only around a case-invariant ASCII
   byte when every match has one a fixed number of characters after its start (the ``-``
   of ``(?i)needle-\\d{6}``: :class:`Candidates`), or after a part of variable width made of
