@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rlmx.corpus.ingest import doc_id_for
+from rlmx.corpus.ids import doc_id_for
 from rlmx.corpus.parsers import HtmlParser, default_registry
 from rlmx.corpus.parsers.htmldoc import CELL_SEPARATOR, doc_text
 

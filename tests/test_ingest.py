@@ -13,8 +13,8 @@ import pytest
 
 from rlmx.corpus import TextReader, context_spec, corpus_from_texts, ingest
 from rlmx.corpus.corpus_index import ensure_index, index_key
+from rlmx.corpus.ids import corpus_id_for, doc_id_for
 from rlmx.corpus.index import SearchIndex
-from rlmx.corpus.ingest import corpus_id_for, doc_id_for
 from rlmx.corpus.parsers import HtmlParser, ParsedText, Parser, ParserRegistry, default_registry
 from rlmx.corpus.parsers.text import PlainTextParser
 from rlmx.errors import IngestError

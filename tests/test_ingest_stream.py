@@ -7,18 +7,15 @@ from __future__ import annotations
 import hashlib
 import random
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
-from rlmx.corpus import ingest, stream
+from rlmx.corpus import ingest, pipeline, stream
 from rlmx.corpus.canonical import CHECKPOINT, build_offset_index, canonicalize
 from rlmx.corpus.corpus_index import index_key
 from rlmx.corpus.index import chunk_spans
 from rlmx.store import Store, open_store
-
-ingest_module = sys.modules["rlmx.corpus.ingest"]  # the package's `ingest` is the function
 
 # Each piece is a trap at a cut: CR|LF, a base letter|its combining accent, '<'|U+0338
 # (composes to U+226E), Hangul jamo L|V|T, a 4-byte UTF-8 character split across blocks,
@@ -113,7 +110,7 @@ def test_a_streamed_file_is_stored_as_the_in_memory_path_stores_it(tmp_path: Pat
     plain_store = open_store(tmp_path / "plain")
     plain = ingest([path], plain_store).documents[0]
 
-    monkeypatch.setattr(ingest_module, "STREAM_MIN_BYTES", 1024)
+    monkeypatch.setattr(pipeline, "STREAM_MIN_BYTES", 1024)
     monkeypatch.setattr(stream, "BLOCK_BYTES", 65536)
     streamed_store = open_store(tmp_path / "streamed")
     corpus = ingest([path], streamed_store)
@@ -152,7 +149,7 @@ def test_streamed_files_fail_as_in_memory_ones_do(tmp_path: Path, monkeypatch, c
     path.write_bytes(content)
     good = tmp_path / "good.txt"
     good.write_text("A real document.\n" * 200)
-    monkeypatch.setattr(ingest_module, "STREAM_MIN_BYTES", 1024)
+    monkeypatch.setattr(pipeline, "STREAM_MIN_BYTES", 1024)
     monkeypatch.setattr(stream, "BLOCK_BYTES", 1000)
     store = open_store(tmp_path / "h")
     corpus = ingest([path, good], store)
@@ -166,7 +163,7 @@ def test_a_legacy_encoded_large_file_is_read_whole(tmp_path: Path, monkeypatch):
     path.write_bytes("Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e.\n".encode("iso-8859-1") * 300)
     plain_store = open_store(tmp_path / "plain")
     plain = ingest([path], plain_store).documents[0]
-    monkeypatch.setattr(ingest_module, "STREAM_MIN_BYTES", 1024)
+    monkeypatch.setattr(pipeline, "STREAM_MIN_BYTES", 1024)
     store = open_store(tmp_path / "h")
     doc = ingest([path], store).documents[0]
     assert doc.encoding == plain.encoding and doc.encoding not in ("ascii", "utf-8", "utf-8-sig")

@@ -23,15 +23,9 @@ from __future__ import annotations
 
 from rlmx.corpus.canonical import CHECKPOINT, TextReader, build_offset_index, canonicalize
 from rlmx.corpus.corpus_index import ensure_index, index_key
+from rlmx.corpus.ids import corpus_id_for, doc_id_for
 from rlmx.corpus.index import SearchIndex, SearchRow
-from rlmx.corpus.ingest import (
-    INLINE_TEXT_NAME,
-    context_spec,
-    corpus_from_texts,
-    corpus_id_for,
-    doc_id_for,
-    ingest,
-)
+from rlmx.corpus.ingest import INLINE_TEXT_NAME, context_spec, corpus_from_texts, ingest
 from rlmx.corpus.parsers import ParsedText, ParseError, Parser, ParserRegistry, default_registry
 
 __all__ = [

@@ -1,16 +1,18 @@
 """Ingestion: files, folders and globs (or in-memory strings) → stored Documents → a Corpus.
 
-For each file: read the bytes, hash them (``raw_sha256``), pick the parser, and look the
-Document up by ``(raw_sha256, parser, parser version)``. A hit reuses the stored record (no
-parsing, no indexing). A miss parses, canonicalises, stores the canonical text blob
-``text/<text_sha256>.txt`` (plus ``.idx`` for non-ASCII texts), indexes the text for
-keyword search and records the Document — in that order, so a Document row always points
-at stored text. A file that fails becomes a :class:`FailedDocument` with its reason; the
-others proceed. Files of a folder walk or glob that are not documents (scripts,
-stylesheets, search indexes...: :mod:`rlmx.corpus.filter`) are skipped before reading, and
-exact duplicates (the same canonical text) are kept once, their other names as aliases.
-Last, the corpus's keyword index (the blob ``index/v1/<corpus_id>.fts5``,
-:mod:`rlmx.corpus.corpus_index`) is published unless it exists, then the corpus recorded.
+For each file (:mod:`rlmx.corpus.pipeline`): read the bytes, hash them (``raw_sha256``),
+pick the parser, and look the Document up by ``(raw_sha256, parser, parser version)``. A
+hit reuses the stored record (no parsing, no indexing). A miss parses, canonicalises,
+stores the canonical text blob ``text/<text_sha256>.txt`` (plus ``.idx`` for non-ASCII
+texts), indexes the text for keyword search and records the Document — in that order, so a
+Document row always points at stored text. A file that fails becomes a
+:class:`FailedDocument` with its reason; the others proceed. Files of a folder walk or glob
+that are not documents (scripts, stylesheets, search indexes...: :mod:`rlmx.corpus.filter`)
+are skipped before reading, and exact duplicates (the same canonical text) are kept once,
+their other names as aliases. Last, the corpus's keyword index (the blob
+``index/v1/<corpus_id>.fts5``, :mod:`rlmx.corpus.corpus_index`) is published unless it
+exists, then the corpus recorded. Ids are :mod:`rlmx.corpus.ids`'s (``corpus_id_for`` is
+re-exported here for its importers).
 
 ``store`` is anything shaped like :class:`~rlmx.corpus.ports.CorpusStore` (``rlmx.store.Store``
 is): this package never imports the store.
@@ -18,11 +20,7 @@ is): this package never imports the store.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +28,10 @@ from rlmx.corpus.canonical import build_offset_index, canonicalize
 from rlmx.corpus.collect import SourceFile, collect
 from rlmx.corpus.corpus_index import ensure_index
 from rlmx.corpus.filter import dedupe
-from rlmx.corpus.parsers import ParsedText, ParseError, Parser, ParserRegistry, default_registry
-from rlmx.corpus.prepare import Failure, Prepared, PreparePool, can_fork, preload, prepare
-from rlmx.corpus.stream import STREAM_MIN_BYTES
-from rlmx.corpus.stream_ingest import StreamStep, begin_stream, finish_stream
+from rlmx.corpus.ids import corpus_id_for, doc_id_for, sha256_hex
+from rlmx.corpus.parsers import ParsedText, Parser, ParserRegistry, default_registry
+from rlmx.corpus.pipeline import auto_workers, run_files
+from rlmx.corpus.prepare import Prepared
 from rlmx.corpus.writer import Writer
 from rlmx.errors import IngestError
 
@@ -49,7 +47,6 @@ __all__ = [
     "context_spec",
     "corpus_from_texts",
     "corpus_id_for",
-    "doc_id_for",
     "ingest",
 ]
 
@@ -57,10 +54,6 @@ ProgressCallback = Callable[[str, int, int], None]
 INLINE_PARSER, INLINE_VERSION = "inline", "1"
 INLINE_TEXT_NAME = "text"  # the one document of corpus_from_texts(str): a "text" context
 _REGISTRY: ParserRegistry | None = None
-_HEAVY_SUFFIXES = frozenset({".pdf", ".docx", ".html", ".htm", ".xhtml"})
-_HEAVY_PARSERS = frozenset({"pdf", "docx", "html"})  # CPU-bound: parsed in worker processes
-PARALLEL_MIN_BYTES = 200_000  # of PDF/DOCX/HTML (2 files or more) before workers pay off
-MAX_WORKERS = 4
 
 
 class _InlineParser(Parser):
@@ -81,132 +74,6 @@ def _registry() -> ParserRegistry:
     if _REGISTRY is None:
         _REGISTRY = default_registry()
     return _REGISTRY
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def doc_id_for(raw_sha256: str, parser: str, parser_version: str) -> str:
-    """``"doc_" + sha256("<raw_sha256>:<parser>:<version>")[:20]`` (DESIGN: content address)."""
-    return "doc_" + _sha256(f"{raw_sha256}:{parser}:{parser_version}".encode())[:20]
-
-
-def corpus_id_for(documents: Sequence[DocumentRecord]) -> str:
-    """``"cor_" + sha256`` over the ordered ``(doc_id, name)`` pairs, first 20 hex digits."""
-    pairs = [[d.doc_id, d.name] for d in documents]
-    return "cor_" + _sha256(json.dumps(pairs, ensure_ascii=False).encode())[:20]
-
-
-@dataclass
-class _Todo:
-    """A file that missed the cache: to be prepared (parsed), then written."""
-
-    src: SourceFile
-    raw: bytes
-    size: int
-    raw_sha256: str
-    parser: Parser
-
-
-def _begin(
-    src: SourceFile, writer: Writer, registry: ParserRegistry
-) -> DocumentRecord | FailedDocument | _Todo | StreamStep:
-    """Read, hash, pick the parser and look the Document up: a cache hit, a failure, or
-    a :class:`_Todo` to prepare."""
-    from rlmx.corpus.records import FailedDocument
-
-    source_path = str(src.path)
-    try:
-        if src.path.stat().st_size >= STREAM_MIN_BYTES and (big := begin_stream(src, writer, registry)) is not None:
-            return big
-        raw = src.path.read_bytes()
-    except OSError as e:
-        return FailedDocument(source_path=source_path, reason=f"cannot read the file: {e.strerror or e}")
-    raw_sha = _sha256(raw)
-    try:
-        parser = registry.parser_for(src.path, raw)
-    except ParseError as e:
-        return FailedDocument(source_path=source_path, reason=e.reason, media_type=e.media_type)
-    hit = writer.store.meta.find_document(raw_sha, parser.name, parser.version)
-    if hit is not None and (doc := writer.reuse(hit, src.name, source_path)) is not None:
-        return doc
-    return _Todo(src, raw, len(raw), raw_sha, parser)
-
-
-def _streamed(step: StreamStep, writer: Writer) -> DocumentRecord | FailedDocument:
-    return finish_stream(step, doc_id_for(step.scanned.raw_sha256, step.parser.name, step.parser.version), writer)
-
-
-def _finish(todo: _Todo, result: Prepared | Failure, writer: Writer) -> DocumentRecord | FailedDocument:
-    from rlmx.corpus.records import FailedDocument
-
-    if isinstance(result, Failure):
-        return FailedDocument(source_path=str(todo.src.path), reason=result.reason, media_type=result.media_type)
-    return writer.write(
-        doc_id=doc_id_for(todo.raw_sha256, todo.parser.name, todo.parser.version),
-        name=todo.src.name,
-        source_path=str(todo.src.path),
-        size=todo.size,
-        raw_sha256=todo.raw_sha256,
-        parser=todo.parser,
-        prepared=result,
-    )
-
-
-def _auto_workers(files: Sequence[SourceFile]) -> int:
-    """Worker processes worth starting: parsing PDF, DOCX and HTML is CPU-bound, plain
-    text is not (storing dominates). 1 = parse in this process."""
-    cpus = os.cpu_count() or 1
-    count, size = 0, 0
-    for f in files:
-        if f.path.suffix.lower() in _HEAVY_SUFFIXES:
-            try:
-                size += f.path.stat().st_size
-                count += 1
-            except OSError:
-                continue
-    if cpus < 2 or count < 2 or size < PARALLEL_MIN_BYTES or not can_fork():
-        return 1
-    return min(cpus, MAX_WORKERS, count)
-
-
-def _run(
-    files: Sequence[SourceFile],
-    writer: Writer,
-    registry: ParserRegistry,
-    workers: int,
-    emit: Callable[[SourceFile, DocumentRecord | FailedDocument], None],
-) -> None:
-    if workers <= 1 or not can_fork():
-        writer.background = True  # nothing is forked: blobs are written by threads
-        for src in files:
-            step = _begin(src, writer, registry)
-            if isinstance(step, StreamStep):
-                step = _streamed(step, writer)
-            elif isinstance(step, _Todo):
-                step = _finish(step, prepare(step.parser, step.raw, src.path), writer)
-            emit(src, step)
-        return
-    preload(f.path.suffix for f in files)
-    with PreparePool[_Todo](workers) as pool:
-        for src in files:
-            writer.background = pool.started  # the workers are forked: threads are safe now
-            step = _begin(src, writer, registry)
-            if isinstance(step, StreamStep):
-                emit(src, _streamed(step, writer))
-                continue
-            if not isinstance(step, _Todo):
-                emit(src, step)
-                continue
-            if step.parser.name not in _HEAVY_PARSERS:  # cheaper here than a round trip
-                emit(src, _finish(step, prepare(step.parser, step.raw, src.path), writer))
-                continue
-            raw, step.raw = step.raw, b""  # the pool holds the bytes until parsed
-            for todo, result in pool.submit(step, step.parser.name, raw, src.path):
-                emit(todo.src, _finish(todo, result, writer))
-        for todo, result in pool.drain():
-            emit(todo.src, _finish(todo, result, writer))
 
 
 def _no_documents(
@@ -269,7 +136,7 @@ def ingest(
     if registry is not None:
         workers = 1
     elif workers is None:
-        workers = _auto_workers(files)
+        workers = auto_workers(files)
     docs: list[DocumentRecord] = []
     done = 0
 
@@ -287,7 +154,7 @@ def ingest(
         on_progress("", 0, len(files))
     writer = Writer(store)
     try:
-        _run(files, writer, registry or _registry(), workers, emit)
+        run_files(files, writer, registry or _registry(), workers, emit)
         if not docs:
             raise _no_documents(paths, failures, skipped)
         docs.sort(key=lambda d: d.name)
@@ -343,7 +210,7 @@ def corpus_from_texts(texts: str | Sequence[str] | Mapping[str, str], store: Cor
             except UnicodeEncodeError:  # lone surrogates: store U+FFFD instead
                 raw = text.encode("utf-8", "surrogatepass")
                 safe = raw.decode("utf-8", "replace")
-            raw_sha = _sha256(raw)
+            raw_sha = sha256_hex(raw)
             source = f"<inline>/{name}"
             hit = store.meta.find_document(raw_sha, INLINE_PARSER, INLINE_VERSION)
             if hit is not None and (doc := writer.reuse(hit, name, source)) is not None:
@@ -355,7 +222,7 @@ def corpus_from_texts(texts: str | Sequence[str] | Mapping[str, str], store: Cor
                 encoding="utf-8",
                 meta={},
                 text=canonical,
-                text_sha256=_sha256(canonical.encode("utf-8")),
+                text_sha256=sha256_hex(canonical.encode("utf-8")),
                 offset_index=build_offset_index(canonical),
             )
             docs.append(
