@@ -15,7 +15,7 @@ import httpx2 as httpx
 
 from rlmx.service.routes.ui import COOKIE, make_token, read_token
 from rlmx.viewer import build_view, citation_windows, load_page, render_page
-from rlmx.viewer.model import parse_variables
+from rlmx.viewer.build import parse_variables
 from service_support import auth, client, finished, make_service, ready_session
 from viewer_support import CANARY, CITED, N_SUBCALLS, scripted_tree
 

@@ -4,7 +4,7 @@ response, code (highlighted), output, observation, error and variables, the sub-
 and the answer whose citations open the cited span in its document's text with whether it
 verifies.
 
-:mod:`.model` builds the view-model (pure data) from a trace, :mod:`.source` reads the
+:mod:`.build` builds the view-model (pure data, :mod:`.model`) from a trace, :mod:`.source` reads the
 trace and the citation windows from the store, :mod:`.render` renders the page (server-side
 HTML, a little JS, no CDN), :mod:`.server` serves it for ``rlmx view``; the service serves
 it at ``/ui/executions/{id}`` (:mod:`rlmx.service.routes.ui`).
@@ -12,7 +12,8 @@ it at ``/ui/executions/{id}`` (:mod:`rlmx.service.routes.ui`).
 
 from __future__ import annotations
 
-from .model import PageView, build_view
+from .build import build_view
+from .model import PageView
 from .render import ASSETS, asset, render_page
 from .source import citation_windows, latest_execution, load_page
 

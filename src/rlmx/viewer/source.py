@@ -13,7 +13,8 @@ from ..engine.trace import load_trace
 from ..engine.verify import verify_citations
 from ..errors import NotFoundError
 from ..store import Store
-from .model import CitationWindow, PageView, build_view, citation_key
+from .build import build_view
+from .model import CitationWindow, PageView, citation_key
 
 __all__ = ["MAX_CITATIONS", "WINDOW_CHARS", "citation_windows", "latest_execution", "load_page"]
 
