@@ -43,7 +43,7 @@ def test_corpus_and_lm_wrappers_do_not_import_the_store(path: Path) -> None:
 
 
 def test_the_rule_sees_relative_imports() -> None:
-    assert "rlmx.corpus.index" in _imported(SRC / "engine" / "resolver.py")  # from ..corpus.index import
+    assert "rlmx.corpus.index" in _imported(SRC / "engine" / "context_search.py")  # from ..corpus.index import
     assert "rlmx.store" in _imported(SRC / "api.py")  # from .store import Store
 
 
