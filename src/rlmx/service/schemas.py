@@ -1,17 +1,15 @@
-"""Request and response bodies of the HTTP API (pydantic), and the checks free-form JSON
-in them passes (depth, finite numbers, valid Unicode)."""
+"""Request and response bodies of the HTTP API (pydantic). The checks free-form JSON in them
+passes (depth, finite numbers, valid Unicode) are in :mod:`.json_checks`, re-exported here."""
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ..types import Budgets
-from .errors import BadRequest
+from .json_checks import MAX_JSON_DEPTH, JsonInt, PlainJSON, json_int, load_json, plain_json
 from .spans import MAX_VERIFY_CITATIONS
 
 __all__ = [
@@ -50,81 +48,9 @@ __all__ = [
     "plain_json",
 ]
 
-MAX_JSON_DEPTH = 64
-"""How deeply free-form JSON (``options``, ``output_schema``) may nest."""
-
-
-def _json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
-    """Nesting depth of decoded JSON, without recursion; counted up to ``limit + 1``."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        v, d = stack.pop()
-        if isinstance(v, dict | list):
-            deepest = max(deepest, d)
-            if d <= limit:
-                stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
-    return deepest
-
-
-def plain_json(value: Any) -> Any:
-    """Free-form JSON must nest at most ``MAX_JSON_DEPTH`` levels, hold finite numbers and
-    text that is valid Unicode (no lone surrogates such as ``"\\ud800"``)."""
-    if value is None:
-        return value
-    if _json_depth(value) > MAX_JSON_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError("numbers must be finite (no NaN or Infinity)")
-        if isinstance(v, str):
-            try:
-                v.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("text must be valid Unicode (no lone surrogates)") from None
-        elif isinstance(v, dict):
-            stack.extend(v.keys())
-            stack.extend(v.values())
-        elif isinstance(v, list):
-            stack.extend(v)
-    return value
-
-
-PlainJSON = Annotated[dict[str, Any] | None, AfterValidator(plain_json)]
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def load_json(raw: bytes, what: str = "the body") -> Any:
-    """``raw`` as JSON, else BadRequest (not JSON, NaN/Infinity, nested too deeply)."""
-    try:
-        data = json.loads(raw or b"null", parse_constant=_no_constant)
-    except (ValueError, RecursionError) as e:
-        why = "nested too deeply" if isinstance(e, RecursionError) else str(e)
-        raise BadRequest(f"{what} is not JSON: {why}") from None
-    if _json_depth(data, MAX_JSON_DEPTH + 4) > MAX_JSON_DEPTH + 4:
-        raise BadRequest(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
-    return data
-
-
 # --- request and response bodies -------------------------------------------------------------
 _STRICT = ConfigDict(extra="forbid")
 """Request bodies: no unknown fields."""
-
-
-def _json_int(value: Any) -> Any:
-    """An integer as JSON Schema has it: ``3`` or ``3.0``, never ``true`` or ``"3"``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("Input should be a valid integer")
-    return value
-
-
-JsonInt = Annotated[int, BeforeValidator(_json_int)]
-"""An integer field that coerces no booleans or strings, so that what the OpenAPI schema
-rejects the server rejects too."""
 
 
 class DocIn(BaseModel):
@@ -138,7 +64,7 @@ class DocIn(BaseModel):
 class SessionCreate(BaseModel):
     model_config = _STRICT
     docs: list[DocIn] = Field(min_length=1, max_length=1000)
-    ttl_minutes: Annotated[int, Ge(1), Le(525_600), BeforeValidator(_json_int)] | None = Field(
+    ttl_minutes: Annotated[int, Ge(1), Le(525_600), BeforeValidator(json_int)] | None = Field(
         None, description="Delete the session after this many minutes."
     )
     options: PlainJSON = None
@@ -376,9 +302,9 @@ class SpanGet(BaseModel):
     )
     doc_id: str | None = Field(None, min_length=1, max_length=200)
     session_id: str | None = Field(None, min_length=1, max_length=200)
-    doc_index: Annotated[int, Ge(0), BeforeValidator(_json_int)] | None = None
-    start: Annotated[int, Ge(0), BeforeValidator(_json_int)]
-    end: Annotated[int, Ge(0), BeforeValidator(_json_int)]
+    doc_index: Annotated[int, Ge(0), BeforeValidator(json_int)] | None = None
+    start: Annotated[int, Ge(0), BeforeValidator(json_int)]
+    end: Annotated[int, Ge(0), BeforeValidator(json_int)]
 
     @model_validator(mode="after")
     def _names_a_document(self) -> SpanGet:
