@@ -11,11 +11,12 @@ import json
 import queue
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .namespace import BudgetExceeded, ToolError
 
-__all__ = ["Channel", "read_message"]
+__all__ = ["Channel", "read_message", "reply_value"]
 
 
 class Channel:
@@ -65,8 +66,11 @@ class Channel:
             for d in data or ():
                 self.sock.sendall(d)
 
-    def request(self, kind: str, rid: str, payload: dict[str, Any]) -> Any:
-        """Send a tool request and block until its result; raise its error inside the code."""
+    def post(self, kind: str, rid: str, payload: dict[str, Any]) -> list[Any]:
+        """Send the tool request ``{kind, id: rid, payload}`` without waiting; returns its slot
+        ``[threading.Event, reply or None]``, which the reader thread fills and sets (None
+        when the orchestrator went away). Raises TypeError when the payload is not JSON,
+        ToolError when the orchestrator is gone."""
         slot: list[Any] = [threading.Event(), None]
         with self._lock:
             if self._closed:
@@ -78,15 +82,29 @@ class Channel:
             with self._lock:
                 self._waiting.pop(rid, None)
             raise TypeError(f"{kind}: arguments must be JSON values: {e}") from None
+        return slot
+
+    def request(self, kind: str, rid: str, payload: dict[str, Any]) -> Any:
+        """Send a tool request and block until its result; raise its error inside the code."""
+        slot = self.post(kind, rid, payload)
         slot[0].wait()
-        msg = slot[1]
-        if msg is None:
-            raise ToolError(f"{kind}: the orchestrator is gone")
-        if "error" in msg:
-            if msg.get("error_type") == "BudgetExceededError":
-                raise BudgetExceeded(f"BudgetExceededError: {msg['error']}")
-            raise ToolError(f"{kind} failed: {msg['error']}")
-        return msg.get("value")
+        return reply_value(kind, slot[1])
+
+
+def reply_value(kind: str, msg: dict[str, Any] | None, on_budget: Callable[[str], None] | None = None) -> Any:
+    """The value of a ``tool_result`` reply. Raises ToolError when the orchestrator is gone
+    (``msg`` None) or the request failed, BudgetExceeded (after ``on_budget(message)``) when a
+    budget of the tree is spent."""
+    if msg is None:
+        raise ToolError(f"{kind}: the orchestrator is gone")
+    if "error" in msg:
+        if msg.get("error_type") == "BudgetExceededError":
+            text = f"BudgetExceededError: {msg['error']}"
+            if on_budget is not None:
+                on_budget(text)
+            raise BudgetExceeded(text)
+        raise ToolError(f"{kind} failed: {msg['error']}")
+    return msg.get("value")
 
 
 def read_message(rfile: Any) -> dict[str, Any] | None:

@@ -14,11 +14,11 @@ fails with a :class:`~rlmx.sandbox.namespace.ToolError`.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .namespace import BudgetExceeded, ToolError
+from .channel import Channel, reply_value
+from .namespace import BudgetExceeded
 
 __all__ = ["Handle", "submit", "wait"]
 
@@ -58,20 +58,11 @@ class Handle:
         a budget of the tree is spent."""
         if not self._slot[0].wait(timeout):
             raise TimeoutError(f"{self.kind} {self.id} is still running after {timeout:g} s; call .result() again")
-        msg = self._slot[1]
-        if msg is None:
-            raise ToolError(f"{self.kind}: the orchestrator is gone")
-        if "error" in msg:
-            if msg.get("error_type") == "BudgetExceededError":
-                text = f"BudgetExceededError: {msg['error']}"
-                self._on_budget(text)
-                raise BudgetExceeded(text)
-            raise ToolError(f"{self.kind} failed: {msg['error']}")
-        return self._convert(msg.get("value"))
+        return self._convert(reply_value(self.kind, self._slot[1], self._on_budget))
 
 
 def submit(
-    channel: Any,
+    channel: Channel,
     kind: str,
     rid: str,
     payload: dict[str, Any],
@@ -81,17 +72,7 @@ def submit(
     """Send the tool request ``{kind, id: rid, payload}`` over ``channel`` and return its
     :class:`Handle` at once. Raises TypeError when the payload is not JSON, ToolError when
     the orchestrator is gone."""
-    slot: list[Any] = [threading.Event(), None]
-    with channel._lock:
-        if channel._closed:
-            raise ToolError(f"{kind}: the orchestrator is gone")
-        channel._waiting[rid] = slot
-    try:
-        channel.send({"type": "tool_request", "id": rid, "kind": kind, "payload": payload})
-    except (TypeError, ValueError) as e:
-        with channel._lock:
-            channel._waiting.pop(rid, None)
-        raise TypeError(f"{kind}: arguments must be JSON values: {e}") from None
+    slot = channel.post(kind, rid, payload)
     return Handle(rid, kind, slot, on_budget, convert)
 
 
