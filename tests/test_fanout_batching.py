@@ -81,7 +81,6 @@ class EchoLM(LMClient):
     async def complete(
         self, messages: list[Message], *, max_tokens: int | None = None, temperature: float | None = None
     ) -> Completion:
-        await asyncio.sleep(0)
         return Completion(messages[-1]["content"], 1, 1, self.provider, self.model)
 
 

@@ -57,6 +57,7 @@ class _OpenAICompatible(LMClient):
 
     def __init__(self) -> None:
         self._poster: JsonPoster | None = None
+        self._target: tuple[str, dict[str, str]] | None = None
 
     # subclasses -----------------------------------------------------------------
     def _url(self) -> str:
@@ -125,8 +126,11 @@ class _OpenAICompatible(LMClient):
         failures and malformed responses).
         """
         started = time.perf_counter()
+        if self._target is None:  # the URL and headers (keys, org, project) are read once
+            self._target = (self._url(), self._headers())
+        url, headers = self._target
         body = {**self._body_model(), "messages": messages, **self._params(max_tokens, temperature)}
-        resp = await self.poster.request("POST", self._url(), headers=self._headers(), payload=body)
+        resp = await self.poster.request("POST", url, headers=headers, payload=body)
         if resp.status >= 400:
             raise self._status_error(resp)
         latency = time.perf_counter() - started

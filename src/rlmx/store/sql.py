@@ -245,8 +245,7 @@ class SQLMetadataStore(ServiceMixin, JobsMixin):
 
     def add_subcall(self, execution_id: str, data: dict[str, Any]) -> None:
         """Append one sub-call record (JSON-able) to the execution."""
-        with self._write() as conn:
-            conn.execute(t.subcalls.insert().values(execution_id=execution_id, data=data, created_at=utcnow()))
+        self.add_subcalls([(execution_id, data)])
 
     def add_subcalls(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
         """Append ``(execution_id, data)`` sub-call records in order, in one transaction."""
@@ -266,9 +265,7 @@ class SQLMetadataStore(ServiceMixin, JobsMixin):
     # --- LLM cache ---------------------------------------------------------------------
     def cache_get(self, key: str) -> dict[str, Any] | None:
         """The cached value for ``key``, or None."""
-        with self._read() as conn:
-            row = conn.execute(select(t.llm_cache.c.value).where(t.llm_cache.c.key == key)).first()
-        return None if row is None else row.value
+        return self.cache_get_many([key])[0]
 
     def cache_put(self, key: str, value: dict[str, Any]) -> None:
         """Store (or replace) the cached value for ``key``."""
