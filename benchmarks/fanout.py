@@ -11,7 +11,9 @@ this process's GIL; with ``--in-process`` it runs on a thread here; with ``--no-
 sub-LM is an in-process client that sleeps ``latency`` and makes no request, which isolates
 rlmx's own overhead from the HTTP client's). Floors without rlmx, against the same server
 process: ``--bare-sdk`` (the ``openai`` SDK alone) and ``--server-ceiling`` (a bare
-``aiohttp`` session: what the server and the host allow any Python client). The whole stack
+``aiohttp`` session: what the server and the host allow any Python client); both also print
+the client's CPU time per request (``time.process_time`` of this process over the timed
+window). The whole stack
 is on: budgets, LLM cache (misses: every prompt differs, and a fresh store is used),
 retries, the concurrency limit, the trace (a row per sub-call, batched). Prints the step's
 wall time (REPL → orchestrator → N HTTP calls → REPL), the ideal ``ceil(N / C) × latency``
@@ -110,7 +112,7 @@ def run_bare(
     clients of such a server use) or ``"aiohttp"`` (one ``aiohttp`` session: the cheapest
     Python client, so its ratio is the ceiling of the server and the host)."""
 
-    async def go(url: str) -> float:
+    async def go(url: str) -> tuple[float, float]:
         sem = asyncio.Semaphore(concurrency)
         if client == "sdk":
             import openai
@@ -138,14 +140,14 @@ def run_bare(
                 await call(i)
 
         await one(-1)  # warm up: imports, first connection
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         await asyncio.gather(*(one(i) for i in range(prompts)))
-        took = time.perf_counter() - t0
+        took, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         await close()
-        return took
+        return took, cpu
 
-    with mock_server(latency_ms, False) as url:
-        took = asyncio.run(go(url))
+    with mock_server(latency_ms, False) as url:  # the server is another process: cpu is the client's
+        took, cpu = asyncio.run(go(url))
     ideal = math.ceil(prompts / concurrency) * latency_ms / 1000
     label = "openai SDK alone" if client == "sdk" else "bare aiohttp session (server ceiling)"
     return {
@@ -160,6 +162,7 @@ def run_bare(
         "ratio": round(took / ideal, 3) if ideal else None,
         "execution_s": round(took, 3),
         "requests_per_s": round(prompts / took, 1),
+        "client_cpu_ms_per_request": round(1000 * cpu / prompts, 3),
     }
 
 
@@ -264,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     ratio = "n/a (no latency)" if r["ratio"] is None else f"{r['ratio']:.3f}"
     print(f"ratio:            {ratio}; all runs: {', '.join(str(x['ratio']) for x in runs)}")
     print(f"whole execution:  {r['execution_s']:.3f} s")
+    if "client_cpu_ms_per_request" in r:
+        cpu = r["client_cpu_ms_per_request"]
+        print(f"client CPU:       {cpu:.3f} ms a request (this process; the server is another)")
     return 0
 
 

@@ -9,7 +9,7 @@ Providers: :class:`OpenAIClient` (``openai:MODEL``, any OpenAI-compatible server
 :func:`resolve_models`. Cost: :class:`PriceTable`.
 
 The two OpenAI clients are imported on first use (their HTTP library, ``aiohttp``, takes
-≈ 0.13 s to import), so ``import rlmx.lm`` stays cheap.
+0.13–0.16 s to import), so ``import rlmx.lm`` stays cheap.
 """
 
 from __future__ import annotations

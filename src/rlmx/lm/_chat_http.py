@@ -1,9 +1,11 @@
 """A lean JSON-over-HTTP transport for chat-completions servers (private), on ``aiohttp``.
 
 Why not the ``openai`` SDK: measured on a 2-core host (docs/benchmarks.md, "fan-out"), the
-SDK costs ≈ 4.5 ms of CPU per request (pydantic models, ``httpx`` pool bookkeeping that
-probes every pooled socket on each request) and 0.8 s to import; ``aiohttp`` costs ≈ 0.6 ms
-per request and 0.13 s to import. With 64 requests in flight on one event loop that CPU is
+SDK costs 1.5–1.6 ms of client CPU per request (pydantic models, ``httpx`` pool bookkeeping
+that probes every pooled socket on each request) and 0.44–0.55 s to import; a bare ``aiohttp``
+session 0.09–0.10 ms per request and 0.13–0.16 s to import (``benchmarks/fanout.py --bare-sdk``
+/ ``--server-ceiling --latency-ms 0 --prompts 2000``, "client CPU"; ``python -X importtime -c
+"import openai"`` / ``aiohttp``). With 64 requests in flight on one event loop that CPU is
 the difference between 3× and ≈ 1.1× the ideal wall time of a fan-out.
 
 :class:`JsonPoster` keeps **one keep-alive connection pool per event loop** (an

@@ -12,8 +12,9 @@
   ``api-key`` header).
 
 Requests go through :class:`rlmx.lm._chat_http.JsonPoster` (``aiohttp``, one keep-alive
-pool per event loop), not the ``openai`` SDK: the SDK costs ≈ 7× the CPU per request and
-0.8 s of import (docs/benchmarks.md, "fan-out"); the JSON on the wire is the same.
+pool per event loop), not the ``openai`` SDK: the SDK costs ≈ 16× the client CPU per request
+and ≈ 3.5× the import time (:mod:`rlmx.lm._chat_http`; docs/benchmarks.md, "fan-out"); the
+JSON on the wire is the same.
 There are no transport-level retries: retrying is the job of
 :class:`~rlmx.lm.wrappers.RetryingLM`, which uses the ``retryable`` flag and the
 ``retry_after_s`` hint of the :class:`~rlmx.errors.ProviderError` raised here.
