@@ -110,7 +110,7 @@ class CountingStore:
 
 def test_a_fan_out_of_cache_lookups_and_stores_is_a_few_batches() -> None:
     store = CountingStore()
-    lm = CachedLM(EchoLM(), store)  # type: ignore[arg-type]
+    lm = CachedLM(EchoLM(), store)
 
     async def fan_out() -> list[Completion]:
         return await asyncio.gather(*(lm.complete([{"role": "user", "content": f"p{i}"}]) for i in range(200)))

@@ -33,9 +33,12 @@ class App(Protocol):
     verbose: bool
     latency_ms: float
     """Milliseconds every POST waits (asynchronously) before its handler runs."""
-    handlers_may_block: bool
-    """True when a handler may block (a test's script function): handlers then run in worker
-    threads, else on the event loop (a thread hop per request is most of the server's CPU)."""
+    @property
+    def handlers_may_block(self) -> bool:
+        """True when a handler may block (a test's script function): handlers then run in
+        worker threads, else on the event loop (a thread hop per request is most of the
+        server's CPU)."""
+        ...
 
     def handle_get(self, path: str) -> Reply: ...
 
@@ -142,7 +145,6 @@ class BackgroundServer:
     host: str
     port: int
     verbose: bool = False
-    handlers_may_block = False
     thread_name = "rlmx-mock"
 
     def __init__(self) -> None:
@@ -151,6 +153,11 @@ class BackgroundServer:
         self._in_flight = 0
         self.peak_in_flight = 0
         """Most POST requests handled at the same time so far (latency wait included)."""
+
+    @property
+    def handlers_may_block(self) -> bool:
+        """Whether a handler may block (see :class:`App`); False unless a subclass says so."""
+        return False
 
     def _enter(self) -> None:
         with self._flight_lock:

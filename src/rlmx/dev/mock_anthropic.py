@@ -131,7 +131,7 @@ class MockAnthropicServer(BackgroundServer):
             return list(self._requests)
 
     @property
-    def handlers_may_block(self) -> bool:  # type: ignore[override]
+    def handlers_may_block(self) -> bool:
         """True when a script function is set (it may block): requests then run in threads."""
         return self._fn is not None
 

@@ -131,7 +131,7 @@ class MockLLMServer(BackgroundServer):
 
     # configuration --------------------------------------------------------------
     @property
-    def handlers_may_block(self) -> bool:  # type: ignore[override]
+    def handlers_may_block(self) -> bool:
         """True when a script function is set (it may block): requests then run in threads."""
         with self._lock:
             return self._fn is not None or bool(self._fns)
