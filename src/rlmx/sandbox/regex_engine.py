@@ -135,7 +135,7 @@ def _atoms(items: Any, c: Any, out: list[Any]) -> bool:
     for op, av in items:
         if op in (c.LITERAL, c.NOT_LITERAL, c.IN, c.ANY):
             out.append((op, av))
-        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
             if not _atoms(av[2], c, out):
                 return False
         elif op is c.SUBPATTERN:
