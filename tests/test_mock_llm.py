@@ -175,3 +175,19 @@ def test_load_script_file(tmp_path: Path) -> None:
     p.write_text(json.dumps({"root": "a"}))
     with pytest.raises(ValueError):
         load_script_file(p)
+
+
+def test_listening_sockets_say_tcp_so_asyncio_disables_nagle() -> None:
+    """asyncio sets TCP_NODELAY on accepted sockets only when the listening socket's proto is
+    IPPROTO_TCP; with proto 0 every two-part response waited for a delayed ACK (≈ 40 ms)."""
+    import socket
+
+    from rlmx.viewer.server import bind
+
+    with MockLLMServer() as srv:
+        assert srv._httpd is not None and srv._httpd._sock.proto == socket.IPPROTO_TCP
+    sock = bind(0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
